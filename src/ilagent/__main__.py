@@ -1,0 +1,5 @@
+import sys
+
+from ilagent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,174 @@
+"""Composition root of ``ilagent daemon``: build the parts from the config, run, shut down in order.
+
+Shutdown (SIGTERM/SIGINT, or the Kafka worker dying) runs one fixed, logged sequence:
+stop fetching → let in-flight deliveries finish for up to ``--shutdown_timeout`` → commit the
+watermarks and leave the group → stop the HTTP server → exit. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ilagent.config import DaemonConfig
+from ilagent.delivery import Deliverer
+from ilagent.ilert import IlertClient
+from ilagent.kafka import KafkaBridge
+from ilagent.logs import mask_key
+from ilagent.metrics import Metrics
+from ilagent.pacing import Pacer
+from ilagent.server import Probes, build_app
+
+logger = logging.getLogger(__name__)
+
+# /ready fails once ilert has been unreachable (connection errors only) for this long
+ILERT_UNREACHABLE_AFTER = 60.0
+
+
+class Daemon:
+    """The running daemon; :meth:`run` returns its exit code."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.probes = Probes()
+        self.client = IlertClient(api_url=config.ilert.api_url, beat_url=config.ilert.beat_url,
+                                  timeout=config.ilert.timeout,
+                                  max_connections=max(config.max_in_flight, 10))
+        self.pacer = Pacer(per_key=config.rate_limit_per_key, total=config.rate_limit_total)
+        self.deliverer = Deliverer(client=self.client, policy=config.retry, pacer=self.pacer,
+                                   metrics=self.metrics, max_in_flight=config.max_in_flight)
+        self.bridge: KafkaBridge | None = None
+        if config.kafka is not None:
+            self.bridge = KafkaBridge(settings=config.kafka, rules=config.rules,
+                                      deliverer=self.deliverer, metrics=self.metrics,
+                                      policy=config.retry)
+        self._stop = asyncio.Event()
+        self._exit_code = 0
+        self._signals = 0
+
+    def request_stop(self, exit_code: int = 0) -> None:
+        """Begin the shutdown sequence."""
+        self._exit_code = self._exit_code or exit_code
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Start every configured part, wait for a stop request, then shut down in order."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        self.probes.checks.append(self._ilert_check)
+        await self.client.start()
+        runner = await self._start_http()
+        tasks: list[asyncio.Task[Any]] = []
+        if self.bridge is not None:
+            self.bridge.start()
+            self.probes.checks.append(self._kafka_check)
+            tasks.append(loop.create_task(self._watch_bridge()))
+        if self.config.heartbeat_key:
+            tasks.append(loop.create_task(self._heartbeat_loop(self.config.heartbeat_key)))
+        logger.warning("ilagent daemon running (ilert at %s)", self.config.ilert.api_url)
+        await self._stop.wait()
+        await self._shutdown(runner, tasks)
+        return self._exit_code
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            logger.warning("second %s: exiting at once", sig.name)
+            os._exit(1)
+        logger.warning("%s received: shutting down", sig.name)
+        self.request_stop()
+
+    async def _start_http(self) -> web.AppRunner | None:
+        http = self.config.http
+        if http is None:
+            return None
+        app = build_app(metrics=self.metrics, probes=self.probes, token=http.token,
+                        max_body=http.max_body)
+        runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
+                               handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, http.host, http.port, shutdown_timeout=1.0)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise SystemExit(f"ilagent: cannot listen on {http.host}:{http.port}: "
+                             f"{exc.strerror or exc}") from None
+        logger.info("HTTP server listening on %s:%d", http.host, http.port)
+        return runner
+
+    async def _shutdown(self, runner: web.AppRunner | None, tasks: list[asyncio.Task[Any]]) -> None:
+        self.probes.shutting_down = True
+        timeout = self.config.shutdown_timeout
+        if self.bridge is not None:
+            logger.warning("shutdown 1/4: stop fetching from Kafka")
+            self.bridge.stop_fetching()
+        logger.warning("shutdown 2/4: waiting up to %.0f s for %d unfinished deliveries",
+                       timeout, self.deliverer.pending)
+        if not await self.deliverer.stop(timeout):
+            logger.warning("unfinished deliveries left for redelivery after restart")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.bridge is not None:
+            logger.warning("shutdown 3/4: commit offsets and leave the consumer group")
+            await self.bridge.close()
+        logger.warning("shutdown 4/4: stop the HTTP server")
+        if runner is not None:
+            await runner.cleanup()
+        await self.client.close()
+        logger.warning("ilagent daemon stopped")
+
+    async def _watch_bridge(self) -> None:
+        assert self.bridge is not None
+        while not self.bridge.exited:
+            await asyncio.sleep(0.5)
+        if not self._stop.is_set():
+            logger.error("the Kafka consumer stopped unexpectedly (%s); shutting down",
+                         self.bridge.last_error)
+            self.request_stop(exit_code=1)
+
+    def _kafka_check(self) -> dict[str, Any] | None:
+        assert self.bridge is not None
+        return None if self.bridge.ready else self.bridge.readiness()
+
+    def _ilert_check(self) -> dict[str, Any] | None:
+        failing_since = self.client.last_connection_failure
+        if failing_since is None or time.monotonic() - failing_since < ILERT_UNREACHABLE_AFTER:
+            return None
+        return {"component": "ilert", "error": "unreachable",
+                "seconds": round(time.monotonic() - failing_since)}
+
+    async def _heartbeat_loop(self, key: str) -> None:
+        """Ping our own heartbeat now and then every interval, but only while ready."""
+        while True:
+            failures = self.probes.failures()
+            if failures:
+                logger.info("not pinging heartbeat %s: not ready (%s)", mask_key(key),
+                            ", ".join(str(f.get("component")) for f in failures))
+            else:
+                result = await self.client.ping_heartbeat(key)
+                self.metrics.responses.labels(result.status_label).inc()
+                if result.outcome.name == "DELIVERED":
+                    self.metrics.heartbeats.labels("daemon").inc()
+                else:
+                    logger.warning("heartbeat ping %s failed: %s %s", mask_key(key),
+                                   result.status_label, result.detail)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.config.heartbeat_interval)
+            if self._stop.is_set():
+                return
+
+
+def run(config: DaemonConfig) -> int:
+    """Run the daemon until it is stopped; return its exit code."""
+    return asyncio.run(Daemon(config).run())

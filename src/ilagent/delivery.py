@@ -1,0 +1,247 @@
+"""The delivery engine: ordered lanes per alert, bounded concurrency, pacing and retries.
+
+Every job names a *lane*: events of one lane go to ilert strictly one after another in the
+order they were submitted (Kafka: offset order), lanes run concurrently up to
+``max_in_flight`` requests at once. A failing job keeps the head of its lane and retries with
+backoff there, so it holds back only its own lane; other lanes go on. Jobs without a lane run
+on their own. A lane disappears when it runs empty, so memory follows the live key set.
+
+The engine never finishes a job silently: it calls its owner back with ``DELIVERED`` or
+``DEAD_LETTER`` (rejected by ilert, or retries exhausted), or with ``abandoned`` when the job's
+owner withdrew it (partition revoked) or the engine stops — such a job stays unfinished, so its
+offset or queue row is not committed and it is delivered again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ilagent.backoff import RetryPolicy
+from ilagent.ilert import IlertClient, Outcome, Result
+from ilagent.logs import mask_key
+from ilagent.metrics import Metrics
+from ilagent.pacing import Pacer
+
+logger = logging.getLogger(__name__)
+
+# a lane waiting out a backoff wakes this often to notice revocation or shutdown
+WAKE_INTERVAL = 0.25
+
+
+class Verdict(enum.Enum):
+    """How a job ended."""
+
+    DELIVERED = "delivered"
+    DEAD_LETTER = "dead_letter"
+
+
+class JobOwner(Protocol):
+    """Who submitted a job and must hear how it ended (the Kafka bridge, the HTTP queue)."""
+
+    def cancelled(self, job: Job) -> bool:
+        """True when the job must not be sent any more (its partition was revoked)."""
+
+    async def finished(self, job: Job, verdict: Verdict, result: Result | None,
+                       reason: str) -> None:
+        """The job ended; for a dead letter this must store it before returning."""
+
+    def abandoned(self, job: Job) -> None:
+        """The job was withdrawn unfinished; it will be delivered again from its source."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One event or heartbeat ping to deliver."""
+
+    owner: JobOwner
+    source: str
+    lane: Hashable | None
+    integration_key: str
+    path: str = ""
+    event: dict[str, Any] | None = None  # None: a heartbeat ping of ``integration_key``
+    origin: str = ""  # where it came from, for logs: topic[partition]@offset or queue id
+    received: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+    context: Any = None  # the owner's own bookkeeping (partition state, offset, queue row)
+
+
+class Deliverer:
+    """Runs jobs against ilert with per-lane order, pacing, retries and bounded concurrency."""
+
+    def __init__(
+        self,
+        *,
+        client: IlertClient,
+        policy: RetryPolicy,
+        pacer: Pacer,
+        metrics: Metrics,
+        max_in_flight: int = 64,
+    ) -> None:
+        self._client = client
+        self._policy = policy
+        self._pacer = pacer
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(max(1, max_in_flight))
+        self._lanes: dict[Hashable, deque[Job]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._jobs = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted and not yet finished or abandoned."""
+        return self._jobs
+
+    def submit(self, job: Job) -> None:
+        """Queue a job; it starts at once unless its lane is busy."""
+        self._jobs += 1
+        self._idle.clear()
+        self._metrics.in_flight.inc()
+        if job.lane is None:
+            self._spawn(self._run_single(job))
+            return
+        lane = self._lanes.get(job.lane)
+        if lane is not None:
+            lane.append(job)
+            return
+        self._lanes[job.lane] = deque([job])
+        self._spawn(self._run_lane(job.lane))
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for every submitted job to end; True if they did."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        return self._idle.is_set()
+
+    async def stop(self, timeout: float) -> bool:
+        """Let jobs that are being sent finish for up to ``timeout`` s, abandon the rest."""
+        self._stopping = True
+        drained = await self.wait_idle(timeout)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        return drained
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _end(self, job: Job) -> None:
+        self._jobs -= 1
+        self._metrics.in_flight.dec()
+        if self._jobs == 0:
+            self._idle.set()
+
+    async def _run_single(self, job: Job) -> None:
+        try:
+            await self._deliver(job)
+        finally:
+            self._end(job)
+
+    async def _run_lane(self, key: Hashable) -> None:
+        lane = self._lanes[key]
+        try:
+            while lane:
+                job = lane[0]
+                try:
+                    await self._deliver(job)
+                finally:
+                    lane.popleft()
+                    self._end(job)
+        finally:
+            # cancelled at shutdown: whatever is still queued is abandoned, not lost
+            while lane:
+                job = lane.popleft()
+                job.owner.abandoned(job)
+                self._end(job)
+            del self._lanes[key]
+
+    def _withdrawn(self, job: Job) -> bool:
+        return self._stopping or job.owner.cancelled(job)
+
+    async def _deliver(self, job: Job) -> None:
+        """Send until ilert decides, the job is withdrawn, or retries run out."""
+        source = job.source
+        try:
+            while True:
+                if self._withdrawn(job):
+                    job.owner.abandoned(job)
+                    return
+                if job.event is not None:
+                    wait, scope = self._pacer.reserve(job.integration_key)
+                    if scope is not None:
+                        self._metrics.rate_limit_waits.labels(scope).inc()
+                        if not await self._sleep(job, wait):
+                            job.owner.abandoned(job)
+                            return
+                async with self._slots:
+                    job.attempts += 1
+                    if job.event is not None:
+                        result = await self._client.post_event(job.path, job.event)
+                    else:
+                        result = await self._client.ping_heartbeat(job.integration_key)
+                self._metrics.responses.labels(result.status_label).inc()
+                if result.outcome is Outcome.DELIVERED:
+                    if job.event is not None:
+                        self._metrics.delivered.labels(source).inc()
+                        self._metrics.latency.labels(source).observe(
+                            time.monotonic() - job.received)
+                    else:
+                        self._metrics.heartbeats.labels(source).inc()
+                    logger.debug("delivered %s (%s) after %d attempt(s)", job.origin,
+                                 mask_key(job.integration_key), job.attempts)
+                    await job.owner.finished(job, Verdict.DELIVERED, result, "")
+                    return
+                if result.outcome is Outcome.REJECTED:
+                    self._metrics.dead_lettered.labels(source, "rejected").inc()
+                    logger.error("ilert rejected %s (%s) with HTTP %s: %s", job.origin,
+                                 mask_key(job.integration_key), result.status, result.detail)
+                    await job.owner.finished(job, Verdict.DEAD_LETTER, result, "rejected")
+                    return
+                if self._policy.exhausted(job.attempts):
+                    self._metrics.dead_lettered.labels(source, "retries_exhausted").inc()
+                    logger.error("giving up on %s (%s) after %d attempts, last: %s %s",
+                                 job.origin, mask_key(job.integration_key), job.attempts,
+                                 result.status_label, result.detail)
+                    await job.owner.finished(job, Verdict.DEAD_LETTER, result,
+                                             "retries_exhausted")
+                    return
+                await self._back_off(job, result)
+        except asyncio.CancelledError:
+            job.owner.abandoned(job)
+            raise
+
+    async def _back_off(self, job: Job, result: Result) -> None:
+        self._metrics.retried.labels(job.source, result.status_label).inc()
+        if result.outcome is Outcome.RATE_LIMITED:
+            delay = self._policy.rate_limited_delay(job.attempts, result.retry_after)
+            self._pacer.penalize(job.integration_key, delay)
+            self._metrics.rate_limit_waits.labels("rate_limited").inc()
+        else:
+            delay = self._policy.delay(job.attempts)
+        # a warning for the first failures and then at powers of two keeps outages readable
+        level = logging.WARNING if job.attempts & (job.attempts - 1) == 0 else logging.DEBUG
+        logger.log(level, "attempt %d for %s (%s) failed: %s %s; retrying in %.1f s",
+                   job.attempts, job.origin, mask_key(job.integration_key),
+                   result.status_label, result.detail, delay)
+        await self._sleep(job, delay)
+
+    async def _sleep(self, job: Job, seconds: float) -> bool:
+        """Sleep, waking early if the job is withdrawn; True if it is still wanted."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._withdrawn(job):
+                return False
+            await asyncio.sleep(min(left, WAKE_INTERVAL))
+        return not self._withdrawn(job)

@@ -1,0 +1,128 @@
+"""The ilert event model: validation of event bodies as ilert's events API checks them (pure).
+
+One validator serves the sandbox (which must answer like ilert), the daemon's HTTP intake and the
+pre-send check of the Kafka path, so the three can never disagree about what a valid event is.
+``null`` counts as absent for every optional field, as ilert treats it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+EVENT_TYPES = ("ALERT", "ACCEPT", "RESOLVE", "COMMENT")
+PRIORITIES = ("HIGH", "LOW")
+OPTIONAL_STRINGS = ("details", "alertKey", "routingKey")
+
+
+@dataclass(frozen=True)
+class EventError(ValueError):
+    """Why an event body is invalid; ``code`` is a stable machine-readable word."""
+
+    field: str
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_body(self, status: int = 400) -> dict[str, Any]:
+        """The ilert error body ``{status, message, code}``."""
+        return {"status": status, "message": self.message, "code": self.code}
+
+
+def _missing(field: str) -> EventError:
+    return EventError(field, "MISSING_FIELD", f"'{field}' is required")
+
+
+def _invalid(field: str, what: str) -> EventError:
+    return EventError(field, "INVALID_FIELD", f"'{field}' {what}")
+
+
+def validate_event(body: object) -> dict[str, Any]:
+    """Check an event body and return it normalised: ``apiKey`` renamed, ``null`` fields dropped.
+
+    Raises :class:`EventError` naming the first offending field.
+    """
+    if not isinstance(body, Mapping):
+        raise EventError("body", "INVALID_BODY", "the body must be a JSON object")
+    event = {k: v for k, v in body.items() if v is not None}
+    key = event.pop("integrationKey", None)
+    legacy = event.pop("apiKey", None)
+    key = key if key is not None else legacy
+    if key is None:
+        raise _missing("integrationKey")
+    if not isinstance(key, str) or not key.strip():
+        raise _invalid("integrationKey", "must be a non-empty string")
+    event_type = event.get("eventType")
+    if event_type is None:
+        raise _missing("eventType")
+    if event_type not in EVENT_TYPES:
+        raise _invalid("eventType", f"must be one of {', '.join(EVENT_TYPES)}")
+    summary = event.get("summary")
+    if summary is not None and not isinstance(summary, str):
+        raise _invalid("summary", "must be a string")
+    if event_type == "ALERT" and not summary:
+        raise _missing("summary")
+    for name in OPTIONAL_STRINGS:
+        if name in event and not isinstance(event[name], str):
+            raise _invalid(name, "must be a string")
+    if "priority" in event and event["priority"] not in PRIORITIES:
+        raise _invalid("priority", "must be HIGH or LOW")
+    severity = event.get("severity")
+    if severity is not None and (
+        isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5
+    ):
+        raise _invalid("severity", "must be an integer from 1 to 5")
+    _check_items(event, "images", required="src", optional=("href", "alt"))
+    _check_items(event, "links", required="href", optional=("text",))
+    _check_items(event, "comments", required="content", optional=("creator",))
+    _check_services(event)
+    labels = event.get("labels")
+    if labels is not None and not (
+        isinstance(labels, Mapping)
+        and all(isinstance(v, str) for v in labels.values())
+    ):
+        raise _invalid("labels", "must be an object of string values")
+    if "customDetails" in event and not isinstance(event["customDetails"], Mapping):
+        raise _invalid("customDetails", "must be a JSON object")
+    return {"integrationKey": key, **event}
+
+
+def _check_items(
+    event: dict[str, Any], field: str, *, required: str, optional: tuple[str, ...]
+) -> None:
+    items = event.get(field)
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise _invalid(field, "must be an array")
+    for index, item in enumerate(items):
+        where = f"{field}[{index}]"
+        if not isinstance(item, Mapping):
+            raise _invalid(where, "must be an object")
+        if not isinstance(item.get(required), str):
+            raise _invalid(f"{where}.{required}", "must be a string")
+        for name in optional:
+            if item.get(name) is not None and not isinstance(item[name], str):
+                raise _invalid(f"{where}.{name}", "must be a string")
+
+
+def _check_services(event: dict[str, Any]) -> None:
+    services = event.get("services")
+    if services is None:
+        return
+    if not isinstance(services, list):
+        raise _invalid("services", "must be an array")
+    for index, item in enumerate(services):
+        where = f"services[{index}]"
+        if not isinstance(item, Mapping):
+            raise _invalid(where, "must be an object")
+        ident, alias = item.get("id"), item.get("alias")
+        if ident is not None and (isinstance(ident, bool) or not isinstance(ident, int)):
+            raise _invalid(f"{where}.id", "must be an integer")
+        if alias is not None and not isinstance(alias, str):
+            raise _invalid(f"{where}.alias", "must be a string")
+        if ident is None and alias is None:
+            raise _invalid(where, "needs an 'alias' or an 'id'")

@@ -1,0 +1,153 @@
+"""The ilert HTTP client: sends events and heartbeat pings and classifies every answer once.
+
+Everything downstream decides from :class:`Outcome`, never from status codes:
+
+* 2xx                        → ``DELIVERED`` (ilert answers 202)
+* 429                        → ``RATE_LIMITED`` (with ``Retry-After`` seconds when sent)
+* 408, 5xx, network, timeout → ``RETRY``
+* any other status           → ``REJECTED`` (permanent: retrying cannot help)
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from ilagent import USER_AGENT
+from ilagent.backoff import parse_retry_after
+from ilagent.logs import mask
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.ilert.com/api"
+DEFAULT_BEAT_URL = "https://beat.ilert.com/api"
+DEFAULT_TIMEOUT = 25.0
+BODY_EXCERPT = 300
+
+
+class Outcome(enum.Enum):
+    """What one request to ilert came to."""
+
+    DELIVERED = "delivered"
+    RATE_LIMITED = "rate_limited"
+    RETRY = "retry"
+    REJECTED = "rejected"
+
+    @property
+    def retriable(self) -> bool:
+        return self in (Outcome.RATE_LIMITED, Outcome.RETRY)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One answer from ilert: outcome, HTTP status (None for network errors) and details."""
+
+    outcome: Outcome
+    status: int | None
+    detail: str = ""
+    retry_after: float | None = None
+    seconds: float = 0.0
+
+    @property
+    def status_label(self) -> str:
+        return str(self.status) if self.status is not None else "network_error"
+
+
+def classify(status: int) -> Outcome:
+    """The outcome of an HTTP status from ilert."""
+    if 200 <= status < 300:
+        return Outcome.DELIVERED
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status == 408 or status >= 500:
+        return Outcome.RETRY
+    return Outcome.REJECTED
+
+
+class IlertClient:
+    """Talks to ilert (or the local sandbox) over one pooled aiohttp session.
+
+    Open it with ``async with`` or :meth:`start`; the constructor does no I/O.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        beat_url: str = DEFAULT_BEAT_URL,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = 100,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.beat_url = beat_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self.last_connection_failure: float | None = None  # monotonic time, None once it works
+
+    async def start(self) -> None:
+        """Open the connection pool."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                timeout=self._timeout,
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                json_serialize=lambda o: json.dumps(o, separators=(",", ":")),
+            )
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> IlertClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def post_event(self, path: str, event: dict[str, Any]) -> Result:
+        """POST an event to ``{api_url}{path}`` (``/events`` or ``/v1/events/kafka/<key>``)."""
+        return await self._request("POST", self.api_url + path, json_body=event)
+
+    async def ping_heartbeat(self, key: str) -> Result:
+        """Ping a heartbeat: legacy ``il1hbt…`` keys on the API host, others on the beat host."""
+        encoded = quote(key, safe="")
+        if key.startswith("il1hbt"):
+            return await self._request("GET", f"{self.api_url}/heartbeats/{encoded}")
+        return await self._request("HEAD", f"{self.beat_url}/pings/{encoded}")
+
+    async def _request(
+        self, method: str, url: str, *, json_body: dict[str, Any] | None = None
+    ) -> Result:
+        if self._session is None:
+            raise RuntimeError("IlertClient used before start()")
+        started = time.monotonic()
+        try:
+            async with self._session.request(
+                method, url, json=json_body, allow_redirects=False
+            ) as response:
+                text = await response.text(errors="replace") if method != "HEAD" else ""
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.last_connection_failure = self.last_connection_failure or time.monotonic()
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return Result(Outcome.RETRY, None, mask(reason), seconds=time.monotonic() - started)
+        self.last_connection_failure = None
+        return Result(
+            classify(status),
+            status,
+            mask(text[:BODY_EXCERPT]),
+            retry_after=retry_after if status == 429 else None,
+            seconds=time.monotonic() - started,
+        )

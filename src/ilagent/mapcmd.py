@@ -1,0 +1,67 @@
+"""The engine of ``ilagent map``: a dry run of the mapping flags over messages given line by line.
+
+Each message goes through the same :func:`ilagent.mapping.map_message` the daemon uses, and the
+outcome is printed as one JSON object per line; nothing is sent anywhere. The printed URL and
+event show the integration key in clear: this is a local dry run the user asked for, on their
+own input, and the point of it is to see exactly what would be posted where.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from ilagent.mapping import Dropped, Mapped, MappingRules, map_message
+
+EXIT_OK = 0
+EXIT_DROPPED = 1  # with --check: at least one message would not become an event
+
+
+def run_map(
+    rules: MappingRules,
+    lines: Iterable[str],
+    *,
+    topic: str,
+    api_url: str,
+    check: bool,
+    out: TextIO,
+    message_key: str | None = None,
+) -> int:
+    """Map each non-blank line as one message and write one JSON result per line to ``out``.
+
+    Results carry the 1-based number of the input line, blank lines included, so they can be
+    traced back to a file. ``message_key`` plays the Kafka message key of every line. Returns
+    ``EXIT_DROPPED`` when ``check`` is set and any message was dropped (filtered ones too),
+    else ``EXIT_OK``.
+    """
+    key = None if message_key is None else _to_bytes(message_key)
+    base_url = api_url.rstrip("/")
+    any_dropped = False
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        result = map_message(rules, _to_bytes(line.rstrip("\r\n")), topic=topic, message_key=key)
+        any_dropped = any_dropped or isinstance(result, Dropped)
+        report = _report(number, result, base_url=base_url)
+        out.write(json.dumps(report, ensure_ascii=False) + "\n")
+    return EXIT_DROPPED if check and any_dropped else EXIT_OK
+
+
+def _report(number: int, result: Mapped | Dropped, *, base_url: str) -> dict[str, Any]:
+    """The printed form of one message's outcome."""
+    report: dict[str, Any] = {"line": number}
+    if isinstance(result, Mapped):
+        report.update(result="event", url=base_url + result.path, event=result.event)
+    else:
+        report.update(result="dropped", reason=result.reason.value, detail=result.detail)
+    if result.warnings:
+        report["warnings"] = list(result.warnings)
+    return report
+
+
+def _to_bytes(text: str) -> bytes:
+    # Text read with surrogateescape carries undecodable bytes as lone surrogates; encoding them
+    # with surrogatepass never raises and still yields invalid UTF-8, so the mapping sees such a
+    # message the way ilagent does (undecodable ⇒ empty ⇒ invalid JSON, or an empty key).
+    return text.encode("utf-8", "surrogatepass")

@@ -1,0 +1,275 @@
+"""Kafka/MQTT message bytes → ilert event, or the reason it is dropped (pure; ilagent 0.9 rules).
+
+The order of the steps is ilagent's and matters: parse, typed check of the known fields, filter
+(top-level key, string-only comparison), ``--event_key`` override, field mappings (dot paths),
+event-type value mappings (compared only with the raw value the ``--map_key_etype`` path found;
+RESOLVE beats ACCEPT beats ALERT), default summary, then ``customDetails`` defaults.
+
+Two deliberate differences from ilagent, both about messages it would have lost anyway: an event
+without any integration key is dropped here as ``NO_KEY`` instead of being posted to an empty
+path and refused, and a payload carrying both ``integrationKey`` and ``apiKey`` uses
+``integrationKey`` instead of being rejected as a duplicate field (any other repeated field
+keeps its last value). The key is percent-encoded
+in the URL path (ilagent inserts it raw), which changes nothing for ilert's key alphabet.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from ilagent.events import EVENT_TYPES, PRIORITIES
+
+# fields ilagent reads from a payload, with the JSON type each must have when present
+_STRING_FIELDS = ("integrationKey", "apiKey", "eventType", "summary", "details", "alertKey",
+                  "priority")
+
+
+class DropReason(enum.StrEnum):
+    """Why a message produces no event. ``FILTERED`` is expected; the rest are dead letters."""
+
+    FILTERED = "filtered"
+    INVALID_JSON = "invalid_json"
+    INVALID_MESSAGE = "invalid_message"
+    NO_KEY = "no_key"
+    INVALID_EVENT_TYPE = "invalid_event_type"
+    INVALID_PRIORITY = "invalid_priority"
+
+
+@dataclass(frozen=True)
+class MappingRules:
+    """The mapping and filter flags of ``daemon`` and ``map`` (all optional)."""
+
+    event_key: str | None = None
+    map_key_etype: str | None = None
+    map_key_alert_key: str | None = None
+    map_key_summary: str | None = None
+    map_val_etype_alert: str | None = None
+    map_val_etype_accept: str | None = None
+    map_val_etype_resolve: str | None = None
+    filter_key: str | None = None
+    filter_val: str | None = None
+    forward_message_payload: bool = False
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """An event ready to send: its body and its API path below the ilert API base URL."""
+
+    event: dict[str, Any]
+    path: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def integration_key(self) -> str:
+        return str(self.event["integrationKey"])
+
+    @property
+    def alert_key(self) -> str | None:
+        value = self.event.get("alertKey")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A message that yields no event, and why."""
+
+    reason: DropReason
+    detail: str
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def filtered(self) -> bool:
+        return self.reason is DropReason.FILTERED
+
+
+def decode_text(data: bytes | None) -> str:
+    """Message bytes as text the way ilagent reads them: absent or invalid UTF-8 becomes ``""``."""
+    if not data:
+        return ""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+
+
+def nested_value(document: Any, path: str) -> Any | None:
+    """Follow a dot path through JSON objects (no array indices); ``None`` when it breaks off."""
+    current = document
+    for key in path.split("."):
+        if not isinstance(current, Mapping) or key not in current:
+            return None
+        current = current[key]
+    return current
+
+
+def _missing_path(document: Any, path: str) -> bool:
+    current = document
+    for key in path.split("."):
+        if not isinstance(current, Mapping) or key not in current:
+            return True
+        current = current[key]
+    return False
+
+
+def event_path(source: str, integration_key: str) -> str:
+    """The per-integration API path ilagent posts consumer events to."""
+    return f"/v1/events/{source}/{quote(integration_key, safe='')}"
+
+
+def map_message(
+    rules: MappingRules,
+    payload: bytes | None,
+    *,
+    topic: str,
+    message_key: bytes | None = None,
+    source: str = "kafka",
+) -> Mapped | Dropped:
+    """Turn one consumed message into an ilert event, or say why it is dropped."""
+    text = decode_text(payload)
+    try:
+        document = parse_json(text)
+    except (ValueError, RecursionError) as exc:
+        return Dropped(DropReason.INVALID_JSON, f"not valid JSON: {exc}")
+    if not isinstance(document, dict):
+        return Dropped(DropReason.INVALID_MESSAGE, "the message is not a JSON object")
+    problem = _type_problem(document)
+    if problem:
+        return Dropped(DropReason.INVALID_MESSAGE, problem)
+    reason = _filter_reason(rules, document)
+    if reason:
+        return Dropped(DropReason.FILTERED, reason)
+
+    warnings: list[str] = []
+    event: dict[str, Any] = {k: document.get(k) for k in (
+        "eventType", "summary", "details", "alertKey", "priority", "images", "links",
+        "customDetails")}
+    key = document.get("integrationKey")
+    event["integrationKey"] = key if key is not None else document.get("apiKey")
+    if rules.event_key is not None:
+        event["integrationKey"] = rules.event_key
+    for option, target in (("map_key_alert_key", "alertKey"), ("map_key_summary", "summary")):
+        path = getattr(rules, option)
+        if path is not None:
+            value = nested_value(document, path)
+            if isinstance(value, str):
+                event[target] = value
+            elif not _missing_path(document, path):
+                warnings.append(f"--{option} '{path}' is not a string; ignored")
+    raw_type = ""
+    if rules.map_key_etype is not None:
+        value = nested_value(document, rules.map_key_etype)
+        if isinstance(value, str):
+            raw_type = event["eventType"] = value
+        elif not _missing_path(document, rules.map_key_etype):
+            warnings.append(f"--map_key_etype '{rules.map_key_etype}' is not a string; ignored")
+    for configured, mapped in ((rules.map_val_etype_alert, "ALERT"),
+                               (rules.map_val_etype_accept, "ACCEPT"),
+                               (rules.map_val_etype_resolve, "RESOLVE")):
+        if configured is not None and configured == raw_type:
+            event["eventType"] = mapped
+    if event["eventType"] is None:
+        event["eventType"] = "ALERT"
+    if event["summary"] is None and event["eventType"] == "ALERT":
+        event["summary"] = f"New alert from {topic}"
+    if event["customDetails"] is None:
+        event["customDetails"] = (
+            document if rules.forward_message_payload
+            else {"messageKey": decode_text(message_key), "topic": topic}
+        )
+    event["integrationKey"] = event["integrationKey"] or ""
+    event["summary"] = event["summary"] or ""
+    body = {k: v for k, v in event.items() if v is not None}
+    # ilagent refuses these before sending; so do we, as dead letters instead of silent drops
+    if not body["integrationKey"]:
+        return Dropped(DropReason.NO_KEY, "no integrationKey/apiKey and no --event_key",
+                       tuple(warnings))
+    if body["eventType"] not in EVENT_TYPES:
+        return Dropped(DropReason.INVALID_EVENT_TYPE,
+                       f"eventType {body['eventType']!r} is not one of {', '.join(EVENT_TYPES)}",
+                       tuple(warnings))
+    if "priority" in body and body["priority"] not in PRIORITIES:
+        return Dropped(DropReason.INVALID_PRIORITY,
+                       f"priority {body['priority']!r} is not HIGH or LOW", tuple(warnings))
+    ordered = {"integrationKey": body.pop("integrationKey"), "eventType": body.pop("eventType"),
+               "summary": body.pop("summary"), **body}
+    return Mapped(ordered, event_path(source, ordered["integrationKey"]), tuple(warnings))
+
+
+def _type_problem(document: dict[str, Any]) -> str | None:
+    """ilagent's typed parse: a known field with the wrong JSON type rejects the message."""
+    for name in _STRING_FIELDS:
+        value = document.get(name)
+        if value is not None and not isinstance(value, str):
+            return f"'{name}' must be a string"
+    for name, required, optional in (("images", "src", ("href", "alt")),
+                                     ("links", "href", ("text",))):
+        items = document.get(name)
+        if items is None:
+            continue
+        if not isinstance(items, list) or not all(
+            isinstance(item, dict) and isinstance(item.get(required), str)
+            and all(item.get(o) is None or isinstance(item[o], str) for o in optional)
+            for item in items
+        ):
+            return f"'{name}' must be an array of objects with string members"
+    return None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def parse_json(text: str) -> Any:
+    """Strict JSON as ilagent's parser reads it: no NaN/Infinity, no lone surrogates.
+
+    Raises ``ValueError`` (or ``RecursionError`` for absurd nesting).
+    """
+    document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    if "\\u" in text:  # only escapes can smuggle in a lone surrogate; check those rarely
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone UTF-16 surrogate") from None
+    return document
+
+
+def _filter_reason(rules: MappingRules, document: dict[str, Any]) -> str | None:
+    if rules.filter_key is None:
+        return None
+    if rules.filter_key not in document:
+        return f"no '{rules.filter_key}' key"
+    if rules.filter_val is None:
+        return None
+    value = document[rules.filter_key]
+    if not isinstance(value, str):
+        return f"'{rules.filter_key}' is not a string"
+    if value != rules.filter_val:
+        return f"'{rules.filter_key}' is not {rules.filter_val!r}"
+    return None
+
+
+def heartbeat_key(payload: bytes | None) -> str | None:
+    """The heartbeat key of a heartbeat-topic message ``{"integrationKey"|"apiKey": …}``."""
+    try:
+        document = parse_json(decode_text(payload))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    key = document.get("integrationKey")
+    if key is None:
+        key = document.get("apiKey")
+    return key if isinstance(key, str) and key else None

@@ -1,0 +1,219 @@
+"""The sandbox's rules: its config, the alert lifecycle, rate limits, counters and publication.
+
+Everything here is synchronous and runs on the event loop; the HTTP layer (``api.py``) only
+translates requests into these calls. Alert keys are scoped to their integration key, as ilert
+scopes them to their alert source, and compared trimmed and case-insensitively.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from ..events import EventError
+from .faults import FaultBook, FixedWindowLimiter
+from .store import Alert, Store, mask
+from .stream import Hub
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+EVENTS_PER_MINUTE = 50  # ilert's published limit per alert-source integration key
+PINGS_PER_MINUTE = 5  # ilert's published limit per heartbeat key
+DEFAULT_PRIORITY = "HIGH"
+
+NEW_ALERT_CREATED = "NEW_ALERT_CREATED"
+EVENT_APPENDED = "EVENT_APPENDED"
+ALERT_ACCEPTED = "ALERT_ACCEPTED"
+ALERT_RESOLVED = "ALERT_RESOLVED"
+COMMENT_ADDED = "COMMENT_ADDED"
+NO_OPEN_ALERT_WITH_KEY = "NO_OPEN_ALERT_WITH_KEY"
+
+# eventType -> (status the alert moves to, or None to keep it; responseCode)
+_TRANSITIONS: dict[str, tuple[str | None, str]] = {
+    "ACCEPT": ("ACCEPTED", ALERT_ACCEPTED),
+    "RESOLVE": ("RESOLVED", ALERT_RESOLVED),
+    "COMMENT": (None, COMMENT_ADDED),
+}
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """How to run the sandbox; ``db_path`` None keeps everything in memory."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    db_path: str | None = None
+    rate_limit: bool = False
+    rate_limit_per_minute: int = EVENTS_PER_MINUTE
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An event the sandbox took: what it answered and what it changed."""
+
+    response_code: str
+    alert: Alert
+    event: dict[str, Any]
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Sandbox:
+    """The state and rules behind the HTTP routes."""
+
+    def __init__(
+        self,
+        config: SandboxConfig,
+        store: Store,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.monotonic = monotonic
+        self.faults = FaultBook()
+        self.hub = Hub()
+        self._event_limiter = FixedWindowLimiter(config.rate_limit_per_minute)
+        self._ping_limiter = FixedWindowLimiter(PINGS_PER_MINUTE)
+        self._by_status: Counter[int] = Counter(store.status_counts())
+
+    # -- the ilert side ---------------------------------------------------------------------
+
+    def event_allowed(self, integration_key: str) -> bool:
+        """Count an event against its key's rate limit; False means answer 429."""
+        if not self.config.rate_limit:
+            return True
+        return self._event_limiter.allow(integration_key, now=self.monotonic())
+
+    def ping_allowed(self, key: str) -> bool:
+        """Count a ping against its key's rate limit; False means answer 429."""
+        if not self.config.rate_limit:
+            return True
+        return self._ping_limiter.allow(key, now=self.monotonic())
+
+    def submit(self, event: dict[str, Any], *, body: dict[str, Any], path: str) -> Accepted:
+        """Apply a validated event to the alerts; raises EventError NO_OPEN_ALERT_WITH_KEY.
+
+        ``event`` is the normalised event (``validate_event``), ``body`` what was received.
+        """
+        at = utc_now()
+        integration_key: str = event["integrationKey"]
+        event_type: str = event["eventType"]
+        alert_key: str | None = event.get("alertKey")
+        alert = self.store.open_alert(integration_key, alert_key) if alert_key else None
+        if event_type == "ALERT":
+            if alert is None:
+                alert = self.store.insert_alert(
+                    alert_key=alert_key or uuid.uuid4().hex,
+                    integration_key=integration_key,
+                    summary=event["summary"],
+                    details=event.get("details"),
+                    priority=event.get("priority", DEFAULT_PRIORITY),
+                    at=at,
+                )
+                code = NEW_ALERT_CREATED
+                logger.info("sandbox alert %s opened (key %s)", alert.id, mask(integration_key))
+            else:
+                code = EVENT_APPENDED
+        else:
+            if alert is None:
+                raise EventError(
+                    "alertKey",
+                    NO_OPEN_ALERT_WITH_KEY,
+                    f"no open alert with key '{alert_key}'"
+                    if alert_key
+                    else f"{event_type} needs the 'alertKey' of an open alert",
+                )
+            new_status, code = _TRANSITIONS[event_type]
+            alert.status = new_status or alert.status
+        record = self.store.insert_event(
+            at=at,
+            path=path,
+            integration_key=integration_key,
+            event_type=event_type,
+            alert_id=alert.id,
+            body=body,
+        )
+        alert.event_count += 1
+        alert.last_at = at
+        alert.rev = record["seq"]
+        self.store.save_alert(alert)
+        return Accepted(code, alert, record)
+
+    def ping(self, key: str) -> None:
+        """Count one heartbeat ping."""
+        self.store.ping(key, at=utc_now())
+
+    def record(
+        self,
+        *,
+        method: str,
+        path: str,
+        status: int,
+        body: Any,
+        user_agent: str | None,
+        integration_key: str | None,
+        accepted: Accepted | None = None,
+    ) -> None:
+        """Record an answered /api request, count it and push it to the open streams."""
+        request = self.store.insert_request(
+            at=utc_now(),
+            method=method,
+            path=path,
+            status=status,
+            body=body,
+            user_agent=user_agent,
+            integration_key=integration_key,
+        )
+        self._by_status[status] += 1
+        if self.hub.listening:
+            self.hub.publish(
+                {
+                    "type": "request",
+                    "request": request,
+                    "event": accepted.event if accepted else None,
+                    "alert": accepted.alert.to_json() if accepted else None,
+                    "stats": self.stats(),
+                }
+            )
+
+    # -- the inspection side ----------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Answered /api requests: 2xx are accepted, 4xx and 5xx rejected, and per status."""
+        accepted = sum(n for status, n in self._by_status.items() if status < 400)
+        rejected = sum(n for status, n in self._by_status.items() if status >= 400)
+        by_status = {str(status): n for status, n in sorted(self._by_status.items())}
+        return {"accepted": accepted, "rejected": rejected, "byStatus": by_status}
+
+    def alerts(self, *, status: str | None, limit: int | None) -> list[dict[str, Any]]:
+        """Alerts newest first, each with the seqs of its events."""
+        alerts = self.store.alerts(status=status, limit=limit)
+        events = self.store.event_ids([alert.id for alert in alerts])
+        return [alert.to_json(events=events[alert.id]) for alert in alerts]
+
+    def reset(self) -> None:
+        """Forget alerts, events, requests, heartbeats, counters, faults and rate windows."""
+        self.store.reset()
+        self.faults.clear()
+        self._event_limiter.clear()
+        self._ping_limiter.clear()
+        self._by_status.clear()
+        self.hub.publish({"type": "reset", "stats": self.stats()})
+        logger.info("sandbox reset")
+
+
+SANDBOX = web.AppKey("sandbox", Sandbox)

@@ -1,0 +1,211 @@
+// ilagent sandbox page: an alert table and a request stream kept live over server-sent events.
+// On each (re)connection the server says "hello"; only then is the snapshot loaded, so nothing
+// sent between the snapshot and the stream is lost. Updates carry a rev/seq, so a stale copy
+// never overwrites a newer one whatever order the two channels deliver in.
+"use strict";
+
+// Set once per page load: tests check it is still there to prove the page never reloaded.
+window.sandboxPageLoadedAt = Date.now();
+
+const MAX_ALERT_ROWS = 500;
+const MAX_STREAM_ROWS = 200;
+const STATUSES = ["PENDING", "ACCEPTED", "RESOLVED"];
+
+const alertsById = new Map(); // id -> {alert, row}
+const streamBySeq = new Map(); // seq -> <li>
+const counts = { accepted: 0, rejected: 0 };
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props || {})) {
+    if (name === "className") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+function clock(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString([], { hour12: false });
+}
+
+function timeCell(iso) {
+  return el("td", { className: "time", title: iso || "", text: clock(iso) });
+}
+
+// -- alerts -------------------------------------------------------------------------------------
+
+function alertCells(alert) {
+  const status = STATUSES.includes(alert.status) ? alert.status : "PENDING";
+  return [
+    el("td", {}, el("span", { className: `badge ${status}`, text: alert.status })),
+    el("td", { text: alert.summary || "" }),
+    el("td", { className: "key", title: alert.alertKey, text: alert.alertKey }),
+    el("td", { className: `priority-${alert.priority}`, text: alert.priority }),
+    el("td", { className: "num", text: String(alert.eventCount) }),
+    timeCell(alert.firstAt),
+    timeCell(alert.lastAt),
+  ];
+}
+
+function showAlert(alert) {
+  const known = alertsById.get(alert.id);
+  if (known && known.alert.rev > alert.rev) return; // a stale copy
+  const row = known ? known.row : el("tr", { id: `alert-${alert.id}`, "data-alert-id": alert.id });
+  row.setAttribute("data-alert-key", alert.alertKey);
+  row.setAttribute("data-status", alert.status);
+  row.replaceChildren(...alertCells(alert));
+  alertsById.set(alert.id, { alert, row });
+  if (!known) insertAlertRow(row, alert.id);
+  refreshAlertSummary();
+}
+
+function insertAlertRow(row, id) {
+  const body = $("alert-rows");
+  // newest (highest id) first
+  const after = [...body.children].find((other) => Number(other.dataset.alertId) < id);
+  body.insertBefore(row, after || null);
+  while (body.children.length > MAX_ALERT_ROWS) {
+    const last = body.lastElementChild;
+    alertsById.delete(Number(last.dataset.alertId));
+    last.remove();
+  }
+  if (location.hash === `#${row.id}`) row.scrollIntoView({ block: "center" });
+}
+
+function refreshAlertSummary() {
+  let open = 0;
+  for (const { alert } of alertsById.values()) if (alert.status !== "RESOLVED") open += 1;
+  $("open-count").textContent = String(open);
+  $("no-alerts").hidden = alertsById.size > 0;
+}
+
+// -- request stream -----------------------------------------------------------------------------
+
+function statusClass(status) {
+  if (status === 429) return "s429";
+  return `s${Math.floor(status / 100)}xx`;
+}
+
+function describe(request) {
+  const body = request.body && typeof request.body === "object" ? request.body : {};
+  const what = el("span", { className: "what" });
+  if (typeof body.eventType === "string") what.append(el("span", { className: "etype", text: body.eventType }));
+  const text = body.summary || body.alertKey || "";
+  if (text) what.append(`${text} `);
+  what.append(el("span", { className: "path", text: `${request.method} ${request.path}` }));
+  return what;
+}
+
+function showRequest(request, alert) {
+  if (streamBySeq.has(request.seq)) return;
+  const meta = [`#${request.seq}`, request.time, `key ${request.integrationKey || "-"}`];
+  if (alert) meta.push(`alert ${alert.id} ${alert.status}`);
+  if (request.userAgent) meta.push(request.userAgent);
+  const item = el(
+    "li",
+    { "data-seq": request.seq, "data-status": request.status },
+    el(
+      "details",
+      {},
+      el(
+        "summary",
+        {},
+        el("span", { className: "time mono", title: request.time, text: clock(request.time) }),
+        el("span", { className: `badge ${statusClass(request.status)}`, text: String(request.status) }),
+        describe(request),
+      ),
+      el("div", { className: "meta", text: meta.join("  ·  ") }),
+      el("pre", { text: JSON.stringify(request.body, null, 2) }),
+    ),
+  );
+  const list = $("stream-rows");
+  const after = [...list.children].find((other) => Number(other.dataset.seq) < request.seq);
+  list.insertBefore(item, after || null);
+  streamBySeq.set(request.seq, item);
+  while (list.children.length > MAX_STREAM_ROWS) {
+    const last = list.lastElementChild;
+    streamBySeq.delete(Number(last.dataset.seq));
+    last.remove();
+  }
+  $("no-requests").hidden = true;
+}
+
+// -- counters, snapshot, stream -----------------------------------------------------------------
+
+function showStats(stats, { exact = false } = {}) {
+  // counters only grow between resets, so the larger of two copies is the newer one
+  counts.accepted = exact ? stats.accepted : Math.max(counts.accepted, stats.accepted);
+  counts.rejected = exact ? stats.rejected : Math.max(counts.rejected, stats.rejected);
+  $("accepted-count").textContent = String(counts.accepted);
+  $("rejected-count").textContent = String(counts.rejected);
+}
+
+function clearAll() {
+  alertsById.clear();
+  streamBySeq.clear();
+  $("alert-rows").replaceChildren();
+  $("stream-rows").replaceChildren();
+  $("no-requests").hidden = false;
+  refreshAlertSummary();
+}
+
+async function getJson(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function loadSnapshot() {
+  const newest = Math.max(0, ...streamBySeq.keys());
+  const [alerts, stats, requests] = await Promise.all([
+    getJson(`/sandbox/alerts?limit=${MAX_ALERT_ROWS}`),
+    getJson("/sandbox/stats"),
+    getJson(`/sandbox/requests?since=${newest}&last=${MAX_STREAM_ROWS}`),
+  ]);
+  for (const alert of alerts.reverse()) showAlert(alert);
+  for (const request of requests) showRequest(request, null);
+  showStats(stats);
+}
+
+function setConnection(state) {
+  const node = $("connection");
+  node.dataset.state = state;
+  node.textContent = state;
+}
+
+function onMessage(message) {
+  if (message.type === "reset") {
+    clearAll();
+    showStats(message.stats, { exact: true });
+  } else if (message.type === "request") {
+    if (message.alert) showAlert(message.alert);
+    showRequest(message.request, message.alert);
+    showStats(message.stats);
+  }
+}
+
+function connect() {
+  const source = new EventSource("/sandbox/stream");
+  source.addEventListener("hello", () => {
+    setConnection("live");
+    loadSnapshot().catch((error) => console.error("sandbox snapshot failed", error));
+  });
+  source.addEventListener("message", (event) => onMessage(JSON.parse(event.data)));
+  source.addEventListener("error", () => setConnection("connecting"));
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const node of document.querySelectorAll(".origin")) node.textContent = location.origin;
+  $("reset").addEventListener("click", async () => {
+    if (!confirm("Forget every alert, event, request, heartbeat and fault?")) return;
+    await fetch("/sandbox", { method: "DELETE" });
+  });
+  refreshAlertSummary();
+  connect();
+});

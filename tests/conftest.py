@@ -1,0 +1,86 @@
+"""Session fixtures: one real Kafka broker and one sandbox process for the whole run.
+
+``KAFKA_BOOTSTRAP`` set in the environment means: use that broker instead of starting one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools" / "kafka"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from helpers import DaemonProcess, Sandbox, start_sandbox  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[object | None]:
+    """The session's broker object (None when KAFKA_BOOTSTRAP points at an external one)."""
+    if os.environ.get("KAFKA_BOOTSTRAP"):
+        yield None
+        return
+    import broker
+
+    running = broker.start()
+    try:
+        yield running
+    finally:
+        running.destroy()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: object | None) -> str:
+    """Bootstrap address of the session's Kafka broker."""
+    if kafka_broker is None:
+        return os.environ["KAFKA_BOOTSTRAP"]
+    return str(kafka_broker.bootstrap)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    import broker
+
+    port = broker.free_port()
+    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
+    proc = start_sandbox(port, log)
+    try:
+        yield Sandbox(f"http://127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+@pytest.fixture
+def sandbox(sandbox_process: Sandbox) -> Sandbox:
+    """The session's sandbox, reset (no alerts, events or faults) for this test."""
+    sandbox_process.reset()
+    return sandbox_process
+
+
+@pytest.fixture
+def run_ilagent(tmp_path: Path, sandbox: Sandbox) -> Iterator[
+        type[DaemonProcess] | object]:
+    """Start ``ilagent`` processes pointed at the sandbox; all are stopped after the test."""
+    started: list[DaemonProcess] = []
+    counter = iter(range(1000))
+
+    def start(*args: str, env: dict[str, str] | None = None) -> DaemonProcess:
+        log = tmp_path / f"ilagent-{next(counter)}.log"
+        process = DaemonProcess(args, log=log, env={
+            "ILERT_API_URL": sandbox.api_url, "ILERT_BEAT_URL": sandbox.api_url,
+            **(env or {})})
+        started.append(process.start())
+        return process
+
+    yield start
+    for process in started:
+        if process.alive():
+            process.kill()
+        if process.proc is not None:
+            process.proc.wait(10)

@@ -1,0 +1,229 @@
+"""Test helpers: bounded waits, the sandbox's JSON API, Kafka topics and daemon processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1,
+               what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def http(method: str, url: str, body: Any = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """One HTTP request; returns (status, parsed JSON body or text or None)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, raw, ctype = response.status, response.read(), response.headers.get(
+                "Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        status, raw, ctype = exc.code, exc.read(), exc.headers.get("Content-Type", "")
+    if not raw:
+        return status, None
+    return status, json.loads(raw) if "json" in ctype else raw.decode()
+
+
+def status_or_none(method: str, url: str) -> int | None:
+    """The status of a request, or None while nothing listens there yet."""
+    try:
+        return http(method, url)[0]
+    except OSError:
+        return None
+
+
+class Sandbox:
+    """The JSON API of a running ``ilagent sandbox``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.api_url = f"{self.url}/api"
+
+    def reset(self) -> None:
+        http("DELETE", f"{self.url}/sandbox/faults")
+        http("DELETE", f"{self.url}/sandbox")
+
+    def events(self, integration_key: str | None = None) -> list[dict[str, Any]]:
+        query = f"?integration_key={integration_key}" if integration_key else ""
+        status, body = http("GET", f"{self.url}/sandbox/events{query}")
+        assert status == 200, body
+        return list(body["events"] if isinstance(body, dict) else body)
+
+    def bodies(self, integration_key: str | None = None) -> list[dict[str, Any]]:
+        return [e["body"] for e in self.events(integration_key)]
+
+    def requests(self) -> list[dict[str, Any]]:
+        status, body = http("GET", f"{self.url}/sandbox/requests")
+        assert status == 200, body
+        return list(body["requests"] if isinstance(body, dict) else body)
+
+    def heartbeats(self) -> Any:
+        return http("GET", f"{self.url}/sandbox/heartbeats")[1]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        body = http("GET", f"{self.url}/sandbox/alerts")[1]
+        return list(body["alerts"] if isinstance(body, dict) else body)
+
+    def fault(self, **spec: Any) -> None:
+        status, body = http("POST", f"{self.url}/sandbox/faults", spec)
+        assert status in (200, 201), body
+
+    def clear_faults(self) -> None:
+        http("DELETE", f"{self.url}/sandbox/faults")
+
+
+def start_sandbox(port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """Start ``ilagent sandbox`` as a process and wait until it answers."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ilagent", "sandbox", "--port", str(port), *extra],
+            stdout=out, stderr=subprocess.STDOUT)
+    wait_until(lambda: _answers(f"http://127.0.0.1:{port}/sandbox/stats") or proc.poll(),
+               timeout=30, what="the sandbox to listen")
+    assert proc.poll() is None, log.read_text()
+    return proc
+
+
+def _answers(url: str) -> bool:
+    try:
+        return http("GET", url)[0] == 200
+    except OSError:
+        return False
+
+
+class DaemonProcess:
+    """``ilagent daemon`` (or any subcommand) as a real process with its output in a file."""
+
+    def __init__(self, args: Iterable[str], *, log: Path, env: dict[str, str]) -> None:
+        self.args = list(args)
+        self.log = log
+        self.env = {**os.environ, **env}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DaemonProcess:
+        with open(self.log, "ab") as out:
+            out.write(f"\n=== start ilagent {self.args[0] if self.args else ''}\n".encode())
+            self.proc = subprocess.Popen([sys.executable, "-m", "ilagent", *self.args],
+                                         stdout=out, stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown sequence, no final commit."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait for the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"daemon did not stop within {timeout}s\n{self.output()[-3000:]}") from None
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1) -> str:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                            replication_factor=1)])
+    futures[name].result(30)
+    wait_until(lambda: name in admin.list_topics(timeout=5).topics, timeout=30,
+               what=f"topic {name}")
+    return name
+
+
+def produce(bootstrap: str, topic: str, messages: Iterable[bytes | str | dict[str, Any]], *,
+            key: bytes | str | None = None,
+            keys: Iterable[bytes | str | None] | None = None,
+            partition: int | None = None) -> int:
+    """Produce messages (dicts as JSON) and wait until the broker has them all."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    failures: list[str] = []
+    count = 0
+    key_list = list(keys) if keys is not None else None
+    for index, message in enumerate(messages):
+        value = json.dumps(message).encode() if isinstance(message, dict) else message
+        this_key = key_list[index] if key_list is not None else key
+        extra = {"partition": partition} if partition is not None else {}
+        while True:
+            try:
+                producer.produce(topic, value=value, key=this_key,
+                                 on_delivery=lambda err, _m: err and failures.append(str(err)),
+                                 **extra)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        count += 1
+    assert producer.flush(60) == 0, "messages not acknowledged by the broker"
+    assert not failures, failures
+    return count
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> list[int]:
+    """The committed offsets of ``group`` on ``topic`` (-1001 when none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        result = consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                    timeout=10)
+        return [tp.offset for tp in result]
+    finally:
+        consumer.close()
+
+
+def read_all(bootstrap: str, topic: str, *, expect: int,
+             timeout: float = 30.0) -> list[Any]:
+    """Read ``expect`` messages of a topic from the beginning (with a throwaway group)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"),
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(messages) < expect and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                messages.append(message)
+    finally:
+        consumer.close()
+    return messages
