@@ -2,10 +2,11 @@
 
 ilert counts events in fixed one-minute windows (50 per alert-source key, 700 per IP). A plain
 token bucket that starts full lets through its capacity *plus* a minute of refill inside one
-window, which is up to twice the limit. So the buckets here hold a fifth of the limit and refill
-the other four fifths over the minute: no 60-second window ever sees more than ``per_minute``
-sends, and a burst still starts at once. A 429 pushes a key's bucket into the future so that
-its lane waits without spinning.
+window, which is up to twice the limit. So a bucket here holds a fiftieth of the limit (at
+least one token) and refills the rest over the minute: no 60-second window ever sees more than
+``per_minute`` sends, and a burst is spread out evenly (50/min: one send every 1.2 s) instead of
+drawing 429s. The sustained rate is ``per_minute - capacity`` (49 of 50, 686 of 700). A 429
+blocks its key for the wait it asks for, so every lane of that key waits without spinning.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class TokenBucket:
     """At most ``per_minute`` acquisitions in any 60-second window."""
 
     def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.capacity = max(1, per_minute // 5)
+        self.capacity = max(1, per_minute // 50)
         self.rate = max(per_minute - self.capacity, 1) / 60.0
         self._clock = clock
         self._tokens = float(self.capacity)

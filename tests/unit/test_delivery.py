@@ -1,0 +1,189 @@
+"""The delivery engine against a real local HTTP server (the sandbox app, in process)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ilagent.backoff import RetryPolicy
+from ilagent.delivery import Deliverer, Job, Verdict
+from ilagent.ilert import IlertClient, Result
+from ilagent.metrics import Metrics
+from ilagent.pacing import Pacer
+from ilagent.sandbox import SandboxConfig, build_app
+
+FAST = RetryPolicy(initial_delay=0.05, max_delay=0.2, rate_limit_delay=0.3)
+
+
+@dataclass
+class Owner:
+    """Records how each job ended."""
+
+    ended: dict[str, tuple[Verdict, int | None, str]] = field(default_factory=dict)
+    abandoned_jobs: list[str] = field(default_factory=list)
+    withdrawn: set[str] = field(default_factory=set)
+
+    def cancelled(self, job: Job) -> bool:
+        return job.origin in self.withdrawn
+
+    async def finished(self, job: Job, verdict: Verdict, result: Result | None,
+                       reason: str) -> None:
+        self.ended[job.origin] = (verdict, result.status if result else None, reason)
+
+    def abandoned(self, job: Job) -> None:
+        self.abandoned_jobs.append(job.origin)
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(build_app(SandboxConfig()))) as client:
+        yield client
+
+
+@pytest.fixture
+async def ilert(sandbox: TestClient[Any, Any]) -> AsyncIterator[IlertClient]:
+    url = str(sandbox.make_url("/api"))
+    async with IlertClient(api_url=url, beat_url=url, timeout=5) as client:
+        yield client
+
+
+def engine(client: IlertClient, *, policy: RetryPolicy = FAST, max_in_flight: int = 64,
+           per_key: int = 0) -> Deliverer:
+    return Deliverer(client=client, policy=policy, pacer=Pacer(per_key=per_key, total=0),
+                     metrics=Metrics(), max_in_flight=max_in_flight)
+
+
+def job(owner: Owner, key: str, alert: str, n: int, lane: Hashable | None = "lane") -> Job:
+    event = {"integrationKey": key, "eventType": "ALERT", "alertKey": alert, "summary": str(n)}
+    return Job(owner=owner, source="test", lane=lane, integration_key=key,
+               path=f"/v1/events/kafka/{key}", event=event, origin=f"{key}/{alert}/{n}")
+
+
+async def fault(sandbox: TestClient[Any, Any], **spec: Any) -> None:
+    response = await sandbox.post("/sandbox/faults", json=spec)
+    assert response.status in (200, 201)
+
+
+async def summaries(sandbox: TestClient[Any, Any], key: str) -> list[str]:
+    response = await sandbox.get("/sandbox/events", params={"integration_key": key})
+    body = await response.json()
+    events = body["events"] if isinstance(body, dict) else body
+    return [e["body"]["summary"] for e in events]
+
+
+async def test_lanes_keep_order_while_running_concurrently(
+        sandbox: TestClient[Any, Any], ilert: IlertClient) -> None:
+    """Slow first requests do not let later events of the same lane overtake them."""
+    await fault(sandbox, latency_ms=300, count=4)  # the first four requests are slow
+    owner, deliverer = Owner(), engine(ilert)
+    for n in range(10):
+        for lane in range(8):
+            deliverer.submit(job(owner, f"k{lane}", "door", n, lane=lane))
+    started = time.monotonic()
+    assert await deliverer.wait_idle(20)
+    for lane in range(8):
+        assert await summaries(sandbox, f"k{lane}") == [str(n) for n in range(10)]
+    # 80 events, 10 per lane in series: concurrency across lanes keeps this well below 80×
+    assert time.monotonic() - started < 5
+    assert all(v == (Verdict.DELIVERED, 202, "") for v in owner.ended.values())
+
+
+async def test_rejected_event_is_dead_lettered_and_its_lane_goes_on(
+        sandbox: TestClient[Any, Any], ilert: IlertClient) -> None:
+    """A 400 ends the job as a dead letter; the next event of the lane is still delivered."""
+    await fault(sandbox, status=400, count=1)
+    owner, deliverer = Owner(), engine(ilert)
+    deliverer.submit(job(owner, "k", "a", 0))
+    deliverer.submit(job(owner, "k", "a", 1))
+    assert await deliverer.wait_idle(10)
+    assert owner.ended["k/a/0"] == (Verdict.DEAD_LETTER, 400, "rejected")
+    assert owner.ended["k/a/1"][0] is Verdict.DELIVERED
+
+
+async def test_retries_5xx_until_it_works(sandbox: TestClient[Any, Any],
+                                          ilert: IlertClient) -> None:
+    """Three 503s are retried with backoff and the event is delivered once."""
+    await fault(sandbox, status=503, count=3)
+    owner, deliverer = Owner(), engine(ilert)
+    item = job(owner, "k", "a", 0)
+    deliverer.submit(item)
+    assert await deliverer.wait_idle(10)
+    assert owner.ended["k/a/0"][0] is Verdict.DELIVERED and item.attempts == 4
+    assert await summaries(sandbox, "k") == ["0"]
+
+
+async def test_max_retries_dead_letters(sandbox: TestClient[Any, Any],
+                                        ilert: IlertClient) -> None:
+    """With max_retries 2 a permanently failing event ends after three attempts."""
+    await fault(sandbox, status=503)
+    owner = Owner()
+    deliverer = engine(ilert, policy=RetryPolicy(initial_delay=0.01, max_delay=0.02,
+                                                 max_retries=2))
+    item = job(owner, "k", "a", 0)
+    deliverer.submit(item)
+    assert await deliverer.wait_idle(10)
+    assert owner.ended["k/a/0"] == (Verdict.DEAD_LETTER, 503, "retries_exhausted")
+    assert item.attempts == 3
+
+
+async def test_429_holds_back_only_its_key(sandbox: TestClient[Any, Any],
+                                           ilert: IlertClient) -> None:
+    """A 429 for one key pauses that key (both its lanes) while another key flows at once."""
+    await fault(sandbox, status=429, integration_key="slow", count=1, retry_after="1")
+    owner, deliverer = Owner(), engine(ilert)
+    deliverer.submit(job(owner, "slow", "a", 0, lane="slow-a"))
+    await asyncio.sleep(0.2)  # let the 429 land first
+    deliverer.submit(job(owner, "slow", "b", 0, lane="slow-b"))
+    started = time.monotonic()
+    for n in range(20):
+        deliverer.submit(job(owner, "fast", "x", n, lane=("fast", n)))
+    while len(await summaries(sandbox, "fast")) < 20:
+        await asyncio.sleep(0.02)
+    fast_done = time.monotonic() - started
+    assert await summaries(sandbox, "slow") == []  # the other lane of the key waits too
+    assert await deliverer.wait_idle(10)
+    slow_done = time.monotonic() - started
+    assert fast_done < 0.7 < slow_done
+    assert sorted(await summaries(sandbox, "slow")) == ["0", "0"]
+
+
+async def test_withdrawn_job_is_abandoned_not_sent(sandbox: TestClient[Any, Any],
+                                                   ilert: IlertClient) -> None:
+    """A job whose owner withdrew it during backoff is abandoned and never delivered."""
+    await fault(sandbox, status=503)
+    owner, deliverer = Owner(), engine(ilert, policy=RetryPolicy(initial_delay=5, max_delay=5))
+    deliverer.submit(job(owner, "k", "a", 0))
+    deliverer.submit(job(owner, "k", "a", 1))
+    await asyncio.sleep(0.3)
+    owner.withdrawn.update({"k/a/0", "k/a/1"})
+    assert await deliverer.wait_idle(3)
+    assert owner.abandoned_jobs == ["k/a/0", "k/a/1"] and owner.ended == {}
+
+
+async def test_stop_abandons_retrying_jobs_promptly(sandbox: TestClient[Any, Any],
+                                                    ilert: IlertClient) -> None:
+    """stop() does not wait out a long backoff: the job is abandoned for redelivery."""
+    await fault(sandbox, status=503)
+    owner, deliverer = Owner(), engine(ilert, policy=RetryPolicy(initial_delay=30, max_delay=30))
+    deliverer.submit(job(owner, "k", "a", 0))
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    assert await deliverer.stop(5)
+    assert time.monotonic() - started < 1.5
+    assert owner.abandoned_jobs == ["k/a/0"] and deliverer.pending == 0
+
+
+async def test_pacing_spreads_a_burst(sandbox: TestClient[Any, Any], ilert: IlertClient) -> None:
+    """With 60 events/min per key, three events of one key take about two seconds."""
+    owner, deliverer = Owner(), engine(ilert, per_key=60)
+    started = time.monotonic()
+    for n in range(3):
+        deliverer.submit(job(owner, "k", "a", n, lane=None))
+    assert await deliverer.wait_idle(10)
+    assert 1.8 < time.monotonic() - started < 4
