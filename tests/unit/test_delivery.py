@@ -89,7 +89,7 @@ async def test_lanes_keep_order_while_running_concurrently(
     assert await deliverer.wait_idle(20)
     for lane in range(8):
         assert await summaries(sandbox, f"k{lane}") == [str(n) for n in range(10)]
-    # 80 events, 10 per lane in series: concurrency across lanes keeps this well below 80×
+    # 80 events, 10 per lane in series: concurrency across lanes keeps this far below 80 round trips
     assert time.monotonic() - started < 5
     assert all(v == (Verdict.DELIVERED, 202, "") for v in owner.ended.values())
 

@@ -1,0 +1,166 @@
+"""``make demo``: the whole pipeline on one machine — Kafka, the ilert sandbox, the daemon.
+
+Starts a local Apache Kafka (the test recipe), ``ilagent sandbox`` and ``ilagent daemon`` with
+the mapping flags of ilert's Kafka guide, produces a short story of machine alarms (raised,
+acknowledged, cleared, plus noise the filter drops), prints the sandbox URL and keeps running
+until Ctrl+C; then it stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools" / "kafka"))
+
+import broker  # noqa: E402
+
+TOPIC = "test-topic"
+DEMO_KEY = "il1api-demo-0000"
+GUIDE_FLAGS = [
+    "--map_key_alert_key", "mCode", "--map_key_summary", "comment", "--map_key_etype", "state",
+    "--map_val_etype_alert", "SET", "--map_val_etype_accept", "ACK",
+    "--map_val_etype_resolve", "CLR", "--filter_key", "type", "--filter_val", "ALARM",
+]
+
+# (seconds to wait before, message): three machines end PENDING, ACCEPTED and RESOLVED
+STORY: list[tuple[float, dict[str, str]]] = [
+    (0.0, {"type": "ALARM", "mCode": "PRESS-01", "comment": "Hydraulic pressure low on press 1",
+           "state": "SET"}),
+    (1.0, {"type": "INFO", "mCode": "PRESS-01", "comment": "Shift change", "state": "SET"}),
+    (1.0, {"type": "ALARM", "mCode": "OVEN-03", "comment": "Oven 3 over temperature (312 °C)",
+           "state": "SET"}),
+    (1.5, {"type": "ALARM", "mCode": "CONV-07", "comment": "Conveyor 7 jammed at station B",
+           "state": "SET"}),
+    (1.0, {"type": "HEARTBEAT", "mCode": "PLC-2", "comment": "PLC 2 alive", "state": "OK"}),
+    (2.0, {"type": "ALARM", "mCode": "OVEN-03", "comment": "Maintenance on the way",
+           "state": "ACK"}),
+    (2.0, {"type": "ALARM", "mCode": "CONV-07", "comment": "Jam cleared, conveyor running",
+           "state": "CLR"}),
+    (1.0, {"type": "INFO", "mCode": "CONV-07", "comment": "Throughput back to normal",
+           "state": "CLR"}),
+]
+
+
+def port_or_free(preferred: int) -> int:
+    """``preferred`` if nothing listens there, else a free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return broker.free_port()
+
+
+def wait_for(url: str, what: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"demo: {what} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status < 300:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"demo: {what} did not come up within {timeout:.0f}s")
+
+
+def produce_story(bootstrap: str) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 3})
+    for pause, message in STORY:
+        time.sleep(pause)
+        producer.produce(TOPIC, key=message["mCode"], value=json.dumps(message).encode())
+        producer.flush(10)
+        print(f"  produced {message['type']:<9} {message['mCode']:<9} {message['state']:<4} "
+              f"{message['comment']}", flush=True)
+
+
+@contextlib.contextmanager
+def process(args: list[str], log: Path, env: dict[str, str] | None = None
+            ) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})})
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sandbox-port", type=int, default=8080)
+    parser.add_argument("--daemon-port", type=int, default=8977)
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
+    args = parser.parse_args()
+    stop = False
+
+    def on_signal(_sig: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    work = args.workdir
+    if work.exists():
+        import shutil
+
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    python = [sys.executable, "-m", "ilagent"]
+    print("demo: starting Apache Kafka (first run fetches the jars) …", flush=True)
+    kafka = broker.start(work / "kafka")
+    try:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=1)])[
+            TOPIC].result(30)
+        sandbox_port = port_or_free(args.sandbox_port)
+        daemon_port = port_or_free(args.daemon_port)
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        with process([*python, "sandbox", "--port", str(sandbox_port)],
+                     work / "sandbox.log") as sandbox:
+            wait_for(f"{sandbox_url}/sandbox/stats", "the sandbox", sandbox)
+            daemon_args = [*python, "daemon", "-p", str(daemon_port), "--http_host", "127.0.0.1",
+                           "-v", "-v", "--kafka_brokers", kafka.bootstrap,
+                           "--kafka_group_id", "ilagentsub", "-e", TOPIC,
+                           "--event_key", DEMO_KEY, *GUIDE_FLAGS]
+            env = {"ILERT_API_URL": f"{sandbox_url}/api", "ILERT_BEAT_URL": f"{sandbox_url}/api"}
+            with process(daemon_args, work / "daemon.log", env) as daemon:
+                wait_for(f"http://127.0.0.1:{daemon_port}/ready", "the daemon", daemon)
+                print(f"\n  ilert sandbox:  {sandbox_url}/   ← open this page", flush=True)
+                print(f"  daemon:         http://127.0.0.1:{daemon_port}/metrics", flush=True)
+                print(f"  logs:           {work}/\n", flush=True)
+                produce_story(kafka.bootstrap)
+                print("\ndemo: story told; produce more to 'test-topic' or press Ctrl+C to stop",
+                      flush=True)
+                while not stop and daemon.poll() is None and sandbox.poll() is None:
+                    time.sleep(0.3)
+    finally:
+        print("demo: stopping the daemon, the sandbox and Kafka …", flush=True)
+        kafka.destroy()
+    print("demo: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
