@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Page, async_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "kafka"))
@@ -84,3 +85,35 @@ def run_ilagent(tmp_path: Path, sandbox: Sandbox) -> Iterator[
             process.kill()
         if process.proc is not None:
             process.proc.wait(10)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser_page() -> AsyncIterator[Page]:
+    """A fresh page of headless Chromium; fails the test if the page raised a JS error."""
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package")
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            yield page
+        finally:
+            await browser.close()
+    assert not errors, f"the page raised JavaScript errors: {errors}"

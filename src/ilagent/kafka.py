@@ -208,8 +208,7 @@ class KafkaBridge:
                 if messages:
                     self._hand_over(messages)
             self._apply_requests(consumer)
-            with contextlib.suppress(KafkaException):
-                consumer.commit(asynchronous=False)
+            self._commit_watermarks(consumer)
         except Exception as exc:  # the thread must report, not vanish
             self.last_error = str(exc)
             logger.exception("Kafka poll thread failed")
@@ -218,6 +217,17 @@ class KafkaBridge:
                 consumer.close()
             self.exited = True
             logger.info("Kafka consumer closed")
+
+    def _commit_watermarks(self, consumer: Consumer) -> None:
+        """Commit every assigned partition's watermark now (never a consumed position)."""
+        offsets = [TopicPartition(state.topic, state.partition, watermark)
+                   for state in list(self._assigned.values())
+                   if (watermark := state.tracker.watermark()) is not None]
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                logger.warning("final commit failed: %s", exc)
 
     def _hand_over(self, messages: list[Message]) -> None:
         batch: list[tuple[PartitionState, Message]] = []

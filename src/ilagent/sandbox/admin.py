@@ -81,7 +81,7 @@ async def list_heartbeats(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    """``{accepted, rejected, byStatus}`` over answered /api requests."""
+    """``{accepted, rejected, byStatus, inFlight}``: answered /api requests, and those held."""
     return web.json_response(request.app[SANDBOX].stats())
 
 

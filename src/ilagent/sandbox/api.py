@@ -2,8 +2,8 @@
 
 Each request goes through one path (:func:`_answer`): read the body, find its integration key,
 apply a scripted fault if one matches, otherwise handle it, then record it and push it to the
-page, all in one store transaction. Any other ``/api/*`` path is answered 404 and recorded too,
-so a daemon configured with a wrong URL shows up in the sandbox rather than nowhere.
+page. Any other ``/api/*`` request is answered 404 (405 for a known path) and recorded too, so a
+daemon configured with a wrong URL shows up in the sandbox rather than nowhere.
 
 The integration key is masked wherever the sandbox shows it on its own (the ``integrationKey``
 fields, the key segment of recorded paths); bodies are kept exactly as received.
@@ -11,11 +11,11 @@ fields, the key segment of recorded paths); bodies are kept exactly as received.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -23,6 +23,8 @@ from ..events import EventError, validate_event
 from .core import SANDBOX, Accepted, Sandbox
 from .faults import Fault
 from .store import mask
+
+logger = logging.getLogger(__name__)
 
 # `{source}` must not swallow /api/v1/events/{key} or /api/v1/heartbeats/{key}
 _SOURCE = r"{source:(?!(?:events|heartbeats)/)[^/]+}"
@@ -36,17 +38,33 @@ HEARTBEAT_PATHS = ("/api/heartbeats/{key}", "/api/v1/heartbeats/{key}")
 PING_PATH = "/api/pings/{key}"
 
 _NOT_JSON = object()
-_Handler = Callable[[Sandbox, web.Request, Any], tuple[web.Response, Accepted | None]]
+
+
+class Reply(NamedTuple):
+    """What a handler answers: status, JSON body, and the alert change if an event was taken."""
+
+    status: int
+    answer: dict[str, Any]
+    accepted: Accepted | None = None
+    retry_after: str | None = None
+
+
+# (sandbox, request, parsed body or _NOT_JSON, its JSON text) -> the reply
+_Handler = Callable[[Sandbox, web.Request, Any, str | None], Reply]
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
     """Register the event, heartbeat and catch-all /api routes."""
+    # each "*" route joins the resource registered just before it: other methods get 405
     for path in EVENT_PATHS:
         router.add_post(path, handle_event)
+        router.add_route("*", path, handle_unknown)
     for path in HEARTBEAT_PATHS:
         router.add_get(path, handle_heartbeat)  # GET also answers HEAD
         router.add_post(path, handle_heartbeat)
+        router.add_route("*", path, handle_unknown)
     router.add_get(PING_PATH, handle_heartbeat)
+    router.add_route("*", PING_PATH, handle_unknown)
     router.add_route("*", "/api/{tail:.*}", handle_unknown)
 
 
@@ -61,92 +79,108 @@ async def handle_heartbeat(request: web.Request) -> web.StreamResponse:
 
 
 async def handle_unknown(request: web.Request) -> web.StreamResponse:
-    """Any other /api path: 404 with an ilert error body."""
+    """Any other /api request: 404, or 405 for a known path, with an ilert error body."""
     return await _answer(request, _unknown)
 
 
 async def _answer(request: web.Request, handle: _Handler) -> web.StreamResponse:
     sandbox = request.app[SANDBOX]
-    body = _parse(await request.read())
+    body, text = _parse(await request.read())
     path_key = request.match_info.get("key")
     key = _key_of(body, path_key)
-    fault = sandbox.faults.take(key, now=sandbox.monotonic())
+    # faults script ilert's endpoints; the catch-all answers as it always does
+    fault = None if handle is _unknown else sandbox.faults.take(key, now=sandbox.monotonic())
     if fault is not None and fault.spec.latency_ms:
-        await asyncio.sleep(fault.spec.latency_ms / 1000)
-    accepted: Accepted | None = None
-    with sandbox.store.transaction():
-        if fault is not None and fault.spec.status is not None:
-            response = _fault_response(fault)
-        else:
-            response, accepted = handle(sandbox, request, body)
-        sandbox.record(
-            method=request.method,
-            path=_masked_path(request.path, path_key),
-            status=response.status,
-            body=None if body is _NOT_JSON else body,
-            user_agent=request.headers.get("User-Agent"),
-            integration_key=key,
-            accepted=accepted,
-        )
-    response.headers["correlation-id"] = str(uuid.uuid4())
-    return response
+        sandbox.in_flight += 1
+        try:
+            await sandbox.delay(fault.spec.latency_ms / 1000)
+        finally:
+            sandbox.in_flight -= 1
+    if fault is not None and fault.spec.status is not None:
+        reply = _fault_reply(fault)
+    else:
+        reply = handle(sandbox, request, body, text)
+    path = _masked_path(request.path, path_key)
+    logger.debug("sandbox %s %s answered %s", request.method, path, reply.status)
+    answer = json.dumps(reply.answer)
+    sandbox.record(
+        method=request.method,
+        path=path,
+        status=reply.status,
+        body=None if body is _NOT_JSON else body,
+        text=text,
+        user_agent=request.headers.get("User-Agent"),
+        integration_key=key,
+        answer=reply.answer,
+        answer_text=answer,
+        accepted=reply.accepted,
+    )
+    headers = {"correlation-id": str(uuid.uuid4())}
+    if reply.retry_after is not None:
+        headers["Retry-After"] = reply.retry_after
+    return web.Response(
+        text=answer, status=reply.status, content_type="application/json", headers=headers
+    )
 
 
-def _event(
-    sandbox: Sandbox, request: web.Request, body: Any
-) -> tuple[web.Response, Accepted | None]:
+def _event(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) -> Reply:
     try:
-        if body is _NOT_JSON:
+        if body is _NOT_JSON or text is None:
             raise EventError("body", "INVALID_JSON", "the body is not valid JSON")
         path_key = request.match_info.get("key")
         event = validate_event(_with_path_key(body, path_key))
         if not sandbox.event_allowed(event["integrationKey"]):
             # ilert sends no Retry-After: the window simply ends
-            return _error(429, "TOO_MANY_REQUESTS", "event rate limit reached for this key"), None
-        accepted = sandbox.submit(event, body=body, path=_masked_path(request.path, path_key))
+            return _error(429, "TOO_MANY_REQUESTS", "event rate limit reached for this key")
+        path = _masked_path(request.path, path_key)
+        accepted = sandbox.submit(event, body=body, text=text, path=path)
     except EventError as error:
-        return web.json_response(error.as_body(400), status=400), None
+        return Reply(400, error.as_body(400))
     answer = {
         "alertKey": accepted.alert.alert_key,
         "alertUrl": f"{request.scheme}://{request.host}/#alert-{accepted.alert.id}",
         "responseCode": accepted.response_code,
     }
-    return web.json_response(answer, status=202), accepted
+    return Reply(202, answer, accepted)
 
 
-def _heartbeat(
-    sandbox: Sandbox, request: web.Request, body: Any
-) -> tuple[web.Response, Accepted | None]:
+def _heartbeat(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) -> Reply:
     key = request.match_info["key"]  # aiohttp hands it over percent-decoded
     if not sandbox.ping_allowed(key):
-        return _error(429, "TOO_MANY_REQUESTS", "heartbeat rate limit reached for this key"), None
+        return _error(429, "TOO_MANY_REQUESTS", "heartbeat rate limit reached for this key")
     sandbox.ping(key)
-    return web.json_response({}, status=202), None
+    return Reply(202, {})
 
 
-def _unknown(sandbox: Sandbox, request: web.Request, body: Any) -> tuple[web.Response, None]:
-    return _error(404, "NOT_FOUND", f"no ilert endpoint at {request.method} {request.path}"), None
+def _unknown(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) -> Reply:
+    if "tail" in request.match_info:
+        return _error(404, "NOT_FOUND", f"no ilert endpoint at {request.method} {request.path}")
+    return _error(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here")
 
 
-def _fault_response(fault: Fault) -> web.Response:
+def _fault_reply(fault: Fault) -> Reply:
     assert fault.spec.status is not None
-    response = _error(fault.spec.status, "SANDBOX_FAULT", f"scripted fault {fault.id}")
-    if fault.spec.retry_after is not None:
-        response.headers["Retry-After"] = fault.spec.retry_after
-    return response
+    status = fault.spec.status
+    answer = {"status": status, "message": f"scripted fault {fault.id}", "code": "SANDBOX_FAULT"}
+    return Reply(status, answer, retry_after=fault.spec.retry_after)
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"status": status, "message": message, "code": code}, status=status)
+def _error(status: int, code: str, message: str) -> Reply:
+    return Reply(status, {"status": status, "message": message, "code": code})
 
 
-def _parse(raw: bytes) -> Any:
+def _parse(raw: bytes) -> tuple[Any, str | None]:
+    """The JSON body and its text, or ``(_NOT_JSON, None)``."""
     if not raw.strip():
-        return _NOT_JSON
+        return _NOT_JSON, None
     try:
-        return json.loads(raw)
-    except ValueError:  # also covers bytes that are not UTF-8
-        return _NOT_JSON
+        body = json.loads(raw)
+    except ValueError:  # also covers bytes in no UTF encoding
+        return _NOT_JSON, None
+    try:
+        return body, raw.decode()
+    except UnicodeDecodeError:  # valid UTF-16/32 JSON: keep a UTF-8 copy
+        return body, json.dumps(body)
 
 
 def _key_of(body: Any, path_key: str | None) -> str | None:

@@ -1,7 +1,8 @@
 """Assembly and running of the sandbox: :func:`build_app` wires the parts, :func:`serve` runs them.
 
 The store is opened when the app starts and closed when it is cleaned up, never at build time;
-open streams are ended on shutdown so the server stops without cancelling handlers.
+open streams and scripted latencies are ended on shutdown so the server stops without
+cancelling handlers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .store import Store
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_TIMEOUT_S = 5.0  # handlers left after this (e.g. a long scripted latency) are cancelled
+SHUTDOWN_TIMEOUT_S = 5.0  # handlers still running after this are cancelled
 
 
 def build_app(config: SandboxConfig) -> web.Application:
@@ -28,21 +29,21 @@ def build_app(config: SandboxConfig) -> web.Application:
     admin.add_routes(app.router)
 
     async def state(app: web.Application) -> AsyncIterator[None]:
-        store = Store.open(config.db_path)
-        app[SANDBOX] = Sandbox(config, store)
+        sandbox = Sandbox(config, Store.open(config.db_path))
+        app[SANDBOX] = sandbox
         where = config.db_path or "memory"
         logger.info("sandbox state in %s, rate limit %s", where, config.rate_limit)
         try:
             yield
         finally:
-            store.close()
+            sandbox.close()
 
-    async def end_streams(app: web.Application) -> None:
+    async def stop_waiting(app: web.Application) -> None:
         if SANDBOX in app:
-            app[SANDBOX].hub.close()
+            app[SANDBOX].stop_waiting()
 
     app.cleanup_ctx.append(state)
-    app.on_shutdown.append(end_streams)
+    app.on_shutdown.append(stop_waiting)
     return app
 
 

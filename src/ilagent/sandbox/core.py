@@ -7,10 +7,12 @@ scopes them to their alert source, and compared trimmed and case-insensitively.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import sqlite3
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ DEFAULT_PORT = 8080
 EVENTS_PER_MINUTE = 50  # ilert's published limit per alert-source integration key
 PINGS_PER_MINUTE = 5  # ilert's published limit per heartbeat key
 DEFAULT_PRIORITY = "HIGH"
+FLUSH_INTERVAL_S = 0.2  # how long writes may wait in memory before reaching SQLite
 
 NEW_ALERT_CREATED = "NEW_ALERT_CREATED"
 EVENT_APPENDED = "EVENT_APPENDED"
@@ -55,6 +58,12 @@ class SandboxConfig:
     db_path: str | None = None
     rate_limit: bool = False
     rate_limit_per_minute: int = EVENTS_PER_MINUTE
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"sandbox port must be 0-65535, not {self.port}")
+        if self.rate_limit_per_minute < 1:
+            raise ValueError("sandbox rate_limit_per_minute must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,28 @@ class Sandbox:
         self.hub = Hub()
         self._event_limiter = FixedWindowLimiter(config.rate_limit_per_minute)
         self._ping_limiter = FixedWindowLimiter(PINGS_PER_MINUTE)
-        self._by_status: Counter[int] = Counter(store.status_counts())
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._stopping = asyncio.Event()
+        self.in_flight = 0  # requests held by a scripted latency, not yet answered or recorded
+
+    def stop_waiting(self) -> None:
+        """Server shutdown: end the streams and cut scripted latencies short."""
+        self._stopping.set()
+        self.hub.close()
+
+    async def delay(self, seconds: float) -> None:
+        """Wait ``seconds`` (a scripted latency), or less if the server shuts down meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+
+    def close(self) -> None:
+        """Write everything out and close the store; call once the server has stopped."""
+        self.stop_waiting()
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self.store.close()
 
     # -- the ilert side ---------------------------------------------------------------------
 
@@ -104,10 +134,13 @@ class Sandbox:
             return True
         return self._ping_limiter.allow(key, now=self.monotonic())
 
-    def submit(self, event: dict[str, Any], *, body: dict[str, Any], path: str) -> Accepted:
+    def submit(
+        self, event: dict[str, Any], *, body: dict[str, Any], text: str, path: str
+    ) -> Accepted:
         """Apply a validated event to the alerts; raises EventError NO_OPEN_ALERT_WITH_KEY.
 
-        ``event`` is the normalised event (``validate_event``), ``body`` what was received.
+        ``event`` is the normalised event (``validate_event``), ``body`` what was received and
+        ``text`` its JSON text.
         """
         at = utc_now()
         integration_key: str = event["integrationKey"]
@@ -125,7 +158,7 @@ class Sandbox:
                     at=at,
                 )
                 code = NEW_ALERT_CREATED
-                logger.info("sandbox alert %s opened (key %s)", alert.id, mask(integration_key))
+                logger.debug("sandbox alert %s opened (key %s)", alert.id, mask(integration_key))
             else:
                 code = EVENT_APPENDED
         else:
@@ -146,6 +179,7 @@ class Sandbox:
             event_type=event_type,
             alert_id=alert.id,
             body=body,
+            text=text,
         )
         alert.event_count += 1
         alert.last_at = at
@@ -156,6 +190,7 @@ class Sandbox:
     def ping(self, key: str) -> None:
         """Count one heartbeat ping."""
         self.store.ping(key, at=utc_now())
+        self._schedule_flush()
 
     def record(
         self,
@@ -164,21 +199,31 @@ class Sandbox:
         path: str,
         status: int,
         body: Any,
+        text: str | None,
         user_agent: str | None,
         integration_key: str | None,
+        answer: dict[str, Any],
+        answer_text: str,
         accepted: Accepted | None = None,
     ) -> None:
-        """Record an answered /api request, count it and push it to the open streams."""
+        """Record an answered /api request, count it and push it to the open streams.
+
+        ``body`` is the parsed JSON body (None if there was none), ``text`` its JSON text;
+        ``answer`` is what the sandbox answered and ``answer_text`` its JSON text.
+        """
         request = self.store.insert_request(
-            at=utc_now(),
+            at=accepted.event["time"] if accepted else utc_now(),
             method=method,
             path=path,
             status=status,
             body=body,
+            text=text,
             user_agent=user_agent,
             integration_key=integration_key,
+            answer=answer,
+            answer_text=answer_text,
         )
-        self._by_status[status] += 1
+        self._schedule_flush()
         if self.hub.listening:
             self.hub.publish(
                 {
@@ -193,11 +238,17 @@ class Sandbox:
     # -- the inspection side ----------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Answered /api requests: 2xx are accepted, 4xx and 5xx rejected, and per status."""
-        accepted = sum(n for status, n in self._by_status.items() if status < 400)
-        rejected = sum(n for status, n in self._by_status.items() if status >= 400)
-        by_status = {str(status): n for status, n in sorted(self._by_status.items())}
-        return {"accepted": accepted, "rejected": rejected, "byStatus": by_status}
+        """Answered /api requests (2xx accepted, 4xx/5xx rejected, per status), and those held."""
+        counts = self.store.status_counts()
+        accepted = sum(n for status, n in counts.items() if status < 400)
+        rejected = sum(n for status, n in counts.items() if status >= 400)
+        by_status = {str(status): n for status, n in sorted(counts.items())}
+        return {
+            "accepted": accepted,
+            "rejected": rejected,
+            "byStatus": by_status,
+            "inFlight": self.in_flight,
+        }
 
     def alerts(self, *, status: str | None, limit: int | None) -> list[dict[str, Any]]:
         """Alerts newest first, each with the seqs of its events."""
@@ -211,9 +262,22 @@ class Sandbox:
         self.faults.clear()
         self._event_limiter.clear()
         self._ping_limiter.clear()
-        self._by_status.clear()
         self.hub.publish({"type": "reset", "stats": self.stats()})
         logger.info("sandbox reset")
+
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(FLUSH_INTERVAL_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        try:
+            self.store.flush()
+        except sqlite3.Error:
+            # the writes stay buffered and the next flush retries them
+            logger.exception("sandbox could not write its state; retrying")
+            self._schedule_flush()
 
 
 SANDBOX = web.AppKey("sandbox", Sandbox)

@@ -1,7 +1,7 @@
 // ilagent sandbox page: an alert table and a request stream kept live over server-sent events.
-// On each (re)connection the server says "hello"; only then is the snapshot loaded, so nothing
-// sent between the snapshot and the stream is lost. Updates carry a rev/seq, so a stale copy
-// never overwrites a newer one whatever order the two channels deliver in.
+// On each (re)connection the server says "hello" once it has subscribed us; only then is the
+// snapshot loaded, so nothing sent between snapshot and stream is lost. Updates carry a rev/seq,
+// so a stale copy never overwrites a newer one whatever order the two channels deliver in.
 "use strict";
 
 // Set once per page load: tests check it is still there to prove the page never reloaded.
@@ -98,6 +98,10 @@ function describe(request) {
   if (typeof body.eventType === "string") what.append(el("span", { className: "etype", text: body.eventType }));
   const text = body.summary || body.alertKey || "";
   if (text) what.append(`${text} `);
+  const answer = request.answer;
+  if (request.status >= 400 && answer && typeof answer.code === "string") {
+    what.append(el("span", { className: "code", text: answer.code }));
+  }
   what.append(el("span", { className: "path", text: `${request.method} ${request.path}` }));
   return what;
 }
@@ -121,7 +125,10 @@ function showRequest(request, alert) {
         describe(request),
       ),
       el("div", { className: "meta", text: meta.join("  ·  ") }),
-      el("pre", { text: JSON.stringify(request.body, null, 2) }),
+      el("div", { className: "label", text: "request body" }),
+      el("pre", { text: request.body == null ? "(none)" : JSON.stringify(request.body, null, 2) }),
+      el("div", { className: "label", text: "answer" }),
+      el("pre", { text: request.answer == null ? "(none)" : JSON.stringify(request.answer, null, 2) }),
     ),
   );
   const list = $("stream-rows");
@@ -162,11 +169,10 @@ async function getJson(path) {
 }
 
 async function loadSnapshot() {
-  const newest = Math.max(0, ...streamBySeq.keys());
   const [alerts, stats, requests] = await Promise.all([
     getJson(`/sandbox/alerts?limit=${MAX_ALERT_ROWS}`),
     getJson("/sandbox/stats"),
-    getJson(`/sandbox/requests?since=${newest}&last=${MAX_STREAM_ROWS}`),
+    getJson(`/sandbox/requests?last=${MAX_STREAM_ROWS}`),
   ]);
   for (const alert of alerts.reverse()) showAlert(alert);
   for (const request of requests) showRequest(request, null);
@@ -194,6 +200,9 @@ function connect() {
   const source = new EventSource("/sandbox/stream");
   source.addEventListener("hello", () => {
     setConnection("live");
+    // rebuild from scratch: a reset may have happened while we were away
+    clearAll();
+    showStats({ accepted: 0, rejected: 0 }, { exact: true });
     loadSnapshot().catch((error) => console.error("sandbox snapshot failed", error));
   });
   source.addEventListener("message", (event) => onMessage(JSON.parse(event.data)));
