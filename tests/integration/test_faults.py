@@ -249,7 +249,8 @@ def test_sigterm_finishes_in_flight_then_commits_and_exits_0(
     wait_until(lambda: assigned(daemon), timeout=60, what="assignment")
     sandbox.fault(latency_ms=1500)
     produce(kafka_bootstrap, topic, events_for(key, alerts=10, per_alert=1))
-    wait_until(lambda: len(sandbox.requests()) >= 1, what="requests in flight")
+    wait_until(lambda: http("GET", f"{sandbox.url}/sandbox/stats")[1]["inFlight"] >= 5,
+               what="deliveries held in flight by the sandbox")
     assert daemon.stop(timeout=20) == 0
     assert len(sandbox.events(key)) == 10
     assert committed(kafka_bootstrap, group, topic) == [10]
