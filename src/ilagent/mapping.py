@@ -98,23 +98,23 @@ def decode_text(data: bytes | None) -> str:
         return ""
 
 
-def nested_value(document: Any, path: str) -> Any | None:
-    """Follow a dot path through JSON objects (no array indices); ``None`` when it breaks off."""
+_MISSING = object()
+
+
+def _lookup(document: Any, path: str) -> Any:
+    """Follow a dot path through JSON objects (no array indices); ``_MISSING`` when it breaks off."""
     current = document
     for key in path.split("."):
         if not isinstance(current, Mapping) or key not in current:
-            return None
+            return _MISSING
         current = current[key]
     return current
 
 
-def _missing_path(document: Any, path: str) -> bool:
-    current = document
-    for key in path.split("."):
-        if not isinstance(current, Mapping) or key not in current:
-            return True
-        current = current[key]
-    return False
+def nested_value(document: Any, path: str) -> Any | None:
+    """The value at a dot path through JSON objects; ``None`` when the path breaks off."""
+    value = _lookup(document, path)
+    return None if value is _MISSING else value
 
 
 def event_path(source: str, integration_key: str) -> str:
@@ -156,17 +156,17 @@ def map_message(
     for option, target in (("map_key_alert_key", "alertKey"), ("map_key_summary", "summary")):
         path = getattr(rules, option)
         if path is not None:
-            value = nested_value(document, path)
+            value = _lookup(document, path)
             if isinstance(value, str):
                 event[target] = value
-            elif not _missing_path(document, path):
+            elif value is not _MISSING:
                 warnings.append(f"--{option} '{path}' is not a string; ignored")
     raw_type = ""
     if rules.map_key_etype is not None:
-        value = nested_value(document, rules.map_key_etype)
+        value = _lookup(document, rules.map_key_etype)
         if isinstance(value, str):
             raw_type = event["eventType"] = value
-        elif not _missing_path(document, rules.map_key_etype):
+        elif value is not _MISSING:
             warnings.append(f"--map_key_etype '{rules.map_key_etype}' is not a string; ignored")
     for configured, mapped in ((rules.map_val_etype_alert, "ALERT"),
                                (rules.map_val_etype_accept, "ACCEPT"),
