@@ -32,10 +32,6 @@ from ilagent.pacing import Pacer
 
 logger = logging.getLogger(__name__)
 
-# a lane waiting out a backoff wakes this often to notice revocation or shutdown
-WAKE_INTERVAL = 0.25
-
-
 class Verdict(enum.Enum):
     """How a job ended."""
 
@@ -96,6 +92,7 @@ class Deliverer:
         self._jobs = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._wake = asyncio.Event()
 
     @property
     def pending(self) -> int:
@@ -123,9 +120,15 @@ class Deliverer:
             await asyncio.wait_for(self._idle.wait(), timeout)
         return self._idle.is_set()
 
+    def wake(self) -> None:
+        """Wake every waiting job to check whether it was withdrawn (after a revoke)."""
+        self._wake.set()
+        self._wake = asyncio.Event()
+
     async def stop(self, timeout: float) -> bool:
         """Let jobs that are being sent finish for up to ``timeout`` s, abandon the rest."""
         self._stopping = True
+        self.wake()
         drained = await self.wait_idle(timeout)
         for task in list(self._tasks):
             task.cancel()
@@ -238,10 +241,13 @@ class Deliverer:
         await self._sleep(job, delay)
 
     async def _sleep(self, job: Job, seconds: float) -> bool:
-        """Sleep, waking early if the job is withdrawn; True if it is still wanted."""
+        """Sleep, waking early if the job is withdrawn (see :meth:`wake`); True if still wanted."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             if self._withdrawn(job):
                 return False
-            await asyncio.sleep(min(left, WAKE_INTERVAL))
+            wake = self._wake
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await wake.wait()
         return not self._withdrawn(job)

@@ -375,6 +375,7 @@ class KafkaBridge:
             state.drained = asyncio.Event()
             if state.live == 0:
                 state.drained.set()
+        self._deliverer.wake()  # jobs of these partitions waiting out a backoff give up now
         waits = [s.drained.wait() for s in states if s.drained is not None]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*waits), self.settings.revoke_timeout)

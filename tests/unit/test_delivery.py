@@ -155,13 +155,14 @@ async def test_429_holds_back_only_its_key(sandbox: TestClient[Any, Any],
 
 async def test_withdrawn_job_is_abandoned_not_sent(sandbox: TestClient[Any, Any],
                                                    ilert: IlertClient) -> None:
-    """A job whose owner withdrew it during backoff is abandoned and never delivered."""
+    """A job withdrawn during its backoff is abandoned at the next wake() and never delivered."""
     await fault(sandbox, status=503)
-    owner, deliverer = Owner(), engine(ilert, policy=RetryPolicy(initial_delay=5, max_delay=5))
+    owner, deliverer = Owner(), engine(ilert, policy=RetryPolicy(initial_delay=60, max_delay=60))
     deliverer.submit(job(owner, "k", "a", 0))
     deliverer.submit(job(owner, "k", "a", 1))
     await asyncio.sleep(0.3)
     owner.withdrawn.update({"k/a/0", "k/a/1"})
+    deliverer.wake()
     assert await deliverer.wait_idle(3)
     assert owner.abandoned_jobs == ["k/a/0", "k/a/1"] and owner.ended == {}
 
