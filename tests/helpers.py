@@ -134,8 +134,10 @@ class DaemonProcess:
     def start(self) -> DaemonProcess:
         with open(self.log, "ab") as out:
             out.write(f"\n=== start ilagent {self.args[0] if self.args else ''}\n".encode())
+            # in the test's own directory, so the default ./ilagent.db3 is never shared
             self.proc = subprocess.Popen([sys.executable, "-m", "ilagent", *self.args],
-                                         stdout=out, stderr=subprocess.STDOUT, env=self.env)
+                                         stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                                         cwd=self.log.parent)
         return self
 
     def output(self) -> str:

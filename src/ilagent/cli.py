@@ -19,9 +19,12 @@ from typing import Any, NoReturn
 from ilagent import __version__
 from ilagent.backoff import RetryPolicy
 from ilagent.config import (
+    DEFAULT_DB_FILE,
     DEFAULT_HTTP_HOST,
     DEFAULT_HTTP_MAX_BODY,
+    DEFAULT_KAFKA_MAX_RETRIES,
     DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_QUEUE_MAX_RETRIES,
     DEFAULT_RATE_LIMIT_PER_KEY,
     DEFAULT_RATE_LIMIT_TOTAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -191,9 +194,9 @@ def build_parser() -> Parser:
     delivery = daemon.add_argument_group("delivery")
     delivery.add_argument("--max_in_flight", type=_positive_int, default=DEFAULT_MAX_IN_FLIGHT,
                           help="concurrent requests to ilert (default %(default)s)")
-    delivery.add_argument("--max_retries", type=_positive_int, default=0,
-                          help="give up after this many retries (default 0 = never, "
-                               "at-least-once)")
+    delivery.add_argument("--max_retries", type=_positive_int, default=None,
+                          help="give up after this many retries, 0 = never (default: never "
+                               "for Kafka, {DEFAULT_QUEUE_MAX_RETRIES} for the HTTP queue)")
     delivery.add_argument("--rate_limit_per_key", type=_positive_int,
                           default=DEFAULT_RATE_LIMIT_PER_KEY,
                           help="events per minute per integration key (0 = off; "
@@ -238,6 +241,8 @@ def build_parser() -> Parser:
                            help="retries on network errors, 429 and 5xx (default %(default)s)")
     _add_ilert_options(heartbeat)
 
+    _add_queue_command(sub)
+
     mapper = sub.add_parser("map", help="dry-run the mapping flags on messages (stdin or --file)")
     mapper.add_argument("--file", dest="input_file", metavar="FILE",
                         help="messages, one per line (default: stdin)")
@@ -260,6 +265,27 @@ def build_parser() -> Parser:
     return parser
 
 
+def _add_queue_command(sub: Any) -> None:
+    queue = sub.add_parser("queue", help="inspect and manage the HTTP queue's SQLite file")
+    # -v/-f go on each action only: a nested parser would reset them to their defaults
+    actions = queue.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser,
+                                   required=True)
+    listing = actions.add_parser("list", help="show queued events and dead letters (keys masked)")
+    _add_global_options(listing)
+    listing.add_argument("--limit", type=_positive_int, default=100,
+                         help="rows per table (default %(default)s)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per row")
+    retry = actions.add_parser("retry", help="move dead letters back to the queue")
+    _add_global_options(retry)
+    retry.add_argument("ids", nargs="*", type=_positive_int, metavar="ID",
+                       help="dead letters to retry")
+    retry.add_argument("--all", action="store_true", help="retry every dead letter")
+    purge = actions.add_parser("purge", help="delete every queued event or every dead letter")
+    _add_global_options(purge)
+    purge.add_argument("table", choices=("queue", "dead_letters"))
+    purge.add_argument("--yes", action="store_true", help="confirm the deletion")
+
+
 def daemon_config(args: argparse.Namespace) -> DaemonConfig:
     """The daemon's configuration from parsed arguments."""
     kafka = None
@@ -273,18 +299,26 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
     if args.port is not None:
         http = HttpSettings(port=args.port, host=args.http_host, token=args.http_token,
                             max_body=args.http_max_body)
+    given = args.max_retries  # None: each source keeps its own default
     config = DaemonConfig(
         ilert=IlertSettings(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,
                             timeout=args.ilert_timeout),
         retry=RetryPolicy(initial_delay=args.retry_initial_delay,
                           max_delay=max(args.retry_max_delay, args.retry_initial_delay),
-                          rate_limit_delay=args.rate_limit_delay, max_retries=args.max_retries),
+                          rate_limit_delay=args.rate_limit_delay,
+                          max_retries=DEFAULT_KAFKA_MAX_RETRIES if given is None else given),
+        queue_max_retries=DEFAULT_QUEUE_MAX_RETRIES if given is None else given,
         max_in_flight=args.max_in_flight, rate_limit_per_key=args.rate_limit_per_key,
         rate_limit_total=args.rate_limit_total, shutdown_timeout=args.shutdown_timeout,
         http=http, kafka=kafka, rules=_rules(args), heartbeat_key=args.heartbeat,
-        db_file=getattr(args, "sub_db_file", None) or args.db_file or "./ilagent.db3")
+        db_file=db_file(args))
     config.validate()
     return config
+
+
+def db_file(args: argparse.Namespace) -> str:
+    """The SQLite file: ``-f`` after the subcommand, else before it, else the default."""
+    return str(getattr(args, "sub_db_file", None) or args.db_file or DEFAULT_DB_FILE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -310,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_map(args)
         if args.command == "sandbox":
             return _run_sandbox(args)
+        if args.command == "queue":
+            from ilagent.queuecmd import run_queue
+
+            return run_queue(args, db_file(args))
     except ConfigError as exc:
         parser.exit(EXIT_USAGE, f"ilagent {args.command}: error: {exc}\n")
     except KeyboardInterrupt:

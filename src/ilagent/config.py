@@ -16,6 +16,11 @@ DEFAULT_RATE_LIMIT_TOTAL = 700
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_HTTP_HOST = "0.0.0.0"  # as ilagent, so the port is reachable from outside a container
 DEFAULT_HTTP_MAX_BODY = 1024 * 1024
+DEFAULT_DB_FILE = "./ilagent.db3"
+# Kafka keeps every message until ilert takes it (at-least-once); the HTTP queue gives up
+# after this many retries (about 100 minutes at the 60 s cap), so a poison event cannot stay
+DEFAULT_KAFKA_MAX_RETRIES = 0
+DEFAULT_QUEUE_MAX_RETRIES = 100
 HEARTBEAT_INTERVAL = 30.0
 
 
@@ -57,7 +62,8 @@ class DaemonConfig:
     rules: MappingRules = field(default_factory=MappingRules)
     heartbeat_key: str | None = field(default=None, repr=False)
     heartbeat_interval: float = HEARTBEAT_INTERVAL
-    db_file: str = "./ilagent.db3"
+    db_file: str = DEFAULT_DB_FILE
+    queue_max_retries: int = DEFAULT_QUEUE_MAX_RETRIES  # 0 = unlimited; Kafka's is retry's
 
     def __repr__(self) -> str:  # keys never in clear, even in a debug dump
         return (f"DaemonConfig(ilert={self.ilert!r}, kafka={self.kafka!r}, http={self.http!r}, "

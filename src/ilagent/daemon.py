@@ -1,8 +1,9 @@
 """Composition root of ``ilagent daemon``: build the parts from the config, run, shut down in order.
 
 Shutdown (SIGTERM/SIGINT, or the Kafka worker dying) runs one fixed, logged sequence:
-stop fetching → let in-flight deliveries finish for up to ``--shutdown_timeout`` → commit the
-watermarks and leave the group → stop the HTTP server → exit. A second signal exits at once.
+stop fetching (Kafka and the queue) → let in-flight deliveries finish for up to
+``--shutdown_timeout`` → commit the watermarks and leave the group → stop the HTTP server →
+close the queue file → exit. A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import time
 from typing import Any
 
@@ -20,11 +22,14 @@ from aiohttp import web
 from ilagent.config import DaemonConfig
 from ilagent.delivery import Deliverer
 from ilagent.ilert import IlertClient
+from ilagent.intake import Intake
 from ilagent.kafka import KafkaBridge
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
+from ilagent.outbox import Outbox
 from ilagent.pacing import Pacer
-from ilagent.server import Probes, build_app
+from ilagent.queuestore import QueueStore
+from ilagent.server import AccessLogger, Probes, build_app
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,14 @@ class Daemon:
             self.bridge = KafkaBridge(settings=config.kafka, rules=config.rules,
                                       deliverer=self.deliverer, metrics=self.metrics,
                                       policy=config.retry)
+        self.store: QueueStore | None = None
+        self.outbox: Outbox | None = None
+        if config.http is not None:
+            # one engine for both sources: one --max_in_flight, one pacing towards ilert;
+            # queued events carry the queue's own retry limit
+            self.store = QueueStore(config.db_file)
+            self.outbox = Outbox(store=self.store, deliverer=self.deliverer, metrics=self.metrics,
+                                 max_retries=config.queue_max_retries)
         self._stop = asyncio.Event()
         self._exit_code = 0
         self._signals = 0
@@ -65,9 +78,13 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         self.probes.checks.append(self._ilert_check)
+        await self._open_queue()
         await self.client.start()
         runner = await self._start_http()
         tasks: list[asyncio.Task[Any]] = []
+        if self.outbox is not None:
+            self.outbox.start()
+            self.probes.checks.append(self.outbox.readiness)
         if self.bridge is not None:
             self.bridge.start()
             self.probes.checks.append(self._kafka_check)
@@ -87,14 +104,27 @@ class Daemon:
         logger.warning("%s received: shutting down", sig.name)
         self.request_stop()
 
+    async def _open_queue(self) -> None:
+        if self.store is None:
+            return
+        try:
+            await self.store.open()
+        except sqlite3.Error as exc:
+            raise SystemExit(f"ilagent: cannot open the queue file {self.store.path}: {exc}") \
+                from None
+        logger.info("queue file %s open", self.store.path)
+
     async def _start_http(self) -> web.AppRunner | None:
         http = self.config.http
         if http is None:
             return None
         app = build_app(metrics=self.metrics, probes=self.probes, token=http.token,
                         max_body=http.max_body)
+        if self.store is not None and self.outbox is not None:
+            Intake(store=self.store, outbox=self.outbox, client=self.client,
+                   metrics=self.metrics, max_body=http.max_body).add_routes(app)
         runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
-                               handle_signals=False)
+                               access_log_class=AccessLogger, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, http.host, http.port, shutdown_timeout=1.0)
         try:
@@ -112,6 +142,9 @@ class Daemon:
         if self.bridge is not None:
             logger.warning("shutdown 1/4: stop fetching from Kafka")
             self.bridge.stop_fetching()
+        if self.outbox is not None:
+            logger.warning("shutdown 1/4: stop loading from the queue")
+            self.outbox.stop_loading()
         logger.warning("shutdown 2/4: waiting up to %.0f s for %d unfinished deliveries",
                        timeout, self.deliverer.pending)
         if not await self.deliverer.stop(timeout):
@@ -122,9 +155,14 @@ class Daemon:
         if self.bridge is not None:
             logger.warning("shutdown 3/4: commit offsets and leave the consumer group")
             await self.bridge.close()
+        if self.outbox is not None:
+            await self.outbox.close()
         logger.warning("shutdown 4/4: stop the HTTP server")
         if runner is not None:
             await runner.cleanup()
+        if self.store is not None:
+            await self.store.close()
+            logger.info("queue file %s closed", self.store.path)
         await self.client.close()
         logger.warning("ilagent daemon stopped")
 
@@ -170,5 +208,9 @@ class Daemon:
 
 
 def run(config: DaemonConfig) -> int:
-    """Run the daemon until it is stopped; return its exit code."""
-    return asyncio.run(Daemon(config).run())
+    """Run the daemon until it is stopped; return its exit code (on uvloop where installed)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(Daemon(config).run())
+    return uvloop.run(Daemon(config).run())

@@ -52,6 +52,9 @@ class JobOwner(Protocol):
     def abandoned(self, job: Job) -> None:
         """The job was withdrawn unfinished; it will be delivered again from its source."""
 
+    def attempted(self, job: Job, result: Result, delay: float) -> None:
+        """An attempt failed and will be retried after ``delay`` s (a chance to persist it)."""
+
 
 @dataclass(eq=False)
 class Job:
@@ -67,6 +70,7 @@ class Job:
     received: float = field(default_factory=time.monotonic)
     attempts: int = 0
     context: Any = None  # the owner's own bookkeeping (partition state, offset, queue row)
+    max_retries: int | None = None  # None: the engine's policy decides; 0 = unlimited
 
 
 class Deliverer:
@@ -93,6 +97,7 @@ class Deliverer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._wake = asyncio.Event()
+        self._responses: dict[int | None, Any] = {}  # metric children by status, looked up once
 
     @property
     def pending(self) -> int:
@@ -170,6 +175,17 @@ class Deliverer:
                 self._end(job)
             del self._lanes[key]
 
+    def _count_response(self, result: Result) -> None:
+        counter = self._responses.get(result.status)
+        if counter is None:
+            counter = self._responses[result.status] = self._metrics.responses.labels(
+                result.status_label)
+        counter.inc()
+
+    def _exhausted(self, job: Job) -> bool:
+        limit = self._policy.max_retries if job.max_retries is None else job.max_retries
+        return limit > 0 and job.attempts > limit
+
     def _withdrawn(self, job: Job) -> bool:
         return self._stopping or job.owner.cancelled(job)
 
@@ -194,7 +210,7 @@ class Deliverer:
                         result = await self._client.post_event(job.path, job.event)
                     else:
                         result = await self._client.ping_heartbeat(job.integration_key)
-                self._metrics.responses.labels(result.status_label).inc()
+                self._count_response(result)
                 if result.outcome is Outcome.DELIVERED:
                     if job.event is not None:
                         self._metrics.delivered.labels(source).inc()
@@ -212,7 +228,7 @@ class Deliverer:
                                  mask_key(job.integration_key), result.status, result.detail)
                     await job.owner.finished(job, Verdict.DEAD_LETTER, result, "rejected")
                     return
-                if self._policy.exhausted(job.attempts):
+                if self._exhausted(job):
                     self._metrics.dead_lettered.labels(source, "retries_exhausted").inc()
                     logger.error("giving up on %s (%s) after %d attempts, last: %s %s",
                                  job.origin, mask_key(job.integration_key), job.attempts,
@@ -233,6 +249,7 @@ class Deliverer:
             self._metrics.rate_limit_waits.labels("rate_limited").inc()
         else:
             delay = self._policy.delay(job.attempts)
+        job.owner.attempted(job, result, delay)
         # a warning for the first failures and then at powers of two keeps outages readable
         level = logging.WARNING if job.attempts & (job.attempts - 1) == 0 else logging.DEBUG
         logger.log(level, "attempt %d for %s (%s) failed: %s %s; retrying in %.1f s",

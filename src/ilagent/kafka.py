@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,7 +204,11 @@ class KafkaBridge:
                         self.settings.group_id)
             while not self._closing:
                 self._apply_requests(consumer)
-                messages = consumer.consume(num_messages=BATCH_SIZE, timeout=POLL_TIMEOUT)
+                # take what is queued at once; only wait (for the first message) when idle,
+                # so a trickle of messages is never held back to fill a batch
+                messages = consumer.consume(num_messages=BATCH_SIZE, timeout=0)
+                if not messages:
+                    messages = consumer.consume(num_messages=1, timeout=POLL_TIMEOUT)
                 if messages:
                     self._hand_over(messages)
             self._apply_requests(consumer)
@@ -281,19 +285,19 @@ class KafkaBridge:
         self._metrics.paused_partitions.set(len(self._paused))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.settings.offset_reset == "latest":
+            starts = self._pinned_starts(consumer, partitions)
+            config = self.settings.consumer_config()
+            if "cooperative" in str(config.get("partition.assignment.strategy", "")) \
+                    or config.get("group.protocol") == "consumer":
+                consumer.incremental_assign(starts)
+            else:
+                consumer.assign(starts)
+        # only now: /ready must not say "assigned" before the start position is durable
         for tp in partitions:
             self._assigned[(tp.topic, tp.partition)] = PartitionState(tp.topic, tp.partition)
         self._metrics.rebalances.labels("assign").inc()
         logger.info("assigned %s", _names(partitions))
-        if self.settings.offset_reset != "latest":
-            return
-        starts = self._pinned_starts(consumer, partitions)
-        config = self.settings.consumer_config()
-        if "cooperative" in str(config.get("partition.assignment.strategy", "")) \
-                or config.get("group.protocol") == "consumer":
-            consumer.incremental_assign(starts)
-        else:
-            consumer.assign(starts)
 
     def _pinned_starts(self, consumer: Consumer,
                        partitions: list[TopicPartition]) -> list[TopicPartition]:
@@ -381,15 +385,17 @@ class KafkaBridge:
             await asyncio.wait_for(asyncio.gather(*waits), self.settings.revoke_timeout)
 
     def _on_batch(self, batch: list[tuple[PartitionState, Message]]) -> None:
-        rules = self._rules
+        rules, deliverer = self._rules, self._deliverer
+        # messages finished right here (filtered, or of a revoked partition), per partition
+        done: dict[TPKey, list[Any]] = {}
+        filtered = 0
+        consumed = 0
         for state, message in batch:
             if state.revoked:  # never started; the partition's next owner reads it again
-                self._unbuffer(state)
+                done.setdefault(state.key, [state, 0])[1] += 1
                 continue
+            consumed += 1
             offset = _offset(message)
-            state.tracker.add(offset)
-            state.live += 1
-            self._consumed.inc()
             topic = state.topic
             if topic in self._event_topics:
                 outcome = map_message(rules, message.value(), topic=topic,
@@ -397,24 +403,51 @@ class KafkaBridge:
                 if isinstance(outcome, Mapped):
                     for warning in outcome.warnings:
                         logger.warning("%s: %s", _origin(message), warning)
-                    self._deliverer.submit(Job(
+                    state.tracker.add(offset)
+                    state.live += 1
+                    deliverer.submit(Job(
                         owner=self, source=SOURCE, lane=lane_for(outcome, message.key()),
                         integration_key=outcome.integration_key, path=outcome.path,
                         event=outcome.event, origin=_origin(message),
                         context=(state, message)))
-                elif outcome.filtered:
-                    self._filtered.inc()
-                    self._finish(state, offset)
-                else:
-                    self._reject(state, message, outcome)
+                    continue
+                if outcome.filtered:
+                    # the common case when most messages are filtered: no tracking needed
+                    state.tracker.skip(offset)
+                    filtered += 1
+                    done.setdefault(state.key, [state, 0])[1] += 1
+                    continue
+                state.tracker.add(offset)
+                state.live += 1
+                self._reject(state, message, outcome)
+                continue
+            state.tracker.add(offset)
+            state.live += 1
+            key = heartbeat_key(message.value())
+            if key is None:
+                self._reject(state, message, None)
             else:
-                key = heartbeat_key(message.value())
-                if key is None:
-                    self._reject(state, message, None)
-                else:
-                    self._deliverer.submit(Job(
-                        owner=self, source=SOURCE, lane=("heartbeat", key), integration_key=key,
-                        origin=_origin(message), context=(state, message)))
+                deliverer.submit(Job(
+                    owner=self, source=SOURCE, lane=("heartbeat", key), integration_key=key,
+                    origin=_origin(message), context=(state, message)))
+        if consumed:
+            self._consumed.inc(consumed)
+        if filtered:
+            self._filtered.inc(filtered)
+        if done:
+            self._settle(done.values())
+
+    def _settle(self, done: Iterable[list[Any]]) -> None:
+        """Release messages finished in a batch and store their partitions' new watermarks."""
+        with self._lock:
+            for state, count in done:
+                if state.key in self._outstanding:
+                    self._outstanding[state.key] -= count
+                if state.revoked:
+                    continue
+                watermark = state.tracker.watermark()
+                if watermark is not None:
+                    self._to_store[state.key] = (state, watermark)
 
     def _reject(self, state: PartitionState, message: Message, dropped: Dropped | None) -> None:
         reason = dropped.reason.value if dropped else "invalid_heartbeat"
@@ -454,6 +487,9 @@ class KafkaBridge:
     def abandoned(self, job: Job) -> None:
         state: PartitionState = job.context[0]
         self._release_one(state)
+
+    def attempted(self, job: Job, result: Result, delay: float) -> None:
+        """Nothing to persist: the uncommitted offset is what brings a message back."""
 
     async def finished(self, job: Job, verdict: Verdict, result: Result | None,
                        reason: str) -> None:

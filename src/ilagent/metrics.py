@@ -61,6 +61,11 @@ class Metrics:
         self.queue_oldest_age = Gauge("ilagent_queue_oldest_age_seconds",
                                       "Age of the oldest event in the durable queue.",
                                       registry=r)
+        self.queue_dead_letters = Gauge("ilagent_queue_dead_letters",
+                                        "Events kept in the queue's dead-letter table.",
+                                        registry=r)
+        self.intake = Counter("ilagent_http_intake", "Answers of the HTTP event intake by status.",
+                              ["status"], registry=r)
 
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format."""

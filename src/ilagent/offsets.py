@@ -28,6 +28,11 @@ class OffsetTracker:
         if self._next is None or offset >= self._next:
             self._next = offset + 1
 
+    def skip(self, offset: int) -> None:
+        """Record an offset that was finished as soon as it was seen (filtered)."""
+        if self._next is None or offset >= self._next:
+            self._next = offset + 1
+
     def finish(self, offset: int) -> None:
         """Record that ``offset`` is finished (delivered, filtered or dead-lettered)."""
         self._pending.discard(offset)

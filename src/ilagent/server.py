@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from ilagent import USER_AGENT, __version__
+from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -78,3 +81,20 @@ def _bearer_auth(token: str) -> Callable[[web.Request, Handler], Awaitable[web.S
         return await handler(request)
 
     return check
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request at INFO, with the ``{key}`` segment of a path masked."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = request.path
+        # a BaseRequest answered before routing has no match_info
+        key = request.match_info.get("key") if isinstance(request, web.Request) else None
+        if key:
+            path = path.replace(key, mask_key(key))
+        self.logger.info('%s "%s %s" %d %.1f ms', request.remote, request.method, path,
+                         response.status, time * 1000)
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)

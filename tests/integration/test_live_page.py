@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import Sandbox, create_topic, produce, unique, wait_until
 from playwright.async_api import Page, expect
+
+from helpers import Sandbox, create_topic, produce, unique, wait_until
 
 TIMEOUT_MS = 20_000
 

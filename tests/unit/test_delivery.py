@@ -28,6 +28,7 @@ class Owner:
     ended: dict[str, tuple[Verdict, int | None, str]] = field(default_factory=dict)
     abandoned_jobs: list[str] = field(default_factory=list)
     withdrawn: set[str] = field(default_factory=set)
+    attempts: list[tuple[str, int | None]] = field(default_factory=list)
 
     def cancelled(self, job: Job) -> bool:
         return job.origin in self.withdrawn
@@ -38,6 +39,9 @@ class Owner:
 
     def abandoned(self, job: Job) -> None:
         self.abandoned_jobs.append(job.origin)
+
+    def attempted(self, job: Job, result: Result, delay: float) -> None:
+        self.attempts.append((job.origin, result.status))
 
 
 @pytest.fixture
@@ -115,6 +119,7 @@ async def test_retries_5xx_until_it_works(sandbox: TestClient[Any, Any],
     deliverer.submit(item)
     assert await deliverer.wait_idle(10)
     assert owner.ended["k/a/0"][0] is Verdict.DELIVERED and item.attempts == 4
+    assert owner.attempts == [("k/a/0", 503)] * 3
     assert await summaries(sandbox, "k") == ["0"]
 
 

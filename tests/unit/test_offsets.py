@@ -27,6 +27,10 @@ def run(steps: list[tuple[str, int]]) -> OffsetTracker:
     pytest.param([("add", 10), ("add", 20), ("finish", 10)], 20, id="offset-gaps-compaction"),
     pytest.param([("add", 3), ("finish", 3), ("add", 4)], 4, id="new-after-done"),
     pytest.param([("add", 3), ("finish", 7)], 3, id="unknown-finish-ignored"),
+    pytest.param([("skip", 5)], 6, id="skipped-only"),
+    pytest.param([("add", 0), ("skip", 1)], 0, id="skip-behind-pending"),
+    pytest.param([("add", 0), ("skip", 1), ("skip", 2), ("finish", 0)], 3,
+                 id="skips-released-when-head-finishes"),
 ])
 def test_watermark(steps: list[tuple[str, int]], watermark: int | None) -> None:
     """The watermark is the lowest unfinished offset, else one past the highest seen."""

@@ -1,0 +1,1 @@
+"""Benchmarks of ilagent; run them all with ``make bench`` (``bench/run.py``)."""

@@ -1,0 +1,48 @@
+"""Run every benchmark (``make bench``), one after another so they never compete for the cores.
+
+Each benchmark is its own process that starts and stops everything it needs, prints its table
+and records its figures in its own section of ``bench/RESULTS.md``:
+
+* ``bench/bench_kafka.py`` — the Kafka delivery engine (issue 3);
+* ``bench/bench_intake.py`` — the HTTP intake (issue 4), when that file exists.
+
+    .venv/bin/python bench/run.py [--only kafka,intake]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+BENCHMARKS = {"kafka": "bench_kafka.py", "intake": "bench_intake.py"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the selected benchmarks that exist; exit 1 if any of them failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of kafka,intake")
+    args = parser.parse_args(argv)
+    failed = []
+    for name, script in BENCHMARKS.items():
+        path = BENCH_DIR / script
+        if name not in args.only.split(",") or not path.exists():
+            continue
+        print(f"=== {script}", flush=True)
+        started = time.monotonic()
+        code = subprocess.call([sys.executable, str(path)], cwd=BENCH_DIR.parent)
+        print(f"=== {script}: exit {code} after {time.monotonic() - started:.0f} s\n", flush=True)
+        if code != 0:
+            failed.append(script)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The daemon's ilert-compatible HTTP routes: event intake into the durable queue, heartbeat proxy.
+
+Events (``POST /api/events``, ``/api/v1/events``, ``/api/v1/events/{source}/{key}``) are
+checked with :func:`ilagent.events.validate_event`, the same rules the sandbox and the Kafka
+path use, and committed to the SQLite queue *before* the answer ``202 {"id", "status"}``.
+Every refusal is JSON in ilert's shape ``{status, message, code}``:
+
+* 415 — a ``Content-Type`` that is not JSON (``application/json`` or ``…+json``; a request
+  without the header is read as JSON, as curl users expect);
+* 413 — a body over ``--http_max_body``;
+* 400 — not JSON, nested deeper than :data:`MAX_DEPTH`, or not a valid event (naming the field);
+* 503 — the queue file refused the write (the client should retry; nothing was stored).
+
+Heartbeats (``GET``/``HEAD``/``POST /api/heartbeats/{key}``) are passed straight to ilert:
+202 when ilert took the ping, 502 with the reason when it did not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from ilagent.events import EventError, validate_event
+from ilagent.ilert import IlertClient, Outcome
+from ilagent.logs import mask_key
+from ilagent.metrics import Metrics
+from ilagent.outbox import SOURCE, Outbox
+from ilagent.queuestore import QueueStore
+
+logger = logging.getLogger(__name__)
+
+EVENT_PATHS = ("/api/events", "/api/v1/events", "/api/v1/events/{source}/{key}")
+HEARTBEAT_PATH = "/api/heartbeats/{key}"
+API_PREFIX = "/api"
+# deeper JSON could exhaust the recursion limit of the JSON encoder when the event is sent on
+MAX_DEPTH = 100
+
+
+class Intake:
+    """The request handlers; :meth:`add_routes` puts them on the daemon's app."""
+
+    def __init__(
+        self,
+        *,
+        store: QueueStore,
+        outbox: Outbox,
+        client: IlertClient,
+        metrics: Metrics,
+        max_body: int,
+    ) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._client = client
+        self._metrics = metrics
+        self._max_body = max_body
+        self._consumed = metrics.consumed.labels(SOURCE)
+
+    def add_routes(self, app: web.Application) -> None:
+        """Register the event and heartbeat routes."""
+        for path in EVENT_PATHS:
+            app.router.add_post(path, self.event)
+        app.router.add_get(HEARTBEAT_PATH, self.heartbeat)  # GET also answers HEAD
+        app.router.add_post(HEARTBEAT_PATH, self.heartbeat)
+
+    async def event(self, request: web.Request) -> web.Response:
+        """Validate an event, store it durably, answer 202 with its queue id."""
+        if hdrs.CONTENT_TYPE in request.headers and not _is_json(request.content_type):
+            return self._refuse(
+                415, "UNSUPPORTED_MEDIA_TYPE", "the Content-Type must be application/json"
+            )
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._refuse(
+                413, "PAYLOAD_TOO_LARGE", f"the body is larger than {self._max_body} bytes"
+            )
+        try:
+            body = json.loads(raw, parse_constant=_no_constant)
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's limit
+            return self._refuse(400, "INVALID_JSON", "the body is not valid JSON")
+        try:
+            event = validate_event(_with_path_key(body, request.match_info.get("key")))
+            _check_depth(event)
+        except EventError as error:
+            return self._answer(400, error.as_body(400))
+        try:
+            text = json.dumps(event, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # 1e999 reads as infinity, which JSON cannot carry on to ilert
+            return self._refuse(400, "INVALID_JSON", "the body holds a number out of range")
+        key = event["integrationKey"]
+        try:
+            row_id = await self._store.enqueue(
+                integration_key=key, path=request.rel_url.raw_path[len(API_PREFIX) :], event=text
+            )
+        except sqlite3.Error as exc:
+            logger.error("could not queue an event for %s: %s", mask_key(key), exc)
+            return self._refuse(
+                503,
+                "QUEUE_UNAVAILABLE",
+                "the event could not be stored; nothing was queued, retry later",
+            )
+        self._consumed.inc()
+        self._outbox.notify()
+        logger.debug("queued queue#%d for %s", row_id, mask_key(key))
+        return self._answer(202, {"id": str(row_id), "status": "queued"})
+
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        """Ping the heartbeat at ilert now: 202 when ilert took it, else 502 with the reason."""
+        key = request.match_info["key"]
+        result = await self._client.ping_heartbeat(key)
+        self._metrics.responses.labels(result.status_label).inc()
+        if result.outcome is Outcome.DELIVERED:
+            self._metrics.heartbeats.labels(SOURCE).inc()
+            return web.json_response({}, status=202)
+        logger.warning(
+            "heartbeat ping %s failed: %s %s", mask_key(key), result.status_label, result.detail
+        )
+        detail = f": {result.detail}" if result.detail else ""
+        return web.json_response(
+            {
+                "status": 502,
+                "code": "HEARTBEAT_NOT_DELIVERED",
+                "message": f"ilert answered {result.status_label}{detail}",
+            },
+            status=502,
+        )
+
+    def _refuse(self, status: int, code: str, message: str) -> web.Response:
+        return self._answer(status, {"status": status, "message": message, "code": code})
+
+    def _answer(self, status: int, body: dict[str, Any]) -> web.Response:
+        self._metrics.intake.labels(str(status)).inc()
+        return web.json_response(body, status=status)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # Python's reader would accept NaN and Infinity
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _with_path_key(body: object, path_key: str | None) -> object:
+    """The body, with the path's key as ``integrationKey`` when the body names no key."""
+    if path_key is None or not isinstance(body, dict):
+        return body
+    if body.get("integrationKey") is None and body.get("apiKey") is None:
+        return {**body, "integrationKey": path_key}
+    return body
+
+
+def _check_depth(event: dict[str, Any]) -> None:
+    """Raise :class:`EventError` naming the field nested deeper than :data:`MAX_DEPTH`."""
+    for name, value in event.items():
+        stack: list[tuple[object, int]] = [(value, 1)]
+        while stack:
+            item, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                raise EventError(
+                    name, "INVALID_FIELD", f"'{name}' is nested deeper than {MAX_DEPTH} levels"
+                )
+            if isinstance(item, dict):
+                stack.extend((child, depth + 1) for child in item.values())
+            elif isinstance(item, list):
+                stack.extend((child, depth + 1) for child in item)

@@ -1,0 +1,304 @@
+"""The queue worker: feeds the durable queue to the delivery engine and settles every row.
+
+Rows are loaded in id order, a page at a time, into a bounded window (``window`` rows at
+most in memory); each becomes a :class:`~ilagent.delivery.Job` on the lane of its alert
+(integration key + alert key, trimmed and lower-cased as ilert matches them), so events of
+one alert reach ilert in the order they were accepted. A row leaves the queue only when
+ilert took it (deleted) or it was given up (moved to ``dead_letters`` with the reason);
+anything else stays, so a restart resumes where the last run stopped.
+
+A row whose persisted ``next_attempt_at`` lies ahead (it failed before a restart) is held
+back until then, and the later rows of its lane with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Hashable
+from typing import Any
+
+from ilagent.delivery import Deliverer, Job, Verdict
+from ilagent.ilert import Result
+from ilagent.metrics import Metrics
+from ilagent.queue import QueuedEvent, QueueStats
+from ilagent.queuestore import QueueStore
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "http"
+DEFAULT_WINDOW = 1000
+DEFAULT_REFRESH_INTERVAL = 1.0
+ERROR_EXCERPT = 300
+
+
+def lane_of(integration_key: str, event: dict[str, Any]) -> Hashable | None:
+    """The ordering lane of an event: its alert, or None (no order) without an alert key."""
+    alert_key = event.get("alertKey")
+    if isinstance(alert_key, str) and alert_key:
+        # ilert matches alert keys case-insensitively after trimming
+        return ("alert", integration_key, alert_key.strip().lower())
+    return None
+
+
+class Outbox:
+    """Delivers the queue through a Deliverer; the JobOwner of every queued event."""
+
+    def __init__(
+        self,
+        *,
+        store: QueueStore,
+        deliverer: Deliverer,
+        metrics: Metrics,
+        window: int = DEFAULT_WINDOW,
+        refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
+        max_retries: int | None = None,
+    ) -> None:
+        self._store = store
+        self._max_retries = max_retries  # None: the engine's policy; 0 = unlimited
+        self._deliverer = deliverer
+        self._metrics = metrics
+        self._window = max(1, window)
+        self._refresh_interval = refresh_interval
+        self._loaded: dict[int, Job] = {}  # rows held or submitted, and not yet settled
+        self._held: dict[Hashable, deque[Job]] = {}
+        self._cursor = 0  # the highest id loaded; newer rows always have higher ids
+        self._notified = 1  # bumped on every new row, so a short page cannot hide one
+        self._read = 0
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writes: set[asyncio.Future[Any]] = set()
+        self._loading = True
+        self.stats = QueueStats(0, None, 0)
+
+    @property
+    def loaded(self) -> int:
+        """Rows in memory (held back or in the engine)."""
+        return len(self._loaded)
+
+    def start(self) -> None:
+        """Start loading and the periodic metrics refresh."""
+        loop = asyncio.get_running_loop()
+        self._wake.set()  # the rows left by the last run
+        self._tasks = [loop.create_task(self._load_loop()), loop.create_task(self._refresh())]
+        for task in self._tasks:
+            task.add_done_callback(_report_crash)
+
+    def notify(self) -> None:
+        """A row was added to the queue."""
+        self._notified += 1
+        self._wake.set()
+
+    def stop_loading(self) -> None:
+        """Load no more rows (shutdown step one); the engine finishes what it has."""
+        self._loading = False
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stop the tasks and wait for the writes already asked for."""
+        self.stop_loading()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    def readiness(self) -> dict[str, Any] | None:
+        """None while the queue takes writes, else why not (for ``/ready``)."""
+        if self._store.writable:
+            return None
+        return {
+            "component": "queue",
+            "error": self._store.write_error,
+            "depth": self.stats.depth,
+            "oldest_age_seconds": self._oldest_age(),
+        }
+
+    # ---- loading -----------------------------------------------------------------------------
+
+    async def _load_loop(self) -> None:
+        while self._loading:
+            timeout = self._next_due() - time.time() if self._held else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            self._release_due()
+            try:
+                await self._fill()
+            except sqlite3.Error as exc:
+                logger.error("could not read the queue: %s", exc)
+                await asyncio.sleep(self._refresh_interval)
+                self._wake.set()
+
+    async def _fill(self) -> None:
+        while self._loading and self._read != self._notified:
+            room = self._window - len(self._loaded)
+            if room <= 0:
+                return
+            seen = self._notified
+            rows = await self._store.page(after=self._cursor, limit=room)
+            if len(rows) < room:
+                self._read = seen
+            for row in rows:
+                self._cursor = max(self._cursor, row.id)
+                if row.id not in self._loaded:
+                    self._admit(row)
+
+    def _admit(self, row: QueuedEvent) -> None:
+        try:
+            event = json.loads(row.event)
+        except ValueError as exc:
+            logger.error("queue#%d is not valid JSON (%s); dead-lettering it", row.id, exc)
+            self._metrics.dead_lettered.labels(SOURCE, "corrupt").inc()
+            self._keep(
+                self._store.dead_letter(
+                    row.id, reason="corrupt", status=None, detail=str(exc), attempts=row.attempts
+                )
+            )
+            return
+        age = max(0.0, time.time() - row.received_at)
+        job = Job(
+            owner=self,
+            source=SOURCE,
+            lane=lane_of(row.integration_key, event),
+            integration_key=row.integration_key,
+            path=row.path,
+            event=event,
+            origin=f"queue#{row.id}",
+            received=time.monotonic() - age,
+            attempts=row.attempts,
+            context=row,
+            max_retries=self._max_retries,
+        )
+        self._loaded[row.id] = job
+        hold = job.lane if job.lane is not None else ("row", row.id)
+        held = self._held.get(hold)
+        if held is not None:
+            held.append(job)
+        elif row.next_attempt_at > time.time():
+            self._held[hold] = deque([job])
+        else:
+            self._deliverer.submit(job)
+
+    def _next_due(self) -> float:
+        return min(float(lane[0].context.next_attempt_at) for lane in self._held.values())
+
+    def _release_due(self) -> None:
+        now = time.time()
+        for hold in list(self._held):
+            lane = self._held[hold]
+            while lane and lane[0].context.next_attempt_at <= now:
+                self._deliverer.submit(lane.popleft())
+            if not lane:
+                del self._held[hold]
+
+    def _settle(self, row_id: int) -> None:
+        self._loaded.pop(row_id, None)
+        if self._read != self._notified and len(self._loaded) <= self._window // 2:
+            self._wake.set()
+
+    def _keep(self, future: asyncio.Future[Any]) -> None:
+        """Track a write nobody awaits, and log it if it fails."""
+        self._writes.add(future)
+        future.add_done_callback(self._written)
+
+    def _written(self, future: asyncio.Future[Any]) -> None:
+        self._writes.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.error("queue write failed: %s", future.exception())
+
+    # ---- JobOwner ----------------------------------------------------------------------------
+
+    def cancelled(self, job: Job) -> bool:
+        """Queued events are never withdrawn; the engine stops them only at shutdown."""
+        return False
+
+    async def finished(
+        self, job: Job, verdict: Verdict, result: Result | None, reason: str
+    ) -> None:
+        """Delete a delivered row; move a rejected or exhausted one to the dead letters."""
+        row: QueuedEvent = job.context
+        if verdict is Verdict.DELIVERED:
+            self._keep(self._store.delete(row.id))
+            self._settle(row.id)
+            return
+        try:
+            await self._store.dead_letter(
+                row.id,
+                reason=reason,
+                status=result.status if result else None,
+                detail=result.detail if result else "",
+                attempts=job.attempts,
+            )
+        except sqlite3.Error as exc:  # it stays queued and is tried again after a restart
+            logger.error("could not dead-letter %s: %s", job.origin, exc)
+        self._settle(row.id)
+
+    def abandoned(self, job: Job) -> None:
+        """The engine stopped; keep the row, with the attempts it had so far."""
+        row: QueuedEvent = job.context
+        if job.attempts > row.attempts:
+            self._keep(
+                self._store.record_attempt(
+                    row.id,
+                    attempts=job.attempts,
+                    next_attempt_at=row.next_attempt_at,
+                    last_error=row.last_error,
+                )
+            )
+        self._settle(row.id)
+
+    def attempted(self, job: Job, result: Result, delay: float) -> None:
+        """A failed attempt to be retried in ``delay`` s: persist the row's retry state.
+
+        Called by the engine after each retriable failure (see the report on delivery.py).
+        """
+        row: QueuedEvent = job.context
+        error = f"{result.status_label} {result.detail}".strip()[:ERROR_EXCERPT]
+        due = time.time() + delay
+        job.context = QueuedEvent(
+            row.id,
+            row.integration_key,
+            row.path,
+            row.event,
+            row.received_at,
+            job.attempts,
+            due,
+            error,
+        )
+        self._keep(
+            self._store.record_attempt(
+                row.id, attempts=job.attempts, next_attempt_at=due, last_error=error
+            )
+        )
+
+    # ---- metrics -----------------------------------------------------------------------------
+
+    async def _refresh(self) -> None:
+        """Every interval: prove the file takes writes, and update the queue gauges."""
+        while True:
+            await self._store.probe()
+            try:
+                self.stats = await self._store.stats()
+            except sqlite3.Error as exc:
+                logger.warning("could not read queue statistics: %s", exc)
+            if self.stats.depth > len(self._loaded):  # rows from outside: `ilagent queue retry`
+                self.notify()
+            self._metrics.queue_depth.set(self.stats.depth)
+            self._metrics.queue_oldest_age.set(self._oldest_age())
+            self._metrics.queue_dead_letters.set(self.stats.dead_letters)
+            await asyncio.sleep(self._refresh_interval)
+
+    def _oldest_age(self) -> float:
+        oldest = self.stats.oldest_received_at
+        return 0.0 if oldest is None else round(max(0.0, time.time() - oldest), 3)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("queue worker task %s failed", task.get_name(), exc_info=task.exception())

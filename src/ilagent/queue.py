@@ -1,0 +1,274 @@
+"""The durable SQLite queue of the HTTP intake: tables, rows and their statements (synchronous).
+
+Two tables of our own sit beside whatever else the file holds (ilagent 0.9's ``event_items``
+is left untouched): ``queue`` holds accepted events until ilert took them, ``dead_letters``
+those judged undeliverable, with the reason. Ids come from ``AUTOINCREMENT``, so they grow
+with acceptance order and are never reused; a dead letter keeps the id it had in the queue.
+The file runs in WAL mode with ``synchronous=FULL``: a committed event survives a power cut.
+
+:class:`QueueDB` serves the daemon's writer thread (:mod:`ilagent.queuestore`) and the
+``ilagent queue`` command; all SQL uses bound parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+BUSY_TIMEOUT = 5.0
+INSERT_CHUNK = 200  # rows per INSERT statement (4 bound values each)
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        integration_key TEXT NOT NULL,
+        path TEXT NOT NULL,
+        event TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        last_error TEXT)""",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        id INTEGER PRIMARY KEY,
+        integration_key TEXT NOT NULL,
+        path TEXT NOT NULL,
+        event TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        attempts INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        status INTEGER,
+        detail TEXT NOT NULL,
+        dead_at REAL NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS queue_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+QUEUE_COLUMNS = (
+    "id, integration_key, path, event, received_at, attempts, next_attempt_at, last_error"
+)
+DEAD_COLUMNS = (
+    "id, integration_key, path, event, received_at, attempts, reason, status, detail, dead_at"
+)
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """A row of ``queue``: an accepted event waiting for ilert (times are Unix seconds)."""
+
+    id: int
+    integration_key: str
+    path: str
+    event: str
+    received_at: float
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A row of ``dead_letters``: why an event was given up (``status`` None: no HTTP answer)."""
+
+    id: int
+    integration_key: str
+    path: str
+    event: str
+    received_at: float
+    attempts: int
+    reason: str
+    status: int | None
+    detail: str
+    dead_at: float
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Queue depth, the acceptance time of its oldest event, and the dead letters kept."""
+
+    depth: int
+    oldest_received_at: float | None
+    dead_letters: int
+
+
+class QueueDB:
+    """Synchronous access to the queue file over one connection; not thread-safe by itself."""
+
+    def __init__(
+        self, path: str, *, create: bool = True, busy_timeout: float = BUSY_TIMEOUT
+    ) -> None:
+        if create:
+            self._conn = sqlite3.connect(
+                path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+            )
+        else:  # the CLI must not create an empty file where the user mistyped a name
+            self._conn = sqlite3.connect(
+                f"file:{path}?mode=rw",
+                uri=True,
+                isolation_level=None,
+                timeout=busy_timeout,
+                check_same_thread=False,
+            )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        with self.transaction():
+            for statement in SCHEMA:
+                self._conn.execute(statement)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def pragma(self, name: str) -> Any:
+        """The value of a pragma (for tests and diagnostics)."""
+        return self._conn.execute(f"PRAGMA {name}").fetchone()[0]  # name is ours, never input
+
+    def begin(self) -> None:
+        """Start a write transaction (waits up to the busy timeout for another writer)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        """Commit the transaction; with ``synchronous=FULL`` it is on disk when this returns."""
+        self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Undo the transaction, if one is still open."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction: committed on success, rolled back on any error."""
+        self.begin()
+        try:
+            yield self._conn
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
+    # ---- writes (call inside a transaction) -------------------------------------------------
+
+    def insert(self, *, integration_key: str, path: str, event: str, received_at: float) -> int:
+        """Append an event; returns its id."""
+        cursor = self._conn.execute(
+            "INSERT INTO queue (integration_key, path, event, received_at) VALUES (?, ?, ?, ?)",
+            (integration_key, path, event, received_at),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def insert_many(self, rows: list[tuple[str, str, str, float]]) -> list[int]:
+        """Append events ``(integration_key, path, event, received_at)``; returns their ids.
+
+        A few multi-row statements instead of one per event: the writer thread then gives
+        up and takes back the interpreter lock a few times per batch, not twice per event.
+        """
+        ids: list[int] = []
+        for start in range(0, len(rows), INSERT_CHUNK):
+            chunk = rows[start : start + INSERT_CHUNK]
+            cursor = self._conn.execute(
+                "INSERT INTO queue (integration_key, path, event, received_at) VALUES "
+                + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
+                [value for row in chunk for value in row],
+            )
+            assert cursor.lastrowid is not None
+            # one statement under the write lock: AUTOINCREMENT hands out consecutive ids
+            ids.extend(range(cursor.lastrowid - len(chunk) + 1, cursor.lastrowid + 1))
+        return ids
+
+    def delete(self, row_id: int) -> bool:
+        """Remove a delivered event; False if it was not there."""
+        return self._conn.execute("DELETE FROM queue WHERE id = ?", (row_id,)).rowcount > 0
+
+    def record_attempt(
+        self, row_id: int, *, attempts: int, next_attempt_at: float, last_error: str | None
+    ) -> None:
+        """Persist how often an event was tried, when it is due again and what went wrong."""
+        self._conn.execute(
+            "UPDATE queue SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            (attempts, next_attempt_at, last_error, row_id),
+        )
+
+    def dead_letter(
+        self,
+        row_id: int,
+        *,
+        reason: str,
+        status: int | None,
+        detail: str,
+        attempts: int,
+        now: float,
+    ) -> bool:
+        """Move an event to ``dead_letters``; False if it was not in the queue."""
+        moved = self._conn.execute(
+            "INSERT INTO dead_letters (id, integration_key, path, event, received_at, attempts, "
+            "reason, status, detail, dead_at) SELECT id, integration_key, path, event, "
+            "received_at, MAX(attempts, ?), ?, ?, ?, ? FROM queue WHERE id = ?",
+            (attempts, reason, status, detail, now, row_id),
+        ).rowcount
+        self._conn.execute("DELETE FROM queue WHERE id = ?", (row_id,))
+        return moved > 0
+
+    def retry(self, ids: Iterable[int] | None = None) -> list[int]:
+        """Move dead letters (all, or these ids) back to the end of the queue; their new ids."""
+        where, args = _ids_clause(ids)
+        rows = self._conn.execute(
+            f"SELECT id, integration_key, path, event FROM dead_letters{where} ORDER BY id", args
+        ).fetchall()
+        new_ids = []
+        for row_id, key, path, event in rows:
+            new_ids.append(
+                self.insert(integration_key=key, path=path, event=event, received_at=time.time())
+            )
+            self._conn.execute("DELETE FROM dead_letters WHERE id = ?", (row_id,))
+        return new_ids
+
+    def purge(self, table: str) -> int:
+        """Delete every row of ``queue`` or ``dead_letters``; how many there were."""
+        if table not in ("queue", "dead_letters"):
+            raise ValueError(f"no such table {table!r}")
+        return self._conn.execute(f"DELETE FROM {table}").rowcount  # table checked above
+
+    def probe(self, now: float) -> None:
+        """A small write that proves the file takes writes."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO queue_meta (key, value) VALUES ('probe', ?)", (repr(now),)
+        )
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    def page(self, *, after: int, limit: int) -> list[QueuedEvent]:
+        """Up to ``limit`` queued events with an id above ``after``, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {QUEUE_COLUMNS} FROM queue WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        ).fetchall()
+        return [QueuedEvent(*row) for row in rows]
+
+    def dead_letters(self, *, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {DEAD_COLUMNS} FROM dead_letters ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+        return [DeadLetter(*row) for row in rows]
+
+    def dead_letter_ids(self, ids: Iterable[int]) -> set[int]:
+        """Which of ``ids`` are dead letters."""
+        where, args = _ids_clause(ids)
+        return {r[0] for r in self._conn.execute(f"SELECT id FROM dead_letters{where}", args)}
+
+    def stats(self) -> QueueStats:
+        """Depth, oldest acceptance time and number of dead letters."""
+        depth, oldest = self._conn.execute(
+            "SELECT COUNT(*), MIN(received_at) FROM queue"
+        ).fetchone()
+        dead = self._conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+        return QueueStats(depth, oldest, dead)
+
+
+def _ids_clause(ids: Iterable[int] | None) -> tuple[str, tuple[int, ...]]:
+    """A bound ``WHERE id IN (?, …)`` clause for ``ids``; empty for None (all rows)."""
+    if ids is None:
+        return "", ()
+    args = tuple(ids)
+    return f" WHERE id IN ({', '.join('?' * len(args))})", args

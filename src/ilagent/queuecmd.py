@@ -1,0 +1,181 @@
+"""``ilagent queue list|retry|purge``: inspect and manage the HTTP queue's SQLite file.
+
+It works on the file of a running daemon too: WAL lets both read, and a write waits its turn
+(up to 5 s); a running daemon picks up retried dead letters within its metrics refresh
+interval (1 s). Integration keys are masked in every line. A problem is one line on stderr: exit 2
+for a usage error (nothing to retry, no ``--yes``), 1 for a file or id that is not there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from ilagent.logs import mask, mask_key
+from ilagent.queue import DeadLetter, QueueDB, QueuedEvent
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def run_queue(
+    args: argparse.Namespace, path: str, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run one ``queue`` action on the file at ``path``; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        if args.action == "retry" and bool(args.ids) == bool(args.all):
+            raise _Refused("give the ids of the dead letters to retry, or --all", EXIT_USAGE)
+        try:
+            db = QueueDB(path, create=False)
+        except sqlite3.Error as exc:
+            raise _Refused(f"cannot open the queue file {path}: {exc}", EXIT_FAILED) from None
+        try:
+            if args.action == "list":
+                _list(db, limit=args.limit, as_json=args.json, out=out)
+            elif args.action == "retry":
+                _retry(db, None if args.all else args.ids, out=out)
+            else:
+                _purge(db, args.table, confirmed=args.yes, out=out)
+        except sqlite3.Error as exc:
+            raise _Refused(f"the queue file {path} failed: {exc}", EXIT_FAILED) from None
+        finally:
+            db.close()
+    except _Refused as refused:
+        print(f"ilagent queue {args.action}: error: {refused}", file=err)
+        return refused.code
+    return 0
+
+
+def _list(db: QueueDB, *, limit: int, as_json: bool, out: TextIO) -> None:
+    stats = db.stats()
+    queued = db.page(after=0, limit=limit)
+    dead = db.dead_letters(limit=limit)
+    if as_json:
+        for row in queued:
+            print(json.dumps(_queued_json(row)), file=out)
+        for letter in dead:
+            print(json.dumps(_dead_json(letter)), file=out)
+        return
+    print(f"queue: {stats.depth} event(s)", file=out)
+    if queued:
+        print(
+            f"  {'ID':>8}  {'RECEIVED':20}  {'TRIES':>5}  {'NEXT TRY':20}  {'KEY':14}  "
+            f"{'TYPE':8}  {'ALERT KEY':16}  SUMMARY | LAST ERROR",
+            file=out,
+        )
+    for row in queued:
+        info = _queued_json(row)
+        print(
+            f"  {row.id:>8}  {info['receivedAt']:20}  {row.attempts:>5}  "
+            f"{info['nextAttemptAt'] or '-':20}  {info['integrationKey'][-14:]:14}  "
+            f"{info['eventType']:8}  {_cut(info['alertKey'], 16):16}  "
+            f"{_cut(info['summary'], 40)}{' | ' + info['lastError'] if row.last_error else ''}",
+            file=out,
+        )
+    print(f"dead letters: {stats.dead_letters}", file=out)
+    if dead:
+        print(
+            f"  {'ID':>8}  {'DEAD SINCE':20}  {'TRIES':>5}  {'REASON':18}  {'STATUS':13}  "
+            f"{'KEY':14}  {'TYPE':8}  {'ALERT KEY':16}  DETAIL",
+            file=out,
+        )
+    for letter in dead:
+        info = _dead_json(letter)
+        print(
+            f"  {letter.id:>8}  {info['deadAt']:20}  {letter.attempts:>5}  "
+            f"{letter.reason:18}  {_status(letter.status):13}  {info['integrationKey'][-14:]:14}  "
+            f"{info['eventType']:8}  {_cut(info['alertKey'], 16):16}  "
+            f"{_cut(info['detail'], 60)}",
+            file=out,
+        )
+    if stats.depth > len(queued) or stats.dead_letters > len(dead):
+        print(f"(first {limit} of each shown; --limit N for more)", file=out)
+
+
+def _retry(db: QueueDB, ids: list[int] | None, *, out: TextIO) -> None:
+    with db.transaction():
+        if ids is not None:
+            missing = sorted(set(ids) - db.dead_letter_ids(ids))
+            if missing:
+                raise _Refused(
+                    f"no dead letter with id {', '.join(map(str, missing))}; nothing was moved",
+                    EXIT_FAILED,
+                )
+        moved = db.retry(ids)
+    print(f"moved {len(moved)} dead letter(s) back to the queue", file=out)
+
+
+def _purge(db: QueueDB, table: str, *, confirmed: bool, out: TextIO) -> None:
+    if not confirmed:
+        stats = db.stats()
+        count = stats.depth if table == "queue" else stats.dead_letters
+        raise _Refused(
+            f"this deletes {count} row(s) of {table} for good; add --yes to confirm", EXIT_USAGE
+        )
+    with db.transaction():
+        deleted = db.purge(table)
+    print(f"deleted {deleted} row(s) of {table}", file=out)
+
+
+def _event_fields(integration_key: str, path: str, event: str) -> dict[str, Any]:
+    try:
+        body = json.loads(event)
+    except ValueError:
+        body = {}
+    return {
+        "integrationKey": mask_key(integration_key),
+        "path": mask(path, integration_key),
+        "eventType": str(body.get("eventType", "")),
+        "alertKey": str(body.get("alertKey", "")),
+        "summary": mask(str(body.get("summary", "")), integration_key),
+    }
+
+
+def _queued_json(row: QueuedEvent) -> dict[str, Any]:
+    return {
+        "table": "queue",
+        "id": row.id,
+        **_event_fields(row.integration_key, row.path, row.event),
+        "receivedAt": _when(row.received_at),
+        "attempts": row.attempts,
+        "nextAttemptAt": _when(row.next_attempt_at) if row.next_attempt_at else None,
+        "lastError": mask(row.last_error or "", row.integration_key),
+    }
+
+
+def _dead_json(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "table": "dead_letters",
+        "id": letter.id,
+        **_event_fields(letter.integration_key, letter.path, letter.event),
+        "receivedAt": _when(letter.received_at),
+        "deadAt": _when(letter.dead_at),
+        "attempts": letter.attempts,
+        "reason": letter.reason,
+        "status": letter.status,
+        "detail": mask(letter.detail, letter.integration_key),
+    }
+
+
+def _status(status: int | None) -> str:
+    return "-" if status is None else str(status)
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

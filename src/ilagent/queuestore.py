@@ -1,0 +1,215 @@
+"""The daemon's face of the queue: calls return futures, one writer thread group-commits them.
+
+Every call becomes an operation in a list; the writer thread runs all operations waiting at
+that moment in one transaction, so many concurrent requests share one fsync. Reads run after
+that commit, so they never see a write that might still roll back. A failing write fails
+alone: the batch is rolled back and its writes are run again one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ilagent.queue import BUSY_TIMEOUT, QueueDB, QueuedEvent, QueueStats
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+Row = tuple[str, str, str, float]  # integration_key, path, event, received_at
+
+
+@dataclass(eq=False)
+class _Op:
+    fn: Callable[[QueueDB], Any] | None  # None: insert ``row``, together with the others
+    write: bool
+    future: asyncio.Future[Any]
+    row: Row | None = None
+
+
+class QueueStore:
+    """The daemon's queue: calls return futures, writes are group-committed by one thread.
+
+    A caller may await a future or leave it (a delete after delivery need not hold up its
+    lane: the deletes commit in the order they were asked for, so a crash can only leave
+    an earlier event behind together with the later ones of its lane).
+
+    Writes submitted while a transaction runs wait and go together into the next one; reads
+    run after that commit, so they never see a write that might still roll back.
+    """
+
+    def __init__(self, path: str, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._db: QueueDB | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ilagent-queue")
+        self._pending: list[_Op] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.transactions = 0  # write transactions run (group commit makes this << writes)
+        self.write_error: str | None = None  # the last write failure; None once a write works
+
+    async def open(self) -> None:
+        """Open (and if need be create) the file and its tables; raises ``sqlite3.Error``."""
+        loop = asyncio.get_running_loop()
+        self._db = await loop.run_in_executor(
+            self._executor, lambda: QueueDB(self.path, busy_timeout=self._busy_timeout)
+        )
+
+    async def close(self) -> None:
+        """Finish every submitted operation, then close the file."""
+        while self._flusher is not None and not self._flusher.done():
+            await self._flusher
+        if self._db is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    @property
+    def writable(self) -> bool:
+        """False while the last write failed."""
+        return self.write_error is None
+
+    def enqueue(self, *, integration_key: str, path: str, event: str) -> asyncio.Future[int]:
+        """Store an event durably (committed and synced); resolves to its queue id."""
+        return self._submit(None, write=True, row=(integration_key, path, event, time.time()))
+
+    def delete(self, row_id: int) -> asyncio.Future[bool]:
+        """Remove a delivered event."""
+        return self._submit(lambda db: db.delete(row_id), write=True)
+
+    def record_attempt(
+        self, row_id: int, *, attempts: int, next_attempt_at: float, last_error: str | None
+    ) -> asyncio.Future[None]:
+        """Persist the retry state of an event."""
+        return self._submit(
+            lambda db: db.record_attempt(
+                row_id, attempts=attempts, next_attempt_at=next_attempt_at, last_error=last_error
+            ),
+            write=True,
+        )
+
+    def dead_letter(
+        self, row_id: int, *, reason: str, status: int | None, detail: str, attempts: int
+    ) -> asyncio.Future[bool]:
+        """Move an event to the dead letters."""
+        now = time.time()
+        return self._submit(
+            lambda db: db.dead_letter(
+                row_id, reason=reason, status=status, detail=detail, attempts=attempts, now=now
+            ),
+            write=True,
+        )
+
+    async def probe(self) -> None:
+        """A write that sets :attr:`writable`; its error is kept, not raised."""
+        with contextlib.suppress(sqlite3.Error):
+            now = time.time()
+            await self._submit(lambda db: db.probe(now), write=True)
+
+    def page(self, *, after: int, limit: int) -> asyncio.Future[list[QueuedEvent]]:
+        """Queued events with an id above ``after``, oldest first."""
+        return self._submit(lambda db: db.page(after=after, limit=limit), write=False)
+
+    def stats(self) -> asyncio.Future[QueueStats]:
+        """Depth, oldest acceptance time and number of dead letters."""
+        return self._submit(lambda db: db.stats(), write=False)
+
+    def _submit(
+        self, fn: Callable[[QueueDB], T] | None, *, write: bool, row: Row | None = None
+    ) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(_Op(fn, write, future, row))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        return future
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            outcomes = await loop.run_in_executor(self._executor, self._run, batch)
+            for op, (ok, value) in zip(batch, outcomes, strict=True):
+                if op.future.done():  # the caller gave up waiting; the work is done anyway
+                    continue
+                if ok:
+                    op.future.set_result(value)
+                else:
+                    op.future.set_exception(value)
+
+    def _run(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        """Runs on the writer thread: all writes in one transaction, then the reads."""
+        db = self._db
+        if db is None:
+            error = sqlite3.ProgrammingError("the queue is not open")
+            return [(False, error)] * len(batch)
+        outcomes: dict[int, tuple[bool, Any]] = {}
+        writes = [(i, op) for i, op in enumerate(batch) if op.write]
+        if writes:
+            try:
+                outcomes.update(self._transaction(db, writes))
+            except _BeginFailed as failed:  # locked or unwritable: every write fails alike
+                outcomes.update({i: (False, failed.error) for i, _ in writes})
+            except Exception:  # one write failed: run each alone so that only it fails
+                for one in writes:
+                    try:
+                        outcomes.update(self._transaction(db, [one]))
+                    except _BeginFailed as failed:
+                        outcomes[one[0]] = (False, failed.error)
+                    except Exception as exc:
+                        self._failed(exc)
+                        outcomes[one[0]] = (False, exc)
+        for i, op in enumerate(batch):
+            if not op.write:
+                outcomes[i] = _call(op.fn, db)
+        return [outcomes[i] for i in range(len(batch))]
+
+    def _transaction(
+        self, db: QueueDB, writes: list[tuple[int, _Op]]
+    ) -> dict[int, tuple[bool, Any]]:
+        try:
+            db.begin()
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            raise _BeginFailed(exc) from exc
+        try:
+            inserts = [(i, op.row) for i, op in writes if op.row is not None]
+            ids = db.insert_many([row for _, row in inserts]) if inserts else []
+            results = {i: (True, row_id) for (i, _), row_id in zip(inserts, ids, strict=True)}
+            for i, op in writes:
+                if op.fn is not None:
+                    results[i] = (True, op.fn(db))
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        self.transactions += 1
+        self.write_error = None
+        return results
+
+    def _failed(self, exc: Exception) -> None:
+        self.write_error = f"{type(exc).__name__}: {exc}"
+        logger.error("queue write failed: %s", self.write_error)
+
+
+class _BeginFailed(Exception):
+    def __init__(self, error: sqlite3.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _call(fn: Callable[[QueueDB], Any] | None, db: QueueDB) -> tuple[bool, Any]:
+    assert fn is not None, "reads always carry their function"
+    try:
+        return True, fn(db)
+    except Exception as exc:  # handed to the caller's future
+        return False, exc

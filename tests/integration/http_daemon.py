@@ -1,0 +1,92 @@
+"""Helpers of the HTTP daemon tests: start a ``-p`` daemon, post events, read its metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from helpers import DaemonProcess, http, status_or_none, wait_until
+
+FAST = [
+    "--retry_initial_delay",
+    "0.1",
+    "--retry_max_delay",
+    "0.5",
+    "--rate_limit_per_key",
+    "0",
+    "--rate_limit_total",
+    "0",
+]
+
+
+def start_daemon(
+    run_ilagent: Callable[..., DaemonProcess],
+    db: Path,
+    *extra: str,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[DaemonProcess, str]:
+    """A daemon serving HTTP on 127.0.0.1 with its queue in ``db``, once it answers /health."""
+    import broker
+
+    port = port or broker.free_port()
+    daemon = run_ilagent(
+        "daemon", "-p", str(port), "--http_host", "127.0.0.1", "-f", str(db), *extra, env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_until(
+        lambda: status_or_none("GET", f"{base}/health") == 204 or not daemon.alive(),
+        timeout=30,
+        what="the daemon to serve HTTP",
+    )
+    assert daemon.alive(), daemon.output()
+    return daemon, base
+
+
+def metrics(base: str, headers: dict[str, str] | None = None) -> dict[str, float]:
+    """Every sample of ``/metrics`` by its full name with labels."""
+    status, text = http("GET", f"{base}/metrics", headers=headers)
+    assert status == 200, text
+    samples = {}
+    for line in str(text).splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def metric(base: str, pattern: str) -> float:
+    """The sum of the samples whose name with labels matches ``pattern`` (a regex)."""
+    return sum(v for k, v in metrics(base).items() if re.fullmatch(pattern, k))
+
+
+def event(key: str, summary: str, alert: str | None = None, **more: Any) -> dict[str, Any]:
+    body = {"integrationKey": key, "eventType": "ALERT", "summary": summary, **more}
+    if alert is not None:
+        body["alertKey"] = alert
+    return body
+
+
+async def post_all(
+    url: str,
+    bodies: list[dict[str, Any]],
+    *,
+    connections: int = 50,
+) -> list[tuple[int, Any]]:
+    """POST every body with ``connections`` concurrent clients; (status, JSON) in body order."""
+    answers: list[tuple[int, Any]] = [(0, None)] * len(bodies)
+    todo = iter(range(len(bodies)))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as s:
+
+        async def client() -> None:
+            for i in todo:
+                async with s.post(url, json=bodies[i]) as response:
+                    answers[i] = (response.status, await response.json())
+
+        await asyncio.gather(*(client() for _ in range(connections)))
+    return answers
