@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "kafka"
 BATCH_SIZE = 1000
+MAX_UNPROCESSED = 2 * BATCH_SIZE  # messages handed to the loop and not yet mapped
+MAX_LOOP_WAIT = 1.0  # never wait longer than this for the loop: polling must go on
 POLL_TIMEOUT = 0.1
 DLQ_FLUSH_TIMEOUT = 10.0
 
@@ -140,7 +143,8 @@ class KafkaBridge:
         self._lock = threading.Lock()
         # shared between the poll thread and the loop, guarded by _lock
         self._to_store: dict[TPKey, tuple[PartitionState, int]] = {}
-        self._outstanding: dict[TPKey, int] = {}
+        self._outstanding: dict[TPKey, int] = {}  # messages in delivery, per partition
+        self._unprocessed = 0  # messages handed to the loop and not yet mapped
         # owned by the poll thread (read elsewhere only for readiness)
         self._assigned: dict[TPKey, PartitionState] = {}
         self._paused: set[TPKey] = set()
@@ -204,6 +208,7 @@ class KafkaBridge:
                         self.settings.group_id)
             while not self._closing:
                 self._apply_requests(consumer)
+                self._wait_for_loop()
                 # take what is queued at once; only wait (for the first message) when idle,
                 # so a trickle of messages is never held back to fill a batch
                 messages = consumer.consume(num_messages=BATCH_SIZE, timeout=0)
@@ -222,6 +227,17 @@ class KafkaBridge:
             self.exited = True
             logger.info("Kafka consumer closed")
 
+    def _wait_for_loop(self) -> None:
+        """Let the event loop catch up with mapping before handing it more (a short wait).
+
+        Pausing partitions for this would throw librdkafka's prefetched messages away; pausing
+        is kept for deliveries that cannot finish (ilert slow or down), see _apply_requests.
+        """
+        deadline = time.monotonic() + MAX_LOOP_WAIT
+        while (self._unprocessed > MAX_UNPROCESSED and not self._closing
+               and time.monotonic() < deadline):
+            time.sleep(0.002)
+
     def _commit_watermarks(self, consumer: Consumer) -> None:
         """Commit every assigned partition's watermark now (never a consumed position)."""
         offsets = [TopicPartition(state.topic, state.partition, watermark)
@@ -235,7 +251,6 @@ class KafkaBridge:
 
     def _hand_over(self, messages: list[Message]) -> None:
         batch: list[tuple[PartitionState, Message]] = []
-        counts: dict[TPKey, int] = {}
         for message in messages:
             error = message.error()
             if error is not None:
@@ -248,12 +263,10 @@ class KafkaBridge:
             if state is None:  # revoked inside this consume(); the next owner reads it again
                 continue
             batch.append((state, message))
-            counts[key] = counts.get(key, 0) + 1
         if not batch:
             return
         with self._lock:
-            for key, count in counts.items():
-                self._outstanding[key] = self._outstanding.get(key, 0) + count
+            self._unprocessed += len(batch)
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._on_batch, batch)
 
@@ -386,13 +399,14 @@ class KafkaBridge:
 
     def _on_batch(self, batch: list[tuple[PartitionState, Message]]) -> None:
         rules, deliverer = self._rules, self._deliverer
-        # messages finished right here (filtered, or of a revoked partition), per partition
-        done: dict[TPKey, list[Any]] = {}
+        with self._lock:
+            self._unprocessed -= len(batch)
+        done: dict[TPKey, PartitionState] = {}  # partitions with messages finished right here
+        started: dict[TPKey, list[Any]] = {}  # messages that went on to delivery, per partition
         filtered = 0
         consumed = 0
         for state, message in batch:
             if state.revoked:  # never started; the partition's next owner reads it again
-                done.setdefault(state.key, [state, 0])[1] += 1
                 continue
             consumed += 1
             offset = _offset(message)
@@ -405,6 +419,7 @@ class KafkaBridge:
                         logger.warning("%s: %s", _origin(message), warning)
                     state.tracker.add(offset)
                     state.live += 1
+                    started.setdefault(state.key, [state, 0])[1] += 1
                     deliverer.submit(Job(
                         owner=self, source=SOURCE, lane=lane_for(outcome, message.key()),
                         integration_key=outcome.integration_key, path=outcome.path,
@@ -415,14 +430,16 @@ class KafkaBridge:
                     # the common case when most messages are filtered: no tracking needed
                     state.tracker.skip(offset)
                     filtered += 1
-                    done.setdefault(state.key, [state, 0])[1] += 1
+                    done[state.key] = state
                     continue
                 state.tracker.add(offset)
                 state.live += 1
+                started.setdefault(state.key, [state, 0])[1] += 1
                 self._reject(state, message, outcome)
                 continue
             state.tracker.add(offset)
             state.live += 1
+            started.setdefault(state.key, [state, 0])[1] += 1
             key = heartbeat_key(message.value())
             if key is None:
                 self._reject(state, message, None)
@@ -434,19 +451,18 @@ class KafkaBridge:
             self._consumed.inc(consumed)
         if filtered:
             self._filtered.inc(filtered)
-        if done:
-            self._settle(done.values())
+        if done or started:
+            self._settle(done.values(), started.values())
 
-    def _settle(self, done: Iterable[list[Any]]) -> None:
-        """Release messages finished in a batch and store their partitions' new watermarks."""
+    def _settle(self, done: Iterable[PartitionState], started: Iterable[list[Any]]) -> None:
+        """After a batch: count the messages now in delivery, store advanced watermarks."""
         with self._lock:
-            for state, count in done:
-                if state.key in self._outstanding:
-                    self._outstanding[state.key] -= count
-                if state.revoked:
-                    continue
+            for state, count in started:
+                if not state.revoked:
+                    self._outstanding[state.key] = self._outstanding.get(state.key, 0) + count
+            for state in done:
                 watermark = state.tracker.watermark()
-                if watermark is not None:
+                if watermark is not None and not state.revoked:
                     self._to_store[state.key] = (state, watermark)
 
     def _reject(self, state: PartitionState, message: Message, dropped: Dropped | None) -> None:
@@ -467,13 +483,10 @@ class KafkaBridge:
                 with self._lock:
                     self._to_store[state.key] = (state, watermark)
 
-    def _unbuffer(self, state: PartitionState) -> None:
+    def _release_one(self, state: PartitionState) -> None:
         with self._lock:
             if state.key in self._outstanding:
                 self._outstanding[state.key] -= 1
-
-    def _release_one(self, state: PartitionState) -> None:
-        self._unbuffer(state)
         state.live -= 1
         if state.revoked and state.live == 0 and state.drained is not None:
             state.drained.set()
