@@ -11,7 +11,6 @@ Everything downstream decides from :class:`Outcome`, never from status codes:
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 
 from ilagent import USER_AGENT
 from ilagent.backoff import parse_retry_after
@@ -30,6 +30,7 @@ DEFAULT_API_URL = "https://api.ilert.com/api"
 DEFAULT_BEAT_URL = "https://beat.ilert.com/api"
 DEFAULT_TIMEOUT = 25.0
 BODY_EXCERPT = 300
+_JSON = {"Content-Type": "application/json"}
 
 
 class Outcome(enum.Enum):
@@ -99,7 +100,6 @@ class IlertClient:
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-                json_serialize=lambda o: json.dumps(o, separators=(",", ":")),
             )
 
     async def close(self) -> None:
@@ -117,7 +117,7 @@ class IlertClient:
 
     async def post_event(self, path: str, event: dict[str, Any]) -> Result:
         """POST an event to ``{api_url}{path}`` (``/events`` or ``/v1/events/kafka/<key>``)."""
-        return await self._request("POST", self.api_url + path, json_body=event)
+        return await self._request("POST", self.api_url + path, body=orjson.dumps(event))
 
     async def ping_heartbeat(self, key: str) -> Result:
         """Ping a heartbeat: legacy ``il1hbt…`` keys on the API host, others on the beat host."""
@@ -127,17 +127,20 @@ class IlertClient:
         return await self._request("HEAD", f"{self.beat_url}/pings/{encoded}")
 
     async def _request(
-        self, method: str, url: str, *, json_body: dict[str, Any] | None = None
+        self, method: str, url: str, *, body: bytes | None = None
     ) -> Result:
         if self._session is None:
             raise RuntimeError("IlertClient used before start()")
         started = time.monotonic()
         try:
             async with self._session.request(
-                method, url, json=json_body, allow_redirects=False
+                method, url, data=body, allow_redirects=False,
+                headers=_JSON if body is not None else None,
             ) as response:
-                text = await response.text(errors="replace") if method != "HEAD" else ""
                 status = response.status
+                # the body only matters to explain a failure
+                text = ("" if method == "HEAD" or 200 <= status < 300
+                        else await response.text(errors="replace"))
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.last_connection_failure = self.last_connection_failure or time.monotonic()
@@ -147,7 +150,7 @@ class IlertClient:
         return Result(
             classify(status),
             status,
-            mask(text[:BODY_EXCERPT]),
+            mask(text[:BODY_EXCERPT]) if text else "",
             retry_after=retry_after if status == 429 else None,
             seconds=time.monotonic() - started,
         )

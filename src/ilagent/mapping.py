@@ -28,6 +28,7 @@ from ilagent.events import EVENT_TYPES, PRIORITIES
 # fields ilagent reads from a payload, with the JSON type each must have when present
 _STRING_FIELDS = ("integrationKey", "apiKey", "eventType", "summary", "details", "alertKey",
                   "priority")
+_TYPED_FIELDS = frozenset((*_STRING_FIELDS, "images", "links"))
 
 
 class DropReason(enum.StrEnum):
@@ -202,6 +203,8 @@ def map_message(
 
 def _type_problem(document: dict[str, Any]) -> str | None:
     """ilagent's typed parse: a known field with the wrong JSON type rejects the message."""
+    if _TYPED_FIELDS.isdisjoint(document):  # the common case for mapped payloads
+        return None
     for name in _STRING_FIELDS:
         value = document.get(name)
         if value is not None and not isinstance(value, str):
