@@ -292,6 +292,8 @@ def produce_all(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | Non
             "batch.size": 1_000_000,
             "compression.type": "none",
             "acks": "all",
+            # a retried batch must not overtake later ones: per-key order is checked later
+            "enable.idempotence": True,
             "queue.buffering.max.messages": 500_000,
         }
     )
