@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from ilagent.backoff import RetryPolicy
 from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.ilert import IlertClient, Result
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
-from ilagent.sandbox import SandboxConfig, build_app
 
 FAST = RetryPolicy(initial_delay=0.05, max_delay=0.2, rate_limit_delay=0.3)
 
@@ -42,19 +40,6 @@ class Owner:
 
     def attempted(self, job: Job, result: Result, delay: float) -> None:
         self.attempts.append((job.origin, result.status))
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(build_app(SandboxConfig()))) as client:
-        yield client
-
-
-@pytest.fixture
-async def ilert(sandbox: TestClient[Any, Any]) -> AsyncIterator[IlertClient]:
-    url = str(sandbox.make_url("/api"))
-    async with IlertClient(api_url=url, beat_url=url, timeout=5) as client:
-        yield client
 
 
 def engine(client: IlertClient, *, policy: RetryPolicy = FAST, max_in_flight: int = 64,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from ilagent.backoff import RetryPolicy
 from ilagent.delivery import Deliverer, Job
@@ -20,7 +20,6 @@ from ilagent.outbox import Outbox, lane_of
 from ilagent.pacing import Pacer
 from ilagent.queue import QueueDB
 from ilagent.queuestore import QueueStore
-from ilagent.sandbox import SandboxConfig, build_app
 
 FAST = RetryPolicy(initial_delay=0.02, max_delay=0.05)
 T = TypeVar("T")
@@ -38,19 +37,6 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(build_app(SandboxConfig()))) as client:
-        yield client
-
-
-@pytest.fixture
-async def ilert(sandbox: TestClient[Any, Any]) -> AsyncIterator[IlertClient]:
-    url = str(sandbox.make_url("/api"))
-    async with IlertClient(api_url=url, beat_url=url, timeout=5) as client:
-        yield client
 
 
 @pytest.fixture
