@@ -11,6 +11,8 @@ import re
 from collections import defaultdict
 from typing import Any
 
+import pytest
+
 from helpers import (
     Sandbox,
     committed,
@@ -63,7 +65,8 @@ def metric(port: int, name: str) -> float:
 
 
 def test_sigkill_three_times_loses_nothing_and_ends_each_key_last(
-        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """5,000 events over 500 keys, daemon SIGKILLed 3 times: all arrive, each key ends with its last."""
     topic = create_topic(kafka_bootstrap, unique("kill"), partitions=4)
     group, key = unique("g"), unique("il1api")
@@ -89,7 +92,8 @@ def test_sigkill_three_times_loses_nothing_and_ends_each_key_last(
         assert set(numbers) == set(range(10)), alert
         assert numbers[-1] == 9, f"{alert} ended with {numbers[-1]}: {numbers}"
     duplicates = sum(len(n) for n in by_alert.values()) - 5000
-    print(f"\nduplicates after 3 SIGKILLs: {duplicates}")
+    with capsys.disabled():  # the report the issue asks for, shown in every run
+        print(f"\n[report] duplicates after 3 SIGKILLs of 5,000 events: {duplicates}")
     assert daemon.stop() == 0
 
 
@@ -173,7 +177,8 @@ def test_broker_down_for_15_seconds(tmp_path: Any, sandbox: Sandbox, run_ilagent
 
 
 def test_group_members_join_and_leave_under_load(
-        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """Two daemons, a third joins and one leaves while events flow: nothing lost, order per key."""
     topic = create_topic(kafka_bootstrap, unique("rebalance"), partitions=6)
     group, key = unique("g"), unique("il1api")
@@ -199,7 +204,8 @@ def test_group_members_join_and_leave_under_load(
         assert first_seen == list(range(15)), f"{alert} out of order: {numbers}"
         assert numbers[-1] == 14, alert
     duplicates = sum(len(n) for n in by_alert.values()) - 3000
-    print(f"\nduplicates across a join and a leave: {duplicates}")
+    with capsys.disabled():
+        print(f"\n[report] duplicates across a join and a leave (3,000 events): {duplicates}")
     assert second.stop() == 0 and third.stop() == 0
 
 
