@@ -134,6 +134,7 @@ def main() -> int:
         admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
         admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=1)])[
             TOPIC].result(30)
+        del admin  # its connection would log errors when Kafka stops at the end
         sandbox_port = port_or_free(args.sandbox_port)
         daemon_port = port_or_free(args.daemon_port)
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
