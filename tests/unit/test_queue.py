@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ def add(db: QueueDB, n: int, key: str = "il1apiAAAA1111") -> list[int]:
 @pytest.fixture
 def db(tmp_path: Path) -> QueueDB:
     return QueueDB(str(tmp_path / "q.db3"))
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[QueueStore]:
-    store = QueueStore(str(tmp_path / "q.db3"))
-    await store.open()
-    yield store
-    await store.close()
 
 
 def test_file_runs_in_wal_mode_with_full_sync(db: QueueDB) -> None:

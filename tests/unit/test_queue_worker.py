@@ -39,14 +39,6 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[QueueStore]:
-    store = QueueStore(str(tmp_path / "q.db3"))
-    await store.open()
-    yield store
-    await store.close()
-
-
 class Worker:
     """An Outbox and its engine, stopped at the end of the test."""
 
