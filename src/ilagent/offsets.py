@@ -40,7 +40,12 @@ class OffsetTracker:
             heapq.heappop(self._heap)
 
     def watermark(self) -> int | None:
-        """The offset to commit: the lowest unfinished one, or one past the highest seen."""
-        if self._heap:
+        """The offset to commit: the lowest unfinished one, or one past the highest seen.
+
+        Safe to call from the poll thread while the event loop finishes offsets: a heap that
+        empties between the check and the read just means everything is finished.
+        """
+        try:
             return self._heap[0]
-        return self._next
+        except IndexError:
+            return self._next
