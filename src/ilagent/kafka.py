@@ -69,7 +69,8 @@ class KafkaSettings:
             "client.id": f"ilagent-py-{__version__}",
             "enable.auto.commit": True,
             "enable.auto.offset.store": False,
-            "auto.commit.interval.ms": 1000,
+            # stored watermarks reach the broker within 250 ms: fewer duplicates after a crash
+            "auto.commit.interval.ms": 250,
             "auto.offset.reset": self.offset_reset,
             "enable.partition.eof": False,
             "session.timeout.ms": 6000,
