@@ -54,7 +54,6 @@ class Result:
     status: int | None
     detail: str = ""
     retry_after: float | None = None
-    seconds: float = 0.0
 
     @property
     def status_label(self) -> str:
@@ -131,7 +130,6 @@ class IlertClient:
     ) -> Result:
         if self._session is None:
             raise RuntimeError("IlertClient used before start()")
-        started = time.monotonic()
         try:
             async with self._session.request(
                 method, url, data=body, allow_redirects=False,
@@ -145,12 +143,11 @@ class IlertClient:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.last_connection_failure = self.last_connection_failure or time.monotonic()
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return Result(Outcome.RETRY, None, mask(reason), seconds=time.monotonic() - started)
+            return Result(Outcome.RETRY, None, mask(reason))
         self.last_connection_failure = None
         return Result(
             classify(status),
             status,
             mask(text[:BODY_EXCERPT]) if text else "",
             retry_after=retry_after if status == 429 else None,
-            seconds=time.monotonic() - started,
         )

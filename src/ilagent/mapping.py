@@ -112,12 +112,6 @@ def _lookup(document: Any, path: str) -> Any:
     return current
 
 
-def nested_value(document: Any, path: str) -> Any | None:
-    """The value at a dot path through JSON objects; ``None`` when the path breaks off."""
-    value = _lookup(document, path)
-    return None if value is _MISSING else value
-
-
 def event_path(source: str, integration_key: str) -> str:
     """The per-integration API path ilagent posts consumer events to."""
     return f"/v1/events/{source}/{quote(integration_key, safe='')}"
