@@ -41,6 +41,7 @@ MAPPING = (
 # fmt: on
 FILTER = ("--filter_key", "type", "--filter_val", "ALARM")
 
+
 B1_LATENCY_MS = 20
 B2_PASS_EVERY = 100  # 1 % pass the filter
 B3_RATE = 500
@@ -51,6 +52,20 @@ B3_WARMUP_SECONDS = 2.0
 STALL_TIMEOUT = 30.0  # a run fails when the sandbox sees no progress for this long
 CONSUMED = 'ilagent_messages_consumed_total{source="kafka"}'
 FILTERED = 'ilagent_messages_filtered_total{source="kafka"}'
+
+
+def consuming(topic: str, max_in_flight: int) -> tuple[str, ...]:
+    """The daemon flags every run shares: its topic from the start, pacing off, the mapping."""
+    return (
+        "-e",
+        topic,
+        "--kafka_offset_reset",
+        "earliest",
+        "--max_in_flight",
+        str(max_in_flight),
+        *PACING_OFF,
+        *MAPPING,
+    )
 
 
 class BenchError(RuntimeError):
@@ -247,14 +262,7 @@ def run_b1(
     env.sandbox.fault(latency_ms=B1_LATENCY_MS)
     daemon = env.daemon(
         f"b1-{max_in_flight}",
-        "-e",
-        topic,
-        "--kafka_offset_reset",
-        "earliest",
-        "--max_in_flight",
-        str(max_in_flight),
-        *PACING_OFF,
-        *MAPPING,
+        *consuming(topic, max_in_flight),
         profile=profile,
     )
     daemon.start()
@@ -304,14 +312,7 @@ def run_b2(
     env.sandbox.reset()
     daemon = env.daemon(
         f"b2-{max_in_flight}",
-        "-e",
-        topic,
-        "--kafka_offset_reset",
-        "earliest",
-        "--max_in_flight",
-        str(max_in_flight),
-        *PACING_OFF,
-        *MAPPING,
+        *consuming(topic, max_in_flight),
         *FILTER,
         profile=profile,
     )
@@ -442,14 +443,7 @@ def run_b3(env: Env, *, max_in_flight: int) -> LatencyRun:
     # earliest on a fresh topic: nothing can slip past the daemon while it pins its start
     daemon = env.daemon(
         f"b3-{max_in_flight}",
-        "-e",
-        topic,
-        "--kafka_offset_reset",
-        "earliest",
-        "--max_in_flight",
-        str(max_in_flight),
-        *PACING_OFF,
-        *MAPPING,
+        *consuming(topic, max_in_flight),
         "--forward_message_payload",
     )
     daemon.start()
@@ -467,8 +461,10 @@ def run_b3(env: Env, *, max_in_flight: int) -> LatencyRun:
     finally:
         daemon.stop()
     samples = [
-        (sent := float(event["body"]["customDetails"]["sentAt"]),
-         (parse_utc_ms(str(event["time"])) - sent) * 1e3)
+        (
+            sent := float(event["body"]["customDetails"]["sentAt"]),
+            (parse_utc_ms(str(event["time"])) - sent) * 1e3,
+        )
         for event in received_in_order(env, count)
     ]
     steady = min(sent for sent, _ in samples) + B3_WARMUP_SECONDS
