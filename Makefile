@@ -24,6 +24,7 @@ setup: $(VENV)/.installed .kafka-libs/.complete .chromium
 test: setup
 	$(PY) -m ruff check src tests tools bench
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 demo: $(VENV)/.installed .kafka-libs/.complete
@@ -36,6 +37,7 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check src tests tools bench
 	$(PY) -m ruff format --check src tests tools bench
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .kafka-libs .chromium

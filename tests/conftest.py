@@ -9,9 +9,12 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from playwright.async_api import Page, async_playwright
+
+if TYPE_CHECKING:  # Playwright is needed by the browser tests only, imported when they run
+    from playwright.async_api import Page
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "kafka"))
@@ -102,6 +105,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 async def browser_page() -> AsyncIterator[Page]:
     """A fresh page of headless Chromium; fails the test if the page raised a JS error."""
+    from playwright.async_api import async_playwright
 
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package")

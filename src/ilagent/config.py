@@ -1,14 +1,39 @@
-"""Configuration of the daemon: frozen dataclasses, built once by the CLI and passed down."""
+"""Configuration: plain frozen dataclasses and their defaults, built once by the CLI, passed down.
+
+Foundation layer: imports no client library and nothing above itself, so every command can
+load it cheaply (``ilagent queue list`` never loads librdkafka). The behaviour that reads these
+settings lives with its part: :mod:`ilagent.backoff` for :class:`RetryPolicy`,
+:mod:`ilagent.mapping` for :class:`MappingRules`, :mod:`ilagent.kafka.settings` for
+:class:`KafkaSettings`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ilagent.backoff import RetryPolicy
-from ilagent.ilert import DEFAULT_API_URL, DEFAULT_BEAT_URL, DEFAULT_TIMEOUT
-from ilagent.kafka import KafkaSettings
+from ilagent.errors import ConfigError
 from ilagent.logs import mask_key
-from ilagent.mapping import MappingRules
+
+__all__ = [
+    "ConfigError",
+    "DaemonConfig",
+    "HttpSettings",
+    "IlertSettings",
+    "KafkaSettings",
+    "MappingRules",
+    "RetryPolicy",
+]
+
+DEFAULT_API_URL = "https://api.ilert.com/api"
+DEFAULT_BEAT_URL = "https://beat.ilert.com/api"
+DEFAULT_TIMEOUT = 25.0
+DEFAULT_INITIAL_DELAY = 1.0
+DEFAULT_MAX_DELAY = 60.0
+# ilert counts events in fixed one-minute windows and suggests waiting 10-30 s after a 429
+DEFAULT_RATE_LIMIT_DELAY = 10.0
+DEFAULT_KAFKA_GROUP_ID = "ilagent"
+DEFAULT_OFFSET_RESET = "latest"
+DEFAULT_MAX_BUFFERED = 2000  # per partition; above it the partition is paused
 
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_RATE_LIMIT_PER_KEY = 50
@@ -24,8 +49,48 @@ DEFAULT_QUEUE_MAX_RETRIES = 100
 HEARTBEAT_INTERVAL = 30.0
 
 
-class ConfigError(ValueError):
-    """A configuration the daemon cannot run with; the CLI prints it as one line, exit 2."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to wait before attempt ``n + 1`` and when to give up (see :mod:`ilagent.backoff`).
+
+    ``max_retries`` of 0 means unlimited (the at-least-once default for Kafka).
+    """
+
+    initial_delay: float = DEFAULT_INITIAL_DELAY
+    max_delay: float = DEFAULT_MAX_DELAY
+    rate_limit_delay: float = DEFAULT_RATE_LIMIT_DELAY
+    max_retries: int = 0
+
+
+@dataclass(frozen=True)
+class MappingRules:
+    """The mapping and filter flags of ``daemon`` and ``map`` (all optional)."""
+
+    event_key: str | None = None
+    map_key_etype: str | None = None
+    map_key_alert_key: str | None = None
+    map_key_summary: str | None = None
+    map_val_etype_alert: str | None = None
+    map_val_etype_accept: str | None = None
+    map_val_etype_resolve: str | None = None
+    filter_key: str | None = None
+    filter_val: str | None = None
+    forward_message_payload: bool = False
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """What the bridge consumes and how (from the ``daemon`` flags)."""
+
+    brokers: str
+    group_id: str = DEFAULT_KAFKA_GROUP_ID
+    event_topics: tuple[str, ...] = ()
+    heartbeat_topics: tuple[str, ...] = ()
+    offset_reset: str = DEFAULT_OFFSET_RESET
+    extra: tuple[tuple[str, str], ...] = ()  # --kafka_config KEY=VALUE, applied last
+    dlq_topic: str | None = None
+    max_buffered: int = DEFAULT_MAX_BUFFERED
+    revoke_timeout: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -15,21 +15,24 @@ import os
 import signal
 import sqlite3
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ilagent.config import DaemonConfig
 from ilagent.delivery import Deliverer
+from ilagent.errors import ResourceError
 from ilagent.ilert import IlertClient
-from ilagent.intake import Intake
-from ilagent.kafka import KafkaBridge
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
-from ilagent.outbox import Outbox
 from ilagent.pacing import Pacer
-from ilagent.queuestore import QueueStore
-from ilagent.server import AccessLogger, Probes, build_app
+from ilagent.spool.store import QueueStore
+from ilagent.spool.worker import SpoolWorker
+from ilagent.web.intake import Intake
+from ilagent.web.server import AccessLogger, Probes, build_app
+
+if TYPE_CHECKING:
+    from ilagent.kafka.bridge import KafkaBridge
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +55,18 @@ class Daemon:
                                    metrics=self.metrics, max_in_flight=config.max_in_flight)
         self.bridge: KafkaBridge | None = None
         if config.kafka is not None:
+            from ilagent.kafka.bridge import KafkaBridge  # librdkafka only when Kafka is used
+
             self.bridge = KafkaBridge(settings=config.kafka, rules=config.rules,
                                       deliverer=self.deliverer, metrics=self.metrics,
                                       policy=config.retry)
         self.store: QueueStore | None = None
-        self.outbox: Outbox | None = None
+        self.worker: SpoolWorker | None = None
         if config.http is not None:
             # one engine for both sources: one --max_in_flight, one pacing towards ilert;
             # queued events carry the queue's own retry limit
             self.store = QueueStore(config.db_file)
-            self.outbox = Outbox(store=self.store, deliverer=self.deliverer, metrics=self.metrics,
+            self.worker = SpoolWorker(store=self.store, deliverer=self.deliverer, metrics=self.metrics,
                                  max_retries=config.queue_max_retries)
         self._stop = asyncio.Event()
         self._exit_code = 0
@@ -82,9 +87,9 @@ class Daemon:
         await self.client.start()
         runner = await self._start_http()
         tasks: list[asyncio.Task[Any]] = []
-        if self.outbox is not None:
-            self.outbox.start()
-            self.probes.checks.append(self.outbox.readiness)
+        if self.worker is not None:
+            self.worker.start()
+            self.probes.checks.append(self.worker.readiness)
         if self.bridge is not None:
             self.bridge.start()
             self.probes.checks.append(self._kafka_check)
@@ -110,8 +115,7 @@ class Daemon:
         try:
             await self.store.open()
         except sqlite3.Error as exc:
-            raise SystemExit(f"ilagent: cannot open the queue file {self.store.path}: {exc}") \
-                from None
+            raise ResourceError(f"cannot open the queue file {self.store.path}: {exc}") from None
         logger.info("queue file %s open", self.store.path)
 
     async def _start_http(self) -> web.AppRunner | None:
@@ -120,8 +124,8 @@ class Daemon:
             return None
         app = build_app(metrics=self.metrics, probes=self.probes, token=http.token,
                         max_body=http.max_body)
-        if self.store is not None and self.outbox is not None:
-            Intake(store=self.store, outbox=self.outbox, client=self.client,
+        if self.store is not None and self.worker is not None:
+            Intake(store=self.store, worker=self.worker, client=self.client,
                    metrics=self.metrics, max_body=http.max_body).add_routes(app)
         runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
                                access_log_class=AccessLogger, handle_signals=False)
@@ -131,8 +135,8 @@ class Daemon:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
-            raise SystemExit(f"ilagent: cannot listen on {http.host}:{http.port}: "
-                             f"{exc.strerror or exc}") from None
+            raise ResourceError(f"cannot listen on {http.host}:{http.port}: "
+                                f"{exc.strerror or exc}") from None
         logger.info("HTTP server listening on %s:%d", http.host, http.port)
         return runner
 
@@ -142,9 +146,9 @@ class Daemon:
         if self.bridge is not None:
             logger.warning("shutdown 1/4: stop fetching from Kafka")
             self.bridge.stop_fetching()
-        if self.outbox is not None:
+        if self.worker is not None:
             logger.warning("shutdown 1/4: stop loading from the queue")
-            self.outbox.stop_loading()
+            self.worker.stop_loading()
         logger.warning("shutdown 2/4: waiting up to %.0f s for %d unfinished deliveries",
                        timeout, self.deliverer.pending)
         if not await self.deliverer.stop(timeout):
@@ -155,8 +159,8 @@ class Daemon:
         if self.bridge is not None:
             logger.warning("shutdown 3/4: commit offsets and leave the consumer group")
             await self.bridge.close()
-        if self.outbox is not None:
-            await self.outbox.close()
+        if self.worker is not None:
+            await self.worker.close()
         logger.warning("shutdown 4/4: stop the HTTP server")
         if runner is not None:
             await runner.cleanup()

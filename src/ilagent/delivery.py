@@ -24,13 +24,15 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ilagent.backoff import RetryPolicy
+from ilagent import backoff
+from ilagent.config import RetryPolicy
 from ilagent.ilert import IlertClient, Outcome, Result
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
 
 logger = logging.getLogger(__name__)
+
 
 class Verdict(enum.Enum):
     """How a job ended."""
@@ -244,11 +246,11 @@ class Deliverer:
     async def _back_off(self, job: Job, result: Result) -> None:
         self._metrics.retried.labels(job.source, result.status_label).inc()
         if result.outcome is Outcome.RATE_LIMITED:
-            delay = self._policy.rate_limited_delay(job.attempts, result.retry_after)
+            delay = backoff.rate_limited_delay(self._policy, job.attempts, result.retry_after)
             self._pacer.penalize(job.integration_key, delay)
             self._metrics.rate_limit_waits.labels("rate_limited").inc()
         else:
-            delay = self._policy.delay(job.attempts)
+            delay = backoff.delay(self._policy, job.attempts)
         job.owner.attempted(job, result, delay)
         # a warning for the first failures and then at powers of two keeps outages readable
         level = logging.WARNING if job.attempts & (job.attempts - 1) == 0 else logging.DEBUG

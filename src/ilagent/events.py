@@ -1,35 +1,24 @@
 """The ilert event model: validation of event bodies as ilert's events API checks them (pure).
 
-One validator serves the sandbox (which must answer like ilert), the daemon's HTTP intake and the
-pre-send check of the Kafka path, so the three can never disagree about what a valid event is.
+One validator serves the sandbox (which must answer like ilert), the daemon's HTTP intake and
+the ``event`` command, so they can never disagree about what a valid event is. (Kafka messages
+follow ilagent 0.9's mapping rules in :mod:`ilagent.mapping` instead, which check only the
+fields ilagent reads.)
 ``null`` counts as absent for every optional field, as ilert treats it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from ilagent.errors import EventError
+
+__all__ = ["EVENT_TYPES", "PRIORITIES", "EventError", "validate_event", "with_path_key"]
 
 EVENT_TYPES = ("ALERT", "ACCEPT", "RESOLVE", "COMMENT")
 PRIORITIES = ("HIGH", "LOW")
 OPTIONAL_STRINGS = ("details", "alertKey", "routingKey")
-
-
-@dataclass(frozen=True)
-class EventError(ValueError):
-    """Why an event body is invalid; ``code`` is a stable machine-readable word."""
-
-    field: str
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-    def as_body(self, status: int = 400) -> dict[str, Any]:
-        """The ilert error body ``{status, message, code}``."""
-        return {"status": status, "message": self.message, "code": self.code}
 
 
 def _missing(field: str) -> EventError:
@@ -38,6 +27,15 @@ def _missing(field: str) -> EventError:
 
 def _invalid(field: str, what: str) -> EventError:
     return EventError(field, "INVALID_FIELD", f"'{field}' {what}")
+
+
+def with_path_key(body: object, path_key: str | None) -> object:
+    """The body, with the URL path's key as ``integrationKey`` when the body names no key."""
+    if path_key is None or not isinstance(body, Mapping):
+        return body
+    if body.get("integrationKey") is None and body.get("apiKey") is None:
+        return {**body, "integrationKey": path_key}
+    return body
 
 
 def validate_event(body: object) -> dict[str, Any]:

@@ -22,13 +22,11 @@ import orjson
 
 from ilagent import USER_AGENT
 from ilagent.backoff import parse_retry_after
+from ilagent.config import DEFAULT_API_URL, DEFAULT_BEAT_URL, DEFAULT_TIMEOUT
 from ilagent.logs import mask
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://api.ilert.com/api"
-DEFAULT_BEAT_URL = "https://beat.ilert.com/api"
-DEFAULT_TIMEOUT = 25.0
 BODY_EXCERPT = 300
 _JSON = {"Content-Type": "application/json"}
 

@@ -23,7 +23,10 @@ from urllib.parse import quote
 
 import orjson
 
+from ilagent.config import MappingRules
 from ilagent.events import EVENT_TYPES, PRIORITIES
+
+__all__ = ["DropReason", "Dropped", "Mapped", "MappingRules", "heartbeat_key", "map_message"]
 
 # fields ilagent reads from a payload, with the JSON type each must have when present
 _STRING_FIELDS = ("integrationKey", "apiKey", "eventType", "summary", "details", "alertKey",
@@ -40,22 +43,6 @@ class DropReason(enum.StrEnum):
     NO_KEY = "no_key"
     INVALID_EVENT_TYPE = "invalid_event_type"
     INVALID_PRIORITY = "invalid_priority"
-
-
-@dataclass(frozen=True)
-class MappingRules:
-    """The mapping and filter flags of ``daemon`` and ``map`` (all optional)."""
-
-    event_key: str | None = None
-    map_key_etype: str | None = None
-    map_key_alert_key: str | None = None
-    map_key_summary: str | None = None
-    map_val_etype_alert: str | None = None
-    map_val_etype_accept: str | None = None
-    map_val_etype_resolve: str | None = None
-    filter_key: str | None = None
-    filter_val: str | None = None
-    forward_message_payload: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ilagent.ilert import IlertClient
-from ilagent.queuestore import QueueStore
 from ilagent.sandbox import SandboxConfig, build_app
+from ilagent.spool.store import QueueStore
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ilagent.backoff import MAX_RETRY_AFTER, RetryPolicy, parse_retry_after
+from ilagent.backoff import MAX_RETRY_AFTER, delay, parse_retry_after, rate_limited_delay
+from ilagent.config import RetryPolicy
 
 
 @pytest.mark.parametrize(("attempt", "expected_cap"), [
@@ -15,14 +16,14 @@ from ilagent.backoff import MAX_RETRY_AFTER, RetryPolicy, parse_retry_after
 def test_delay_doubles_up_to_the_cap(attempt: int, expected_cap: float) -> None:
     """The upper bound of the jittered delay is base·2ⁿ⁻¹, never above the cap."""
     policy = RetryPolicy(initial_delay=1.0, max_delay=60.0)
-    assert policy.delay(attempt, rand=lambda: 1.0) == expected_cap
-    assert policy.delay(attempt, rand=lambda: 0.0) == 0.0
+    assert delay(policy, attempt, rand=lambda: 1.0) == expected_cap
+    assert delay(policy, attempt, rand=lambda: 0.0) == 0.0
 
 
 def test_delay_is_full_jitter() -> None:
     """The delay is a uniform fraction of the bound (full jitter), not the bound itself."""
     policy = RetryPolicy(initial_delay=1.0, max_delay=60.0)
-    assert policy.delay(3, rand=lambda: 0.25) == 1.0
+    assert delay(policy, 3, rand=lambda: 0.25) == 1.0
 
 
 @pytest.mark.parametrize(("retry_after", "rand", "expected"), [
@@ -34,15 +35,7 @@ def test_delay_is_full_jitter() -> None:
 def test_rate_limited_delay(retry_after: float | None, rand: float, expected: float) -> None:
     """A 429 waits Retry-After when given, else at least the rate-limit delay."""
     policy = RetryPolicy(rate_limit_delay=10.0)
-    assert policy.rate_limited_delay(3, retry_after, rand=lambda: rand) == expected
-
-
-@pytest.mark.parametrize(("max_retries", "attempts", "exhausted"), [
-    (0, 10_000, False), (3, 3, False), (3, 4, True), (1, 2, True),
-])
-def test_exhausted(max_retries: int, attempts: int, exhausted: bool) -> None:
-    """max_retries 0 retries forever; N allows N retries after the first attempt."""
-    assert RetryPolicy(max_retries=max_retries).exhausted(attempts) is exhausted
+    assert rate_limited_delay(policy, 3, retry_after, rand=lambda: rand) == expected
 
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)

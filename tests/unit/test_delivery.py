@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from ilagent.backoff import RetryPolicy
+from ilagent.config import RetryPolicy
 from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.ilert import IlertClient, Result
 from ilagent.metrics import Metrics

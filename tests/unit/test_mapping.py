@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from guide import guide_rules
 from ilagent.mapping import (
     Dropped,
     DropReason,
@@ -21,18 +22,7 @@ TOPIC = "plant/alarms"
 KEY = "il1api123..."
 DEFAULT_SUMMARY = f"New alert from {TOPIC}"
 
-# The flags of the mapping example in ilert's Kafka guide.
-GUIDE_RULES = MappingRules(
-    event_key=KEY,
-    map_key_alert_key="mCode",
-    map_key_summary="comment",
-    map_key_etype="state",
-    map_val_etype_alert="SET",
-    map_val_etype_accept="ACK",
-    map_val_etype_resolve="CLR",
-    filter_key="type",
-    filter_val="ALARM",
-)
+GUIDE_RULES = guide_rules(KEY)
 
 
 def encode(payload: Any) -> bytes:

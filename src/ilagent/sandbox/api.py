@@ -19,10 +19,10 @@ from typing import Any, NamedTuple
 
 from aiohttp import web
 
-from ..events import EventError, validate_event
+from ..events import EventError, validate_event, with_path_key
 from .core import SANDBOX, Accepted, Sandbox
 from .faults import Fault
-from .store import mask
+from .records import mask
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _event(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) 
         if body is _NOT_JSON or text is None:
             raise EventError("body", "INVALID_JSON", "the body is not valid JSON")
         path_key = request.match_info.get("key")
-        event = validate_event(_with_path_key(body, path_key))
+        event = validate_event(with_path_key(body, path_key))
         if not sandbox.event_allowed(event["integrationKey"]):
             # ilert sends no Retry-After: the window simply ends
             return _error(429, "TOO_MANY_REQUESTS", "event rate limit reached for this key")
@@ -191,15 +191,6 @@ def _key_of(body: Any, path_key: str | None) -> str | None:
             if value is not None:
                 return value if isinstance(value, str) else None
     return path_key
-
-
-def _with_path_key(body: Any, path_key: str | None) -> Any:
-    """The body, with the path's key as ``integrationKey`` when the body has no key."""
-    if path_key is None or not isinstance(body, dict):
-        return body
-    if body.get("integrationKey") is None and body.get("apiKey") is None:
-        return {**body, "integrationKey": path_key}
-    return body
 
 
 def _masked_path(path: str, path_key: str | None) -> str:

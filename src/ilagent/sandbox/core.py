@@ -22,7 +22,8 @@ from aiohttp import web
 
 from ..events import EventError
 from .faults import FaultBook, FixedWindowLimiter
-from .store import Alert, Store, mask
+from .records import Alert, mask
+from .store import Store
 from .stream import Hub
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .store import mask
+from .records import mask
 
 FAULT_FIELDS = ("status", "latency_ms", "duration_s", "integration_key", "count", "retry_after")
 MAX_LATENCY_MS = 600_000

@@ -10,106 +10,36 @@ owner flushes on a short timer and on close; a crash loses at most that interval
 
 One connection, used only from the event loop's thread; only bound parameters reach SQL.
 Integration keys are stored in clear (event bodies hold them anyway) and masked on the way out.
+The schema, the :class:`Alert` row and the row-to-JSON helpers live in :mod:`.records`;
+``Alert``, ``mask`` and ``normalise_key`` are re-exported here for existing imports.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
-MEMORY = ":memory:"
-SCHEMA_VERSION = 1
-MAX_ROWS = 100_000  # requests and events kept; older ones are pruned so memory stays bounded
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY, alert_key TEXT NOT NULL, integration_key TEXT NOT NULL,
-    status TEXT NOT NULL, summary TEXT NOT NULL, details TEXT, priority TEXT NOT NULL,
-    event_count INTEGER NOT NULL, first_at TEXT NOT NULL, last_at TEXT NOT NULL,
-    rev INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, path TEXT NOT NULL,
-    integration_key TEXT NOT NULL, event_type TEXT NOT NULL, alert_id INTEGER NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_alert ON events (alert_id);
-CREATE TABLE IF NOT EXISTS requests (
-    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
-    status INTEGER NOT NULL, body TEXT, user_agent TEXT, integration_key TEXT, answer TEXT
-);
-CREATE TABLE IF NOT EXISTS heartbeats (
-    key TEXT PRIMARY KEY, count INTEGER NOT NULL, first_at TEXT NOT NULL, last_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counters (status INTEGER PRIMARY KEY, n INTEGER NOT NULL);
-"""
-_ALERT_COLUMNS = (
-    "id, alert_key, integration_key, status, summary, details, priority,"
-    " event_count, first_at, last_at, rev"
+from .records import (
+    ALERT_COLUMNS,
+    OPEN_STATUSES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    Alert,
+    event_json,
+    loads_or_none,
+    mask,
+    normalise_key,
+    open_key,
+    request_json,
+    sql_limit,
 )
-_OPEN = ("PENDING", "ACCEPTED")
 
+__all__ = ["MAX_ROWS", "MEMORY", "SCHEMA_VERSION", "Alert", "Store", "mask", "normalise_key"]
 
-@functools.lru_cache(maxsize=1024)
-def mask(key: str | None) -> str | None:
-    """Hide all but the last 4 characters of a key; keys of 8 or fewer are hidden entirely."""
-    if key is None:
-        return None
-    shown = 4 if len(key) > 8 else 0
-    return "*" * (len(key) - shown) + key[len(key) - shown :]
-
-
-def normalise_key(alert_key: str) -> str:
-    """The form alert keys are compared in: trimmed, case-insensitive (as ilert compares them)."""
-    return alert_key.strip().casefold()
-
-
-@dataclass
-class Alert:
-    """One alert; ``integration_key`` is in clear here and masked by :meth:`to_json`."""
-
-    id: int
-    alert_key: str
-    integration_key: str
-    status: str
-    summary: str
-    details: str | None
-    priority: str
-    event_count: int
-    first_at: str
-    last_at: str
-    rev: int
-
-    def row(self) -> tuple[Any, ...]:
-        """The alert as a row of the ``alerts`` table, in column order."""
-        return (
-            self.id, self.alert_key, self.integration_key, self.status, self.summary,
-            self.details, self.priority, self.event_count, self.first_at, self.last_at, self.rev,
-        )  # fmt: skip
-
-    def to_json(self, *, events: list[int] | None = None) -> dict[str, Any]:
-        """The alert as the inspection API shows it; ``rev`` is the seq of its last event."""
-        body: dict[str, Any] = {
-            "id": self.id,
-            "alertKey": self.alert_key,
-            "integrationKey": mask(self.integration_key),
-            "status": self.status,
-            "summary": self.summary,
-            "details": self.details,
-            "priority": self.priority,
-            "eventCount": self.event_count,
-            "firstAt": self.first_at,
-            "lastAt": self.last_at,
-            "rev": self.rev,
-        }
-        if events is not None:
-            body["events"] = events
-        return body
+MEMORY = ":memory:"
+MAX_ROWS = 100_000  # requests and events kept; older ones are pruned so memory stays bounded
 
 
 class Store:
@@ -137,7 +67,7 @@ class Store:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
                 raise ValueError(f"{path} holds sandbox schema {version}, not {SCHEMA_VERSION}")
-            db.executescript(_SCHEMA)
+            db.executescript(SCHEMA)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # a constant int
         except BaseException:
             db.close()
@@ -146,9 +76,9 @@ class Store:
 
     def _load(self) -> None:
         rows = self._db.execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status IN (?, ?) ORDER BY id", _OPEN
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE status IN (?, ?) ORDER BY id", OPEN_STATUSES
         )
-        self._open = {_open_key(alert): alert for alert in (Alert(*row) for row in rows)}
+        self._open = {open_key(alert): alert for alert in (Alert(*row) for row in rows)}
         self._counts = Counter(dict(self._db.execute("SELECT status, n FROM counters")))
         self._last_alert_id = self._max("alerts", "id")
         self._last_event_seq = self._max("events", "seq")
@@ -178,7 +108,7 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(
-                f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS})"
+                f"INSERT OR REPLACE INTO alerts ({ALERT_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [alert.row() for alert in self._dirty_alerts.values()],
             )
@@ -253,10 +183,10 @@ class Store:
     def save_alert(self, alert: Alert) -> None:
         """Write back an alert after an event changed it."""
         self._dirty_alerts[alert.id] = alert
-        if alert.status in _OPEN:
-            self._open[_open_key(alert)] = alert
+        if alert.status in OPEN_STATUSES:
+            self._open[open_key(alert)] = alert
         else:
-            self._open.pop(_open_key(alert), None)
+            self._open.pop(open_key(alert), None)
 
     def insert_event(
         self,
@@ -273,7 +203,7 @@ class Store:
         self._last_event_seq += 1
         row = (self._last_event_seq, at, path, integration_key, event_type, alert_id)
         self._new_events.append((*row, text))
-        return _event_json(row, body)
+        return event_json(row, body)
 
     def insert_request(
         self,
@@ -300,7 +230,7 @@ class Store:
         self._new_requests.append((*row, answer_text))
         self._counts[status] += 1
         self._counts_dirty = True
-        return _request_json(row, body, answer)
+        return request_json(row, body, answer)
 
     def ping(self, key: str, *, at: str) -> None:
         """Count one ping of a heartbeat key."""
@@ -327,8 +257,8 @@ class Store:
         self.flush()
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
         rows = self._db.execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts {where} ORDER BY id DESC LIMIT ?",
-            (*params, _limit(limit)),
+            f"SELECT {ALERT_COLUMNS} FROM alerts {where} ORDER BY id DESC LIMIT ?",
+            (*params, sql_limit(limit)),
         ).fetchall()
         return [Alert(*row) for row in rows]
 
@@ -353,8 +283,8 @@ class Store:
         sql = "SELECT seq, at, path, integration_key, event_type, alert_id, body FROM events"
         sql += " WHERE seq > ?" + (" AND integration_key = ?" if integration_key else "")
         params: list[Any] = [since] + ([integration_key] if integration_key else [])
-        rows = self._db.execute(f"{sql} ORDER BY seq LIMIT ?", (*params, _limit(limit)))
-        return [_event_json(row[:6], json.loads(row[6])) for row in rows]
+        rows = self._db.execute(f"{sql} ORDER BY seq LIMIT ?", (*params, sql_limit(limit)))
+        return [event_json(row[:6], json.loads(row[6])) for row in rows]
 
     def requests(
         self, *, since: int = 0, limit: int | None = None, last: int | None = None
@@ -364,9 +294,10 @@ class Store:
         columns = "seq, at, method, path, status, body, user_agent, integration_key, answer"
         inner = f"SELECT {columns} FROM requests WHERE seq > ? ORDER BY seq DESC LIMIT ?"
         rows = self._db.execute(
-            f"SELECT * FROM ({inner}) ORDER BY seq LIMIT ?", (since, _limit(last), _limit(limit))
+            f"SELECT * FROM ({inner}) ORDER BY seq LIMIT ?",
+            (since, sql_limit(last), sql_limit(limit)),
         )
-        return [_request_json(row[:8], _loads(row[5]), _loads(row[8])) for row in rows]
+        return [request_json(row[:8], loads_or_none(row[5]), loads_or_none(row[8])) for row in rows]
 
     def heartbeats(self, *, key: str | None = None) -> list[dict[str, Any]]:
         """Heartbeat keys (masked) with their ping count, most recently pinged first."""
@@ -380,43 +311,3 @@ class Store:
             {"key": mask(k), "count": n, "firstPingAt": first, "lastPingAt": last}
             for k, n, first, last in rows
         ]
-
-
-def _open_key(alert: Alert) -> tuple[str, str]:
-    return alert.integration_key, normalise_key(alert.alert_key)
-
-
-def _limit(limit: int | None) -> int:
-    return -1 if limit is None else limit
-
-
-def _event_json(row: tuple[Any, ...], body: dict[str, Any]) -> dict[str, Any]:
-    seq, at, path, integration_key, event_type, alert_id = row
-    return {
-        "seq": seq,
-        "time": at,
-        "path": path,
-        "integrationKey": mask(integration_key),
-        "eventType": event_type,
-        "alertId": alert_id,
-        "body": body,
-    }
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _request_json(row: tuple[Any, ...], body: Any, answer: Any) -> dict[str, Any]:
-    seq, at, method, path, status, _, user_agent, masked_key = row
-    return {
-        "seq": seq,
-        "time": at,
-        "method": method,
-        "path": path,
-        "status": status,
-        "body": body,
-        "userAgent": user_agent,
-        "integrationKey": masked_key,
-        "answer": answer,
-    }

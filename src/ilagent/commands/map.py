@@ -1,4 +1,4 @@
-"""The engine of ``ilagent map``: a dry run of the mapping flags over messages given line by line.
+"""``ilagent map``: a dry run of the mapping flags over messages given line by line.
 
 Each message goes through the same :func:`ilagent.mapping.map_message` the daemon uses, and the
 outcome is printed as one JSON object per line; nothing is sent anywhere. The printed URL and
@@ -8,14 +8,53 @@ own input, and the point of it is to see exactly what would be posted where.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from ilagent.commands.common import (
+    Parser,
+    Subparsers,
+    add_mapping_options,
+    env,
+    mapping_rules,
+)
+from ilagent.config import DEFAULT_API_URL
+from ilagent.errors import UsageError
 from ilagent.mapping import Dropped, Mapped, MappingRules, map_message
 
 EXIT_OK = 0
 EXIT_DROPPED = 1  # with --check: at least one message would not become an event
+
+
+def add_parser(sub: Subparsers) -> None:
+    """Add ``map`` and its options."""
+    mapper: Parser = sub.add_parser(
+        "map", help="dry-run the mapping flags on messages (stdin or --file)")
+    mapper.add_argument("--file", dest="input_file", metavar="FILE",
+                        help="messages, one per line (default: stdin)")
+    mapper.add_argument("-e", "--event_topic", default="test-topic", metavar="TOPIC",
+                        help="topic name used in the default summary (default %(default)s)")
+    mapper.add_argument("--message_key", help="Kafka message key to assume")
+    mapper.add_argument("--check", action="store_true",
+                        help="exit 1 if any message would be dropped")
+    mapper.add_argument("--ilert_api_url", default=env("ILERT_API_URL", DEFAULT_API_URL),
+                        metavar="URL", help="API base URL shown in the output")
+    add_mapping_options(mapper)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Map the messages of ``--file`` or stdin; return the exit code."""
+    try:
+        source = open(args.input_file, encoding="utf-8") if args.input_file else sys.stdin  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.input_file}: {exc.strerror}") from None
+    with source:
+        return run_map(mapping_rules(args), source, topic=args.event_topic,
+                       api_url=args.ilert_api_url.rstrip("/"), check=args.check,
+                       out=sys.stdout, message_key=args.message_key)
 
 
 def run_map(

@@ -15,17 +15,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from ilagent.errors import IlagentError, NotFoundError, ResourceError, UsageError
 from ilagent.logs import mask, mask_key
-from ilagent.queue import DeadLetter, QueueDB, QueuedEvent
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-class _Refused(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
+from ilagent.spool.db import DeadLetter, QueueDB, QueuedEvent
 
 
 def run_queue(
@@ -36,11 +28,11 @@ def run_queue(
     err = err or sys.stderr
     try:
         if args.action == "retry" and bool(args.ids) == bool(args.all):
-            raise _Refused("give the ids of the dead letters to retry, or --all", EXIT_USAGE)
+            raise UsageError("give the ids of the dead letters to retry, or --all")
         try:
             db = QueueDB(path, create=False)
         except sqlite3.Error as exc:
-            raise _Refused(f"cannot open the queue file {path}: {exc}", EXIT_FAILED) from None
+            raise ResourceError(f"cannot open the queue file {path}: {exc}") from None
         try:
             if args.action == "list":
                 _list(db, limit=args.limit, as_json=args.json, out=out)
@@ -49,12 +41,12 @@ def run_queue(
             else:
                 _purge(db, args.table, confirmed=args.yes, out=out)
         except sqlite3.Error as exc:
-            raise _Refused(f"the queue file {path} failed: {exc}", EXIT_FAILED) from None
+            raise ResourceError(f"the queue file {path} failed: {exc}") from None
         finally:
             db.close()
-    except _Refused as refused:
+    except IlagentError as refused:
         print(f"ilagent queue {args.action}: error: {refused}", file=err)
-        return refused.code
+        return refused.exit_code
     return 0
 
 
@@ -109,9 +101,8 @@ def _retry(db: QueueDB, ids: list[int] | None, *, out: TextIO) -> None:
         if ids is not None:
             missing = sorted(set(ids) - db.dead_letter_ids(ids))
             if missing:
-                raise _Refused(
-                    f"no dead letter with id {', '.join(map(str, missing))}; nothing was moved",
-                    EXIT_FAILED,
+                raise NotFoundError(
+                    f"no dead letter with id {', '.join(map(str, missing))}; nothing was moved"
                 )
         moved = db.retry(ids)
     print(f"moved {len(moved)} dead letter(s) back to the queue", file=out)
@@ -121,8 +112,8 @@ def _purge(db: QueueDB, table: str, *, confirmed: bool, out: TextIO) -> None:
     if not confirmed:
         stats = db.stats()
         count = stats.depth if table == "queue" else stats.dead_letters
-        raise _Refused(
-            f"this deletes {count} row(s) of {table} for good; add --yes to confirm", EXIT_USAGE
+        raise UsageError(
+            f"this deletes {count} row(s) of {table} for good; add --yes to confirm"
         )
     with db.transaction():
         deleted = db.purge(table)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ilagent.cli import build_parser, daemon_config, main
-from ilagent.queue import QueueDB
+from ilagent.cli import build_parser, main
+from ilagent.commands.daemon import daemon_config
+from ilagent.spool.db import QueueDB
 
 KEY = "il1apiSECRETKEY0001"
 

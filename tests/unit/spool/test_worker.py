@@ -1,4 +1,4 @@
-"""The queue worker (Outbox) with a real SQLite file and the sandbox app as ilert, in process."""
+"""The queue worker (SpoolWorker) with a real SQLite file and the sandbox app as ilert, in process."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ilagent.backoff import RetryPolicy
+from ilagent.config import RetryPolicy
 from ilagent.delivery import Deliverer, Job
 from ilagent.ilert import IlertClient, Outcome, Result
 from ilagent.metrics import Metrics
-from ilagent.outbox import Outbox, lane_of
 from ilagent.pacing import Pacer
-from ilagent.queue import QueueDB
-from ilagent.queuestore import QueueStore
+from ilagent.spool.db import QueueDB
+from ilagent.spool.store import QueueStore
+from ilagent.spool.worker import SpoolWorker
 
 FAST = RetryPolicy(initial_delay=0.02, max_delay=0.05)
 T = TypeVar("T")
@@ -40,7 +40,7 @@ async def eventually(
 
 
 class Worker:
-    """An Outbox and its engine, stopped at the end of the test."""
+    """A SpoolWorker and its engine, stopped at the end of the test."""
 
     def __init__(
         self,
@@ -57,7 +57,7 @@ class Worker:
             metrics=Metrics(),
             max_in_flight=16,
         )
-        self.outbox = Outbox(
+        self.spool = SpoolWorker(
             store=store,
             deliverer=self.engine,
             metrics=Metrics(),
@@ -66,9 +66,9 @@ class Worker:
         )
 
     async def stop(self) -> None:
-        self.outbox.stop_loading()
+        self.spool.stop_loading()
         await self.engine.stop(1)
-        await self.outbox.close()
+        await self.spool.close()
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ async def worker_factory(
     def make(**kwargs: Any) -> Worker:
         worker = Worker(store, ilert, **kwargs)
         workers.append(worker)
-        worker.outbox.start()
+        worker.spool.start()
         return worker
 
     yield make
@@ -111,13 +111,6 @@ async def fault(sandbox: TestClient[Any, Any], **spec: Any) -> None:
     assert response.status in (200, 201)
 
 
-def test_lane_is_the_alert_trimmed_and_lower_cased() -> None:
-    """Events of one alert share a lane whatever the case and padding of the alert key."""
-    assert lane_of("k", {"alertKey": " Door-7 "}) == lane_of("k", {"alertKey": "door-7"})
-    assert lane_of("k", {"alertKey": "a"}) != lane_of("other", {"alertKey": "a"})
-    assert lane_of("k", {"summary": "no alert key"}) is None
-
-
 async def test_rows_are_delivered_in_order_per_alert_and_deleted(
     sandbox: TestClient[Any, Any], store: QueueStore, worker_factory: Callable[..., Worker]
 ) -> None:
@@ -135,7 +128,7 @@ async def test_rows_are_delivered_in_order_per_alert_and_deleted(
     received = await summaries(sandbox, "k")
     for alert in ("a", "b", "c"):
         assert [s for s in received if s.startswith(alert)] == [f"{alert}#{n}" for n in range(10)]
-    assert worker.outbox.loaded == 0
+    assert worker.spool.loaded == 0
 
 
 async def test_rejected_row_is_dead_lettered_with_status_and_body_excerpt(
@@ -193,7 +186,7 @@ async def test_window_bounds_the_rows_in_memory(
 
     async def done() -> bool:
         nonlocal most
-        most = max(most, worker.outbox.loaded, worker.engine.pending)
+        most = max(most, worker.spool.loaded, worker.engine.pending)
         return len(await summaries(sandbox, "k")) == 60
 
     await eventually(done, timeout=20, what="all 60 events")
@@ -236,7 +229,7 @@ async def test_attempted_persists_the_retry_state_and_a_restart_counts_on(
     worker = Worker(store, IlertClient(api_url="http://127.0.0.1:9"))
     (row,) = await store.page(after=0, limit=1)
     job = Job(
-        owner=worker.outbox,
+        owner=worker.spool,
         source="http",
         lane=None,
         integration_key="k",
@@ -244,8 +237,8 @@ async def test_attempted_persists_the_retry_state_and_a_restart_counts_on(
         context=row,
         attempts=4,
     )
-    worker.outbox.attempted(job, Result(Outcome.RETRY, 503, "down"), 0.3)
-    await worker.outbox.close()
+    worker.spool.attempted(job, Result(Outcome.RETRY, 503, "down"), 0.3)
+    await worker.spool.close()
     (stored,) = await store.page(after=0, limit=1)
     assert (stored.id, stored.attempts, stored.last_error) == (row_id, 4, "503 down")
     assert time.time() < stored.next_attempt_at <= time.time() + 0.3
@@ -268,7 +261,7 @@ async def test_stopping_keeps_unfinished_rows_with_their_attempts(
     await fault(sandbox, status=503)
     await put(store, "k", "a", "stuck")
     worker = Worker(store, ilert)
-    worker.outbox.start()
+    worker.spool.start()
 
     async def retried() -> bool:
         response = await sandbox.get("/sandbox/requests")

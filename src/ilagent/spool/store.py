@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ilagent.queue import BUSY_TIMEOUT, QueueDB, QueuedEvent, QueueStats
+from ilagent.spool.db import BUSY_TIMEOUT, QueueDB, QueuedEvent, QueueStats
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ilagent.queue import QueueDB
-from ilagent.queuestore import QueueStore
+from ilagent.spool.db import QueueDB
+from ilagent.spool.store import QueueStore
 
 
 def add(db: QueueDB, n: int, key: str = "il1apiAAAA1111") -> list[int]:

@@ -6,7 +6,7 @@ those judged undeliverable, with the reason. Ids come from ``AUTOINCREMENT``, so
 with acceptance order and are never reused; a dead letter keeps the id it had in the queue.
 The file runs in WAL mode with ``synchronous=FULL``: a committed event survives a power cut.
 
-:class:`QueueDB` serves the daemon's writer thread (:mod:`ilagent.queuestore`) and the
+:class:`QueueDB` serves the daemon's writer thread (:mod:`ilagent.spool.store`) and the
 ``ilagent queue`` command; all SQL uses bound parameters.
 """
 

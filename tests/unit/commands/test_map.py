@@ -1,4 +1,4 @@
-"""Tests of ``ilagent.mapcmd.run_map``, the engine of the ``ilagent map`` dry run."""
+"""Tests of ``ilagent.commands.map.run_map``, the engine of the ``ilagent map`` dry run."""
 
 from __future__ import annotations
 
@@ -9,23 +9,14 @@ from typing import Any
 
 import pytest
 
-from ilagent.mapcmd import EXIT_DROPPED, EXIT_OK, run_map
+from guide import guide_rules
+from ilagent.commands.map import EXIT_DROPPED, EXIT_OK, run_map
 from ilagent.mapping import MappingRules
 
 API_URL = "https://api.ilert.com/api"
 KEY = "il1api123"
 TOPIC = "plant/alarms"
-GUIDE_RULES = MappingRules(
-    event_key=KEY,
-    map_key_alert_key="mCode",
-    map_key_summary="comment",
-    map_key_etype="state",
-    map_val_etype_alert="SET",
-    map_val_etype_accept="ACK",
-    map_val_etype_resolve="CLR",
-    filter_key="type",
-    filter_val="ALARM",
-)
+GUIDE_RULES = guide_rules(KEY)
 
 
 def dry_run(

@@ -13,13 +13,53 @@ import os
 import sys
 from typing import Any
 
-from ilagent.backoff import RetryPolicy
-from ilagent.config import ConfigError
-from ilagent.events import EventError, validate_event
+from ilagent import backoff
+from ilagent.commands.common import (
+    Parser,
+    Subparsers,
+    add_global_options,
+    add_ilert_options,
+    positive_int,
+)
+from ilagent.config import RetryPolicy
+from ilagent.errors import ConfigError, EventError
+from ilagent.events import validate_event
 from ilagent.ilert import IlertClient, Outcome, Result
 from ilagent.logs import mask
 
 ONESHOT_POLICY = RetryPolicy(initial_delay=0.5, max_delay=4.0, rate_limit_delay=10.0)
+
+
+def add_parsers(sub: Subparsers) -> None:
+    """Add ``event`` and ``heartbeat`` and their options."""
+    event: Parser = sub.add_parser("event", help="send one event to ilert")
+    add_global_options(event)
+    event.add_argument("-k", "--integration_key",
+                       help="integration key (default: env ILERT_INTEGRATION_KEY)")
+    event.add_argument("-t", "--event_type", required=True,
+                       choices=("ALERT", "ACCEPT", "RESOLVE", "COMMENT"))
+    event.add_argument("-s", "--summary", help="summary (required for ALERT)")
+    event.add_argument("-i", "--alert_key", help="alert key")
+    event.add_argument("-o", "--priority", choices=("LOW", "HIGH"))
+    event.add_argument("-d", "--details", help="details")
+    event.add_argument("-g", "--image", help="image URL")
+    event.add_argument("-l", "--link", help="link URL")
+    event.add_argument("--retries", type=positive_int, default=2,
+                       help="retries on network errors, 429 and 5xx (default %(default)s)")
+    add_ilert_options(event)
+
+    heartbeat: Parser = sub.add_parser("heartbeat", help="send one heartbeat ping to ilert")
+    add_global_options(heartbeat)
+    heartbeat.add_argument("-k", "--integration_key",
+                           help="heartbeat key (default: env ILERT_INTEGRATION_KEY)")
+    heartbeat.add_argument("--retries", type=positive_int, default=2,
+                           help="retries on network errors, 429 and 5xx (default %(default)s)")
+    add_ilert_options(heartbeat)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Send the event or the ping; return the exit code."""
+    return asyncio.run(send(args))
 
 
 def _key(args: argparse.Namespace) -> str:
@@ -46,8 +86,8 @@ def build_event(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(str(exc)) from None
 
 
-async def run(args: argparse.Namespace) -> int:
-    """Send the event or ping; return the exit code."""
+async def send(args: argparse.Namespace) -> int:
+    """Send the event or ping (retrying transient failures); return the exit code."""
     if args.command == "event":
         event = build_event(args)
         key = event["integrationKey"]
@@ -64,8 +104,9 @@ async def run(args: argparse.Namespace) -> int:
                 result = await client.ping_heartbeat(key)
             if not result.outcome.retriable or attempt > args.retries:
                 break
-            delay = (ONESHOT_POLICY.rate_limited_delay(attempt, result.retry_after)
-                     if result.outcome is Outcome.RATE_LIMITED else ONESHOT_POLICY.delay(attempt))
+            delay = (backoff.rate_limited_delay(ONESHOT_POLICY, attempt, result.retry_after)
+                     if result.outcome is Outcome.RATE_LIMITED
+                     else backoff.delay(ONESHOT_POLICY, attempt))
             await asyncio.sleep(delay)
     return _report(args.command, result, key)
 

@@ -1,8 +1,8 @@
 """The daemon's ilert-compatible HTTP routes: event intake into the durable queue, heartbeat proxy.
 
 Events (``POST /api/events``, ``/api/v1/events``, ``/api/v1/events/{source}/{key}``) are
-checked with :func:`ilagent.events.validate_event`, the same rules the sandbox and the Kafka
-path use, and committed to the SQLite queue *before* the answer ``202 {"id", "status"}``.
+checked with :func:`ilagent.events.validate_event`, the same rules the sandbox uses, and
+committed to the SQLite queue *before* the answer ``202 {"id", "status"}``.
 Every refusal is JSON in ilert's shape ``{status, message, code}``:
 
 * 415 — a ``Content-Type`` that is not JSON (``application/json`` or ``…+json``; a request
@@ -24,12 +24,12 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from ilagent.events import EventError, validate_event
+from ilagent.events import EventError, validate_event, with_path_key
 from ilagent.ilert import IlertClient, Outcome
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
-from ilagent.outbox import SOURCE, Outbox
-from ilagent.queuestore import QueueStore
+from ilagent.spool.store import QueueStore
+from ilagent.spool.worker import SOURCE, SpoolWorker
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ class Intake:
         self,
         *,
         store: QueueStore,
-        outbox: Outbox,
+        worker: SpoolWorker,
         client: IlertClient,
         metrics: Metrics,
         max_body: int,
     ) -> None:
         self._store = store
-        self._outbox = outbox
+        self._worker = worker
         self._client = client
         self._metrics = metrics
         self._max_body = max_body
@@ -83,7 +83,7 @@ class Intake:
         except (ValueError, RecursionError):  # RecursionError: nested past the parser's limit
             return self._refuse(400, "INVALID_JSON", "the body is not valid JSON")
         try:
-            event = validate_event(_with_path_key(body, request.match_info.get("key")))
+            event = validate_event(with_path_key(body, request.match_info.get("key")))
             _check_depth(event)
         except EventError as error:
             return self._answer(400, error.as_body(400))
@@ -104,7 +104,7 @@ class Intake:
                 "the event could not be stored; nothing was queued, retry later",
             )
         self._consumed.inc()
-        self._outbox.notify()
+        self._worker.notify()
         logger.debug("queued queue#%d for %s", row_id, mask_key(key))
         return self._answer(202, {"id": str(row_id), "status": "queued"})
 
@@ -143,15 +143,6 @@ def _no_constant(name: str) -> object:
 
 def _is_json(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
-
-
-def _with_path_key(body: object, path_key: str | None) -> object:
-    """The body, with the path's key as ``integrationKey`` when the body names no key."""
-    if path_key is None or not isinstance(body, dict):
-        return body
-    if body.get("integrationKey") is None and body.get("apiKey") is None:
-        return {**body, "integrationKey": path_key}
-    return body
 
 
 def _check_depth(event: dict[str, Any]) -> None:

@@ -26,8 +26,9 @@ from typing import Any
 from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.ilert import Result
 from ilagent.metrics import Metrics
-from ilagent.queue import QueuedEvent, QueueStats
-from ilagent.queuestore import QueueStore
+from ilagent.routing import event_lane
+from ilagent.spool.db import QueuedEvent, QueueStats
+from ilagent.spool.store import QueueStore
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +38,7 @@ DEFAULT_REFRESH_INTERVAL = 1.0
 ERROR_EXCERPT = 300
 
 
-def lane_of(integration_key: str, event: dict[str, Any]) -> Hashable | None:
-    """The ordering lane of an event: its alert, or None (no order) without an alert key."""
-    alert_key = event.get("alertKey")
-    if isinstance(alert_key, str) and alert_key:
-        # ilert matches alert keys case-insensitively after trimming
-        return ("alert", integration_key, alert_key.strip().lower())
-    return None
-
-
-class Outbox:
+class SpoolWorker:
     """Delivers the queue through a Deliverer; the JobOwner of every queued event."""
 
     def __init__(
@@ -165,7 +157,7 @@ class Outbox:
         job = Job(
             owner=self,
             source=SOURCE,
-            lane=lane_of(row.integration_key, event),
+            lane=event_lane(row.integration_key, event),
             integration_key=row.integration_key,
             path=row.path,
             event=event,

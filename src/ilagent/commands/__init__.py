@@ -1,0 +1,1 @@
+"""One module per subcommand: its options (``add_parser``) and how it runs (``run``)."""

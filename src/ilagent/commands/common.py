@@ -1,0 +1,145 @@
+"""What every subcommand's options share: the parser class, value types and option groups.
+
+Compatible with ilagent 0.9: long options keep their underscore spelling (``--kafka_brokers``)
+and each is also accepted dashed (``--kafka-brokers``). A usage error is one line on stderr and
+exit code 2; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from ilagent.config import DEFAULT_API_URL, DEFAULT_BEAT_URL, DEFAULT_DB_FILE, MappingRules
+from ilagent.errors import EXIT_USAGE
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and dashed aliases for every underscore option."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+    def add_argument(self, *names: Any, **kwargs: Any) -> argparse.Action:
+        return super().add_argument(*names, *_dashed(names), **kwargs)
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+        group.add_argument = lambda *names, **kw: add(*names, *_dashed(names), **kw)  # type: ignore[method-assign]
+        return group
+
+
+Subparsers = Any  # argparse's private _SubParsersAction
+
+
+def _dashed(names: Sequence[Any]) -> list[str]:
+    """The dashed spelling of each underscore long option (``--kafka_brokers`` → ``--kafka-brokers``)."""
+    return [n.replace("_", "-") for n in names
+            if isinstance(n, str) and n.startswith("--") and "_" in n]
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """An environment variable, an empty one counting as unset."""
+    return os.environ.get(name) or default
+
+
+def positive_int(text: str) -> int:
+    """A whole number ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A number of seconds ≥ 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 1 to 65535."""
+    value = positive_int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
+    return value
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """``KEY=VALUE``, the key stripped."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.strip(), value
+
+
+def add_global_options(parser: Parser) -> None:
+    """-v and -f are global in ilagent, so they may also follow the subcommand."""
+    parser.add_argument("-v", "--verbose", action="count", dest="sub_verbose", default=0,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("-f", "--file", dest="sub_db_file", help=argparse.SUPPRESS)
+
+
+def db_file(args: argparse.Namespace) -> str:
+    """The SQLite file: ``-f`` after the subcommand, else before it, else the default."""
+    return str(getattr(args, "sub_db_file", None) or args.db_file or DEFAULT_DB_FILE)
+
+
+def add_ilert_options(parser: Parser) -> None:
+    """Where ilert is: API and heartbeat URLs, request timeout."""
+    group = parser.add_argument_group("ilert")
+    group.add_argument("--ilert_api_url", metavar="URL",
+                       default=env("ILERT_API_URL", DEFAULT_API_URL),
+                       help="ilert API base URL (env ILERT_API_URL; default %(default)s)")
+    group.add_argument("--ilert_beat_url", metavar="URL",
+                       default=env("ILERT_BEAT_URL", DEFAULT_BEAT_URL),
+                       help="ilert heartbeat ping base URL (env ILERT_BEAT_URL; default %(default)s)")
+    group.add_argument("--ilert_timeout", metavar="SECONDS", type=seconds, default=25.0,
+                       help="timeout of one request to ilert (default %(default)s)")
+
+
+def add_mapping_options(parser: Parser) -> None:
+    """ilagent 0.9's mapping and filter flags (``daemon`` and ``map``)."""
+    group = parser.add_argument_group("mapping and filtering (ilagent 0.9 rules)")
+    group.add_argument("--event_key", metavar="KEY",
+                       help="use this integration key for every event")
+    group.add_argument("--map_key_etype", metavar="PATH",
+                       help="payload field (dot path) holding the event type")
+    group.add_argument("--map_key_alert_key", metavar="PATH",
+                       help="payload field (dot path) holding the alert key")
+    group.add_argument("--map_key_summary", metavar="PATH",
+                       help="payload field (dot path) holding the summary")
+    group.add_argument("--map_val_etype_alert", metavar="VALUE",
+                       help="event-type value that means ALERT")
+    group.add_argument("--map_val_etype_accept", metavar="VALUE",
+                       help="event-type value that means ACCEPT")
+    group.add_argument("--map_val_etype_resolve", metavar="VALUE",
+                       help="event-type value that means RESOLVE")
+    group.add_argument("--filter_key", metavar="KEY",
+                       help="only messages with this top-level key are sent")
+    group.add_argument("--filter_val", metavar="VALUE",
+                       help="with --filter_key: only messages whose key has this string value")
+    group.add_argument("--forward_message_payload", action="store_true",
+                       help="send the whole message as customDetails")
+
+
+def mapping_rules(args: argparse.Namespace) -> MappingRules:
+    """The mapping rules the flags of :func:`add_mapping_options` describe."""
+    return MappingRules(
+        event_key=args.event_key, map_key_etype=args.map_key_etype,
+        map_key_alert_key=args.map_key_alert_key, map_key_summary=args.map_key_summary,
+        map_val_etype_alert=args.map_val_etype_alert,
+        map_val_etype_accept=args.map_val_etype_accept,
+        map_val_etype_resolve=args.map_val_etype_resolve, filter_key=args.filter_key,
+        filter_val=args.filter_val, forward_message_payload=args.forward_message_payload)

@@ -1,0 +1,36 @@
+"""``ilagent queue list|retry|purge``: options; the work is :mod:`ilagent.spool.admin`'s."""
+
+from __future__ import annotations
+
+import argparse
+
+from ilagent.commands.common import Parser, Subparsers, add_global_options, db_file, positive_int
+
+
+def add_parser(sub: Subparsers) -> None:
+    """Add ``queue`` with its actions and their options."""
+    queue: Parser = sub.add_parser("queue", help="inspect and manage the HTTP queue's SQLite file")
+    # -v/-f go on each action only: a nested parser would reset them to their defaults
+    actions = queue.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser,
+                                   required=True)
+    listing = actions.add_parser("list", help="show queued events and dead letters (keys masked)")
+    add_global_options(listing)
+    listing.add_argument("--limit", type=positive_int, default=100,
+                         help="rows per table (default %(default)s)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per row")
+    retry = actions.add_parser("retry", help="move dead letters back to the queue")
+    add_global_options(retry)
+    retry.add_argument("ids", nargs="*", type=positive_int, metavar="ID",
+                       help="dead letters to retry")
+    retry.add_argument("--all", action="store_true", help="retry every dead letter")
+    purge = actions.add_parser("purge", help="delete every queued event or every dead letter")
+    add_global_options(purge)
+    purge.add_argument("table", choices=("queue", "dead_letters"))
+    purge.add_argument("--yes", action="store_true", help="confirm the deletion")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the queue action on the spool file."""
+    from ilagent.spool.admin import run_queue
+
+    return run_queue(args, db_file(args))

@@ -1,0 +1,258 @@
+"""The poll thread: the only caller of the ``confluent_kafka.Consumer``, rebalances included.
+
+It consumes in batches and hands them to the event loop with ``call_soon_threadsafe``; it never
+waits on HTTP, so the group heartbeat and ``max.poll.interval.ms`` are safe however slow ilert
+is. Between polls it applies what the loop asked for: store watermarks, pause partitions whose
+deliveries back up (polling goes on, so the membership survives an ilert outage), resume them.
+
+Rebalance callbacks run inside ``consume()`` on this thread. On revoke, the partition's
+in-flight deliveries get a bounded time to finish on the loop, then its watermark is committed
+and the partition is forgotten; on loss nothing is committed. With ``auto.offset.reset=latest``
+a new group's start position is committed at assignment (see :meth:`PollThread._pinned_starts`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from ilagent.config import KafkaSettings
+from ilagent.kafka.partitions import Handoff, PartitionState, TPKey, names
+from ilagent.kafka.settings import consumer_config, incremental
+from ilagent.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+MAX_UNPROCESSED = 2 * BATCH_SIZE  # messages handed to the loop and not yet mapped
+MAX_LOOP_WAIT = 1.0  # never wait longer than this for the loop: polling must go on
+POLL_TIMEOUT = 0.1
+
+Batch = list[tuple[PartitionState, Message]]
+
+
+class PollThread:
+    """Owns the consumer on a thread of its own; talks to the loop through a :class:`Handoff`."""
+
+    def __init__(
+        self,
+        *,
+        settings: KafkaSettings,
+        handoff: Handoff,
+        metrics: Metrics,
+        loop: asyncio.AbstractEventLoop,
+        on_batch: Callable[[Batch], None],
+        drain: Callable[[list[PartitionState]], Coroutine[Any, Any, None]],
+        stats_cb: Callable[[str], None],
+    ) -> None:
+        self._settings = settings
+        self._handoff = handoff
+        self._metrics = metrics
+        self._loop = loop
+        self._on_batch = on_batch
+        self._drain = drain
+        self._config = consumer_config(settings)
+        self._config["stats_cb"] = stats_cb
+        self._thread: threading.Thread | None = None
+        # owned by this thread (read elsewhere only for readiness)
+        self.assigned: dict[TPKey, PartitionState] = {}
+        self._paused: set[TPKey] = set()
+        self.fetching = True
+        self.closing = False
+        self.exited = False
+        self.last_error = ""
+
+    def start(self) -> None:
+        """Create the consumer and start polling."""
+        consumer = Consumer(self._config, logger=logging.getLogger("ilagent.librdkafka"))
+        self._thread = threading.Thread(target=self._run, args=(consumer,),
+                                        name="kafka-poll", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the thread to end (after ``closing`` was set)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self, consumer: Consumer) -> None:
+        try:
+            topics = [*self._settings.event_topics, *self._settings.heartbeat_topics]
+            consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                               on_lost=self._on_lost)
+            logger.info("subscribed to %s as group %s", ", ".join(topics),
+                        self._settings.group_id)
+            while not self.closing:
+                self._apply_requests(consumer)
+                self._wait_for_loop()
+                # take what is queued at once; only wait (for the first message) when idle,
+                # so a trickle of messages is never held back to fill a batch
+                messages = consumer.consume(num_messages=BATCH_SIZE, timeout=0)
+                if not messages:
+                    messages = consumer.consume(num_messages=1, timeout=POLL_TIMEOUT)
+                if messages:
+                    self._hand_over(messages)
+            self._apply_requests(consumer)
+            self._commit_watermarks(consumer)
+        except Exception as exc:  # the thread must report, not vanish
+            self.last_error = str(exc)
+            logger.exception("Kafka poll thread failed")
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()
+            self.exited = True
+            logger.info("Kafka consumer closed")
+
+    def _wait_for_loop(self) -> None:
+        """Let the event loop catch up with mapping before handing it more (a short wait).
+
+        Pausing partitions for this would throw librdkafka's prefetched messages away; pausing
+        is kept for deliveries that cannot finish (ilert slow or down), see _apply_requests.
+        """
+        deadline = time.monotonic() + MAX_LOOP_WAIT
+        while (self._handoff.unprocessed > MAX_UNPROCESSED and not self.closing
+               and time.monotonic() < deadline):
+            time.sleep(0.002)
+
+    def _commit_watermarks(self, consumer: Consumer) -> None:
+        """Commit every assigned partition's watermark now (never a consumed position)."""
+        offsets = [TopicPartition(state.topic, state.partition, watermark)
+                   for state in list(self.assigned.values())
+                   if (watermark := state.tracker.watermark()) is not None]
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                logger.warning("final commit failed: %s", exc)
+
+    def _hand_over(self, messages: list[Message]) -> None:
+        batch: Batch = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    self.last_error = error.str()
+                    logger.warning("Kafka: %s", error.str())
+                continue
+            key = (str(message.topic()), int(message.partition() or 0))
+            state = self.assigned.get(key)
+            if state is None:  # revoked inside this consume(); the next owner reads it again
+                continue
+            batch.append((state, message))
+        if not batch:
+            return
+        self._handoff.handed(len(batch))
+        self._loop.call_soon_threadsafe(self._on_batch, batch)
+
+    def _apply_requests(self, consumer: Consumer) -> None:
+        to_store, outstanding = self._handoff.take()
+        offsets = [TopicPartition(state.topic, state.partition, offset)
+                   for key, (state, offset) in to_store.items()
+                   if self.assigned.get(key) is state]
+        if offsets:
+            try:
+                consumer.store_offsets(offsets=offsets)
+            except KafkaException as exc:  # lost the partition meanwhile: the next owner redoes
+                logger.debug("could not store offsets: %s", exc)
+        high = self._settings.max_buffered
+        for key in self.assigned:
+            count = outstanding.get(key, 0)
+            want_paused = not self.fetching or count >= high
+            if want_paused and key not in self._paused:
+                consumer.pause([TopicPartition(*key)])
+                self._paused.add(key)
+                if self.fetching:
+                    logger.info("paused %s[%d]: %d messages buffered", *key, count)
+            elif not want_paused and key in self._paused and count <= high // 2:
+                consumer.resume([TopicPartition(*key)])
+                self._paused.discard(key)
+                logger.info("resumed %s[%d]", *key)
+        self._metrics.paused_partitions.set(len(self._paused))
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._settings.offset_reset == "latest":
+            starts = self._pinned_starts(consumer, partitions)
+            if incremental(self._config):
+                consumer.incremental_assign(starts)
+            else:
+                consumer.assign(starts)
+        # only now: /ready must not say "assigned" before the start position is durable
+        for tp in partitions:
+            self.assigned[(tp.topic, tp.partition)] = PartitionState(tp.topic, tp.partition)
+        self._metrics.rebalances.labels("assign").inc()
+        logger.info("assigned %s", names(partitions))
+
+    def _pinned_starts(self, consumer: Consumer,
+                       partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """Start positions that make "latest" durable for partitions the group never committed.
+
+        A new group starting at "latest" that dies before its first commit would start at
+        "latest" again on restart and skip every message produced in between; so the end of
+        such a partition is committed at once and consumption starts exactly there.
+        """
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:
+            logger.warning("could not read committed offsets of %s: %s", names(partitions), exc)
+            return partitions
+        starts, pins = [], []
+        for tp in committed:
+            if tp.offset >= 0:
+                starts.append(TopicPartition(tp.topic, tp.partition))
+                continue
+            try:
+                _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            except KafkaException as exc:
+                logger.warning("could not read the end of %s[%d]: %s", tp.topic, tp.partition,
+                               exc)
+                starts.append(TopicPartition(tp.topic, tp.partition))
+                continue
+            pin = TopicPartition(tp.topic, tp.partition, high)
+            starts.append(pin)
+            pins.append(pin)
+        if pins:
+            try:
+                consumer.commit(offsets=pins, asynchronous=False)
+                logger.info("new group starts at %s",
+                            ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in pins))
+            except KafkaException as exc:
+                logger.warning("could not commit the start position: %s", exc)
+        return starts
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._release(consumer, partitions, commit=True)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._release(consumer, partitions, commit=False)
+
+    def _release(self, consumer: Consumer, partitions: list[TopicPartition], *,
+                 commit: bool) -> None:
+        """Withdraw partitions: drain their in-flight deliveries, then commit their watermark."""
+        states = [s for tp in partitions
+                  if (s := self.assigned.get((tp.topic, tp.partition))) is not None]
+        self._metrics.rebalances.labels("revoke" if commit else "lost").inc()
+        future = asyncio.run_coroutine_threadsafe(self._drain(states), self._loop)
+        try:
+            future.result(self._settings.revoke_timeout + 5)
+        except Exception as exc:
+            logger.warning("draining revoked partitions failed: %s", exc)
+        offsets = []
+        for state in states:
+            self.assigned.pop(state.key, None)
+            self._paused.discard(state.key)
+            self._handoff.forget(state.key)
+            watermark = state.tracker.watermark()
+            if watermark is not None:
+                offsets.append(TopicPartition(state.topic, state.partition, watermark))
+        if commit and offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                logger.warning("commit on revoke failed: %s", exc)
+        logger.info("%s %s", "revoked" if commit else "lost", names(partitions))

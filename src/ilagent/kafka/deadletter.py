@@ -1,0 +1,95 @@
+"""Dead letters of the Kafka path: the message, unchanged, to ``--dlq_topic`` with reason headers.
+
+Without ``--dlq_topic`` a dead letter is logged at ERROR. With it, the message is produced
+(idempotent, ``acks=all``) with ``ilagent.*`` headers naming the reason, ilert's answer and
+the source position, and only then is its offset finished; a failing produce is retried with
+backoff until it lands or the partition is revoked (then the next owner reads it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from ilagent import backoff
+from ilagent.config import KafkaSettings, RetryPolicy
+from ilagent.kafka.partitions import PartitionState, origin
+from ilagent.kafka.settings import producer_config
+from ilagent.logs import mask
+
+logger = logging.getLogger(__name__)
+
+DLQ_FLUSH_TIMEOUT = 10.0
+DETAIL_EXCERPT = 500
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+class DeadLetterWriter:
+    """Writes undeliverable messages to the DLQ topic, or logs them when there is none."""
+
+    def __init__(self, *, settings: KafkaSettings, policy: RetryPolicy) -> None:
+        self._topic = settings.dlq_topic
+        self._settings = settings
+        self._policy = policy
+        self._producer: Producer | None = None
+
+    def start(self) -> None:
+        """Create the producer (only with a DLQ topic)."""
+        if self._topic:
+            self._producer = Producer(producer_config(self._settings))
+
+    async def close(self) -> None:
+        """Wait for what is still being produced."""
+        if self._producer is not None:
+            await asyncio.to_thread(self._producer.flush, DLQ_FLUSH_TIMEOUT)
+
+    async def write(self, state: PartitionState, message: Message, *, reason: str, detail: str,
+                    status: str) -> bool:
+        """Store the message as a dead letter; False if the partition was revoked first."""
+        where = origin(message)
+        if self._producer is None:
+            logger.error("dead letter %s: %s %s %s (no --dlq_topic; message dropped)",
+                         where, reason, status, detail)
+            return True
+        headers: Headers = [
+            ("ilagent.reason", reason.encode()),
+            ("ilagent.detail", mask(detail)[:DETAIL_EXCERPT].encode()),
+            ("ilagent.http_status", status.encode()),
+            ("ilagent.source.topic", state.topic.encode()),
+            ("ilagent.source.partition", str(message.partition()).encode()),
+            ("ilagent.source.offset", str(message.offset()).encode()),
+            *(message.headers() or []),
+        ]
+        attempt = 0
+        while not state.revoked:
+            attempt += 1
+            error = await asyncio.to_thread(self._produce, message, headers)
+            if error is None:
+                logger.warning("dead-lettered %s to %s: %s %s", where, self._topic, reason,
+                               status)
+                return True
+            delay = backoff.delay(self._policy, attempt)
+            logger.error("could not write %s to the DLQ topic (%s); retrying in %.1f s",
+                         where, error, delay)
+            await asyncio.sleep(delay)
+        return False
+
+    def _produce(self, message: Message, headers: Headers) -> str | None:
+        assert self._producer is not None and self._topic is not None
+        errors: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _msg: Message) -> None:
+            if error is not None:
+                errors.append(error.str())
+
+        try:
+            self._producer.produce(self._topic, value=message.value(), key=message.key(),
+                                   headers=headers, on_delivery=on_delivery)
+        except (KafkaException, BufferError) as exc:
+            return str(exc)
+        if self._producer.flush(DLQ_FLUSH_TIMEOUT) > 0:
+            return "timed out"
+        return errors[0] if errors else None

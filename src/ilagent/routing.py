@@ -1,0 +1,41 @@
+"""What every source does with a message before delivery: its job's ordering lane.
+
+Shared by the Kafka bridge and the spool worker (and by the sources still to come), so that
+"events of one alert keep their order" means the same thing everywhere: an alert is its
+integration key plus its alert key, trimmed and lower-cased as ilert matches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from ilagent.mapping import Mapped
+
+
+def alert_lane(integration_key: str, alert_key: object) -> Hashable | None:
+    """The lane of one alert, or None without a (string, non-empty) alert key."""
+    if isinstance(alert_key, str) and alert_key:
+        # ilert matches alert keys case-insensitively after trimming
+        return ("alert", integration_key, alert_key.strip().lower())
+    return None
+
+
+def event_lane(integration_key: str, event: dict[str, Any]) -> Hashable | None:
+    """The lane of an event body: its alert's, or None (no order) without an alert key."""
+    return alert_lane(integration_key, event.get("alertKey"))
+
+
+def message_lane(mapped: Mapped, message_key: bytes | None) -> Hashable | None:
+    """A mapped message's lane: its alert's; else that of its message key; else none."""
+    lane = alert_lane(mapped.integration_key, mapped.alert_key)
+    if lane is not None:
+        return lane
+    if message_key:
+        return ("key", message_key)
+    return None
+
+
+def heartbeat_lane(integration_key: str) -> Hashable:
+    """Pings of one heartbeat key go one after another."""
+    return ("heartbeat", integration_key)

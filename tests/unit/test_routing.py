@@ -1,0 +1,38 @@
+"""Ordering lanes: one alert is one lane on every source."""
+
+from __future__ import annotations
+
+from ilagent.mapping import Mapped
+from ilagent.routing import event_lane, heartbeat_lane, message_lane
+
+
+def mapped(key: str, alert_key: str | None) -> Mapped:
+    event = {"integrationKey": key, "eventType": "ALERT", "summary": "s"}
+    if alert_key is not None:
+        event["alertKey"] = alert_key
+    return Mapped(event=event, path=f"/v1/events/kafka/{key}")
+
+
+def test_lane_is_the_alert_trimmed_and_lower_cased() -> None:
+    """Events of one alert share a lane whatever the case and padding of the alert key."""
+    assert event_lane("k", {"alertKey": " Door-7 "}) == event_lane("k", {"alertKey": "door-7"})
+    assert event_lane("k", {"alertKey": "a"}) != event_lane("other", {"alertKey": "a"})
+    assert event_lane("k", {"summary": "no alert key"}) is None
+
+
+def test_a_message_and_a_queued_event_of_one_alert_share_the_lane() -> None:
+    """Kafka and the spool compute the same lane for the same alert."""
+    assert message_lane(mapped("k", " Door-7"), b"m1") == event_lane("k", {"alertKey": "door-7"})
+
+
+def test_without_an_alert_key_the_message_key_orders() -> None:
+    """No alert key: events of one message key keep their order; with neither, no lane."""
+    assert message_lane(mapped("k", None), b"m1") == message_lane(mapped("k", ""), b"m1")
+    assert message_lane(mapped("k", None), b"m1") != message_lane(mapped("k", None), b"m2")
+    assert message_lane(mapped("k", None), None) is None
+
+
+def test_heartbeats_of_one_key_share_a_lane_apart_from_events() -> None:
+    """Pings of one key are one lane, distinct from any alert's."""
+    assert heartbeat_lane("k") == heartbeat_lane("k")
+    assert heartbeat_lane("k") != event_lane("k", {"alertKey": "k"})
