@@ -26,7 +26,7 @@ __all__ = [
 
 DEFAULT_API_URL = "https://api.ilert.com/api"
 DEFAULT_BEAT_URL = "https://beat.ilert.com/api"
-DEFAULT_TIMEOUT = 25.0
+DEFAULT_TIMEOUT = 10.0  # ilagent 0.9: 25 s; a revoke waits this long for in-flight requests
 DEFAULT_INITIAL_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
 # ilert counts events in fixed one-minute windows and suggests waiting 10-30 s after a 429
@@ -34,6 +34,8 @@ DEFAULT_RATE_LIMIT_DELAY = 10.0
 DEFAULT_KAFKA_GROUP_ID = "ilagent"
 DEFAULT_OFFSET_RESET = "latest"
 DEFAULT_MAX_BUFFERED = 2000  # per partition; above it the partition is paused
+DEFAULT_CIRCUIT_FAILURES = 5
+DEFAULT_CIRCUIT_PROBE_INTERVAL = 5.0
 
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_RATE_LIMIT_PER_KEY = 50
@@ -42,24 +44,24 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_HTTP_HOST = "0.0.0.0"  # as ilagent, so the port is reachable from outside a container
 DEFAULT_HTTP_MAX_BODY = 1024 * 1024
 DEFAULT_DB_FILE = "./ilagent.db3"
-# Kafka keeps every message until ilert takes it (at-least-once); the HTTP queue gives up
-# after this many retries (about 100 minutes at the 60 s cap), so a poison event cannot stay
-DEFAULT_KAFKA_MAX_RETRIES = 0
-DEFAULT_QUEUE_MAX_RETRIES = 100
+# transient failures never exhaust an event by default, on any source (0 = never give up)
+DEFAULT_MAX_RETRIES = 0
 HEARTBEAT_INTERVAL = 30.0
+HEARTBEAT_PINGS_PER_MINUTE = 5  # ilert's limit per heartbeat key
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """How long to wait before attempt ``n + 1`` and when to give up (see :mod:`ilagent.backoff`).
 
-    ``max_retries`` of 0 means unlimited (the at-least-once default for Kafka).
+    ``max_retries`` counts failed attempts (a 429 is a wait, not a failure); 0 means unlimited,
+    the at-least-once default of every source.
     """
 
     initial_delay: float = DEFAULT_INITIAL_DELAY
     max_delay: float = DEFAULT_MAX_DELAY
     rate_limit_delay: float = DEFAULT_RATE_LIMIT_DELAY
-    max_retries: int = 0
+    max_retries: int = DEFAULT_MAX_RETRIES
 
 
 @dataclass(frozen=True)
@@ -122,13 +124,14 @@ class DaemonConfig:
     rate_limit_per_key: int = DEFAULT_RATE_LIMIT_PER_KEY
     rate_limit_total: int = DEFAULT_RATE_LIMIT_TOTAL
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    circuit_failures: int = DEFAULT_CIRCUIT_FAILURES
+    circuit_probe_interval: float = DEFAULT_CIRCUIT_PROBE_INTERVAL
     http: HttpSettings | None = None
     kafka: KafkaSettings | None = None
     rules: MappingRules = field(default_factory=MappingRules)
     heartbeat_key: str | None = field(default=None, repr=False)
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     db_file: str = DEFAULT_DB_FILE
-    queue_max_retries: int = DEFAULT_QUEUE_MAX_RETRIES  # 0 = unlimited; Kafka's is retry's
 
     def __repr__(self) -> str:  # keys never in clear, even in a debug dump
         return (f"DaemonConfig(ilert={self.ilert!r}, kafka={self.kafka!r}, http={self.http!r}, "
@@ -149,6 +152,12 @@ class DaemonConfig:
             raise ConfigError(f"--port {self.http.port} is not a TCP port")
         if self.max_in_flight < 1:
             raise ConfigError("--max_in_flight must be at least 1")
+        if self.circuit_failures < 1:
+            raise ConfigError("--circuit_failures must be at least 1")
+        if self.circuit_probe_interval <= 0:
+            raise ConfigError("--circuit_probe_interval must be more than 0 seconds")
+        if self.kafka is not None and self.kafka.max_buffered < 1:
+            raise ConfigError("--max_buffered must be at least 1")
         if self.rate_limit_per_key < 0 or self.rate_limit_total < 0:
             raise ConfigError("rate limits must be 0 (off) or positive")
         for url, flag in ((self.ilert.api_url, "--ilert_api_url"),

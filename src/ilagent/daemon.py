@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ilagent.config import DaemonConfig
+from ilagent.config import HEARTBEAT_PINGS_PER_MINUTE, DaemonConfig
 from ilagent.delivery import Deliverer
 from ilagent.errors import ResourceError
+from ilagent.gate import Gate
 from ilagent.ilert import IlertClient
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
@@ -50,9 +51,16 @@ class Daemon:
         self.client = IlertClient(api_url=config.ilert.api_url, beat_url=config.ilert.beat_url,
                                   timeout=config.ilert.timeout,
                                   max_connections=max(config.max_in_flight, 10))
-        self.pacer = Pacer(per_key=config.rate_limit_per_key, total=config.rate_limit_total)
+        self.pacer = Pacer(per_key=config.rate_limit_per_key, total=config.rate_limit_total,
+                           per_heartbeat=HEARTBEAT_PINGS_PER_MINUTE)
+        self.gate = Gate(rate_limit_delay=config.retry.rate_limit_delay,
+                         failures_to_open=config.circuit_failures,
+                         probe_interval=config.circuit_probe_interval,
+                         max_block=max(config.retry.max_delay, config.retry.rate_limit_delay))
+        self.gate.listeners.append(self._circuit_moved)
         self.deliverer = Deliverer(client=self.client, policy=config.retry, pacer=self.pacer,
-                                   metrics=self.metrics, max_in_flight=config.max_in_flight)
+                                   metrics=self.metrics, max_in_flight=config.max_in_flight,
+                                   gate=self.gate)
         self.bridge: KafkaBridge | None = None
         if config.kafka is not None:
             from ilagent.kafka.bridge import KafkaBridge  # librdkafka only when Kafka is used
@@ -66,8 +74,8 @@ class Daemon:
             # one engine for both sources: one --max_in_flight, one pacing towards ilert;
             # queued events carry the queue's own retry limit
             self.store = QueueStore(config.db_file)
-            self.worker = SpoolWorker(store=self.store, deliverer=self.deliverer, metrics=self.metrics,
-                                 max_retries=config.queue_max_retries)
+            self.worker = SpoolWorker(store=self.store, deliverer=self.deliverer,
+                                      metrics=self.metrics)
         self._stop = asyncio.Event()
         self._exit_code = 0
         self._signals = 0
@@ -100,6 +108,16 @@ class Daemon:
         await self._stop.wait()
         await self._shutdown(runner, tasks)
         return self._exit_code
+
+    def _circuit_moved(self, is_open: bool) -> None:
+        self.metrics.circuit_open.set(1 if is_open else 0)
+        self.metrics.circuit_transitions.labels("open" if is_open else "closed").inc()
+        if is_open:
+            logger.error("ilert fails for every key: sending only one probe every %.0f s",
+                         self.config.circuit_probe_interval)
+        else:
+            logger.warning("ilert answers again: %d waiting deliveries resume",
+                           self.deliverer.pending)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         self._signals += 1

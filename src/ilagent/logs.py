@@ -27,15 +27,12 @@ def mask(text: str, *secrets: str | None) -> str:
     return _KEY_PATTERN.sub(lambda m: mask_key(m.group(0)), text)
 
 
-class _MaskingFilter(logging.Filter):
-    """Last line of defence: masks key-shaped strings in every formatted record."""
+class MaskingFormatter(logging.Formatter):
+    """Last line of defence: masks key-shaped strings in every formatted line, tracebacks and
+    librdkafka's own messages included."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = record.getMessage()
-            record.args = None
-        record.msg = mask(str(record.msg))
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
 
 
 def level_for(verbosity: int) -> int:
@@ -51,9 +48,8 @@ def setup(verbosity: int) -> None:
     """Log to stderr at the level ``-v`` asks for, with key masking."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+        MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     )
-    handler.addFilter(_MaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_for(verbosity))

@@ -49,6 +49,25 @@ class Metrics:
         self.rate_limit_waits = Counter("ilagent_rate_limit_waits",
                                         "Sends held back by pacing or by a 429.", ["scope"],
                                         registry=r)
+        self.gate_waits = Counter("ilagent_gate_waits",
+                                  "Sends held back by a 429 block, single flight or the open "
+                                  "circuit.", ["reason"], registry=r)
+        self.circuit_open = Gauge("ilagent_ilert_circuit_open",
+                                  "1 while ilert fails for every key and only probes are sent.",
+                                  registry=r)
+        self.circuit_transitions = Counter("ilagent_ilert_circuit_transitions",
+                                           "Times the circuit opened or closed.", ["state"],
+                                           registry=r)
+        self.key_blocked = Gauge("ilagent_key_blocked_seconds",
+                                 "Length of a key's current 429 block (0: not blocked).",
+                                 ["key"], registry=r)
+        self.heartbeats_coalesced = Counter("ilagent_heartbeats_coalesced",
+                                            "Queued heartbeat pings made needless by a newer one.",
+                                            ["source"], registry=r)
+        self.held_back = Gauge("ilagent_kafka_partition_held_back",
+                               "Messages buffered behind the oldest unfinished one of a paused "
+                               "partition, by the (masked) key of that message.",
+                               ["topic", "partition", "key"], registry=r)
         self.consumer_lag = Gauge("ilagent_kafka_consumer_lag",
                                   "High watermark minus committed position.",
                                   ["topic", "partition"], registry=r)

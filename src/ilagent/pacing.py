@@ -6,13 +6,16 @@ window, which is up to twice the limit. So a bucket here holds a fiftieth of the
 least one token) and refills the rest over the minute: no 60-second window ever sees more than
 ``per_minute`` sends, and a burst is spread out evenly (50/min: one send every 1.2 s) instead of
 drawing 429s. The sustained rate is ``per_minute - capacity`` (49 of 50, 686 of 700). A 429
-blocks its key for the wait it asks for, so every lane of that key waits without spinning.
+block is :mod:`ilagent.gate`'s, not a bucket's. Heartbeat keys have buckets of their own (ilert
+allows 5 pings per minute per heartbeat).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+
+_EPSILON = 1e-9  # float slack: a token due "now" is available now
 
 
 class TokenBucket:
@@ -25,15 +28,22 @@ class TokenBucket:
         self._tokens = float(self.capacity)
         self._stamp = clock()
 
-    def reserve(self) -> float:
-        """Take one token, possibly on credit; return how many seconds the caller must wait."""
+    def _refill(self) -> None:
         now = self._clock()
         if now > self._stamp:
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
+
+    def wait(self) -> float:
+        """Seconds until a token is available (0 when one is); nothing is taken."""
+        self._refill()
+        missing = 1.0 - self._tokens
+        return 0.0 if missing <= _EPSILON else missing / self.rate
+
+    def take(self) -> None:
+        """Take a token that :meth:`wait` said is available."""
+        self._refill()
         self._tokens -= 1.0
-        wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-        return wait
 
     def idle(self) -> bool:
         """True when the bucket is full again, so forgetting it changes nothing."""
@@ -43,46 +53,60 @@ class TokenBucket:
 
 
 class Pacer:
-    """The buckets of one process: one per integration key and one in total (0 = off).
+    """The buckets of one process: per integration key, per heartbeat key and in total (0 = off).
 
-    A 429 blocks its key even when per-key pacing is off, so that every lane of that key
-    waits, not only the one that drew it.
+    Tokens are taken only at the moment a request goes out (:meth:`take`), and the total one
+    only together with the key's: a key that waits for its own bucket, a 429 block or the
+    circuit holds no share of the process-wide limit, so it cannot delay other keys.
     """
 
     def __init__(
-        self, *, per_key: int, total: int, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        per_key: int,
+        total: int,
+        per_heartbeat: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_key = per_key
+        self._per_heartbeat = per_heartbeat
         self._clock = clock
         self._total = TokenBucket(total, clock=clock) if total > 0 else None
-        self._keys: dict[str, TokenBucket] = {}
-        self._blocked: dict[str, float] = {}
+        self._keys: dict[tuple[str, bool], TokenBucket] = {}
 
-    def _bucket(self, key: str) -> TokenBucket | None:
-        if self.per_key <= 0:
+    def _bucket(self, key: str, heartbeat: bool) -> TokenBucket | None:
+        limit = self._per_heartbeat if heartbeat else self.per_key
+        if limit <= 0:
             return None
-        bucket = self._keys.get(key)
+        bucket = self._keys.get((key, heartbeat))
         if bucket is None:
             if len(self._keys) > 10_000:  # forget idle keys so memory follows the live key set
                 self._keys = {k: b for k, b in self._keys.items() if not b.idle()}
-            bucket = self._keys[key] = TokenBucket(self.per_key, clock=self._clock)
+            bucket = self._keys[(key, heartbeat)] = TokenBucket(limit, clock=self._clock)
         return bucket
 
-    def reserve(self, key: str) -> tuple[float, str | None]:
-        """Reserve a send for ``key``: seconds to wait and which limit made it wait, if any."""
-        now = self._clock()
-        waits = [(self._blocked.get(key, now) - now, "rate_limited")]
-        bucket = self._bucket(key)
-        if bucket is not None:
-            waits.append((bucket.reserve(), "key"))
-        if self._total is not None:
-            waits.append((self._total.reserve(), "total"))
-        wait, scope = max(waits)
-        return (wait, scope) if wait > 0 else (0.0, None)
+    def wait(self, key: str, *, heartbeat: bool = False) -> float:
+        """Seconds until the key's own bucket has a token (the total one is not looked at)."""
+        bucket = self._bucket(key, heartbeat)
+        return bucket.wait() if bucket is not None else 0.0
 
-    def penalize(self, key: str, seconds: float) -> None:
-        """Hold back every send for ``key`` for ``seconds`` (ilert answered 429)."""
-        now = self._clock()
-        if len(self._blocked) > 10_000:
-            self._blocked = {k: t for k, t in self._blocked.items() if t > now}
-        self._blocked[key] = max(self._blocked.get(key, now), now + seconds)
+    def take(self, key: str, *, heartbeat: bool = False) -> tuple[float, str | None]:
+        """Take the key's and the total token if both are available now: ``(0.0, None)``.
+
+        Otherwise take nothing and return how long to wait and which limit ("key",
+        "heartbeat" or "total") made it wait.
+        """
+        bucket = self._bucket(key, heartbeat)
+        waits = []
+        if bucket is not None:
+            waits.append((bucket.wait(), "heartbeat" if heartbeat else "key"))
+        if self._total is not None:
+            waits.append((self._total.wait(), "total"))
+        wait, scope = max(waits, default=(0.0, None))
+        if wait > 0:
+            return wait, scope
+        if bucket is not None:
+            bucket.take()
+        if self._total is not None:
+            self._total.take()
+        return 0.0, None

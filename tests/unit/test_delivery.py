@@ -8,6 +8,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp.test_utils import TestClient
 
 from ilagent.config import RetryPolicy
@@ -51,7 +52,8 @@ def engine(client: IlertClient, *, policy: RetryPolicy = FAST, max_in_flight: in
 def job(owner: Owner, key: str, alert: str, n: int, lane: Hashable | None = "lane") -> Job:
     event = {"integrationKey": key, "eventType": "ALERT", "alertKey": alert, "summary": str(n)}
     return Job(owner=owner, source="test", lane=lane, integration_key=key,
-               path=f"/v1/events/kafka/{key}", event=event, origin=f"{key}/{alert}/{n}")
+               path=f"/v1/events/kafka/{key}", body=orjson.dumps(event),
+               origin=f"{key}/{alert}/{n}")
 
 
 async def fault(sandbox: TestClient[Any, Any], **spec: Any) -> None:
@@ -178,3 +180,35 @@ async def test_pacing_spreads_a_burst(sandbox: TestClient[Any, Any], ilert: Iler
         deliverer.submit(job(owner, "k", "a", n, lane=None))
     assert await deliverer.wait_idle(10)
     assert 1.8 < time.monotonic() - started < 4
+
+
+async def test_an_internal_error_dead_letters_the_job_and_the_lane_goes_on(
+        sandbox: TestClient[Any, Any], ilert: IlertClient) -> None:
+    """An unexpected exception while handling one job ends it as a dead letter, not the lane."""
+
+    class Failing(Owner):
+        def attempted(self, job: Job, result: Result, delay: float) -> None:
+            raise RuntimeError("boom")
+
+    await fault(sandbox, status=503, count=1)
+    owner, deliverer = Failing(), engine(ilert)
+    deliverer.submit(job(owner, "k", "a", 0))
+    deliverer.submit(job(owner, "k", "a", 1))
+    assert await deliverer.wait_idle(10)
+    assert owner.ended["k/a/0"] == (Verdict.DEAD_LETTER, None, "internal_error")
+    assert owner.ended["k/a/1"][0] is Verdict.DELIVERED
+
+
+async def test_a_newer_heartbeat_ping_supersedes_the_queued_ones(
+        sandbox: TestClient[Any, Any], ilert: IlertClient) -> None:
+    """Ten pings of one key queued behind a slow one: the newest is sent, eight end superseded."""
+    await fault(sandbox, latency_ms=300, count=1)
+    owner, deliverer = Owner(), engine(ilert)
+    for n in range(10):
+        deliverer.submit(Job(owner=owner, source="test", lane=("heartbeat", "hb"),
+                             integration_key="il1hbt-key", origin=f"ping{n}"))
+    assert await deliverer.wait_idle(10)
+    verdicts = [owner.ended[f"ping{n}"][0] for n in range(10)]
+    assert verdicts == [Verdict.DELIVERED] + [Verdict.SUPERSEDED] * 8 + [Verdict.DELIVERED]
+    response = await sandbox.get("/sandbox/heartbeats")
+    assert [h["count"] for h in await response.json()] == [2]

@@ -12,7 +12,13 @@ import os
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ilagent.config import DEFAULT_API_URL, DEFAULT_BEAT_URL, DEFAULT_DB_FILE, MappingRules
+from ilagent.config import (
+    DEFAULT_API_URL,
+    DEFAULT_BEAT_URL,
+    DEFAULT_DB_FILE,
+    DEFAULT_TIMEOUT,
+    MappingRules,
+)
 from ilagent.errors import EXIT_USAGE
 
 
@@ -105,7 +111,7 @@ def add_ilert_options(parser: Parser) -> None:
     group.add_argument("--ilert_beat_url", metavar="URL",
                        default=env("ILERT_BEAT_URL", DEFAULT_BEAT_URL),
                        help="ilert heartbeat ping base URL (env ILERT_BEAT_URL; default %(default)s)")
-    group.add_argument("--ilert_timeout", metavar="SECONDS", type=seconds, default=25.0,
+    group.add_argument("--ilert_timeout", metavar="SECONDS", type=seconds, default=DEFAULT_TIMEOUT,
                        help="timeout of one request to ilert (default %(default)s)")
 
 

@@ -24,12 +24,14 @@ from ilagent.commands.common import (
     seconds,
 )
 from ilagent.config import (
+    DEFAULT_CIRCUIT_FAILURES,
+    DEFAULT_CIRCUIT_PROBE_INTERVAL,
     DEFAULT_HTTP_HOST,
     DEFAULT_HTTP_MAX_BODY,
     DEFAULT_KAFKA_GROUP_ID,
-    DEFAULT_KAFKA_MAX_RETRIES,
+    DEFAULT_MAX_BUFFERED,
     DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_QUEUE_MAX_RETRIES,
+    DEFAULT_MAX_RETRIES,
     DEFAULT_RATE_LIMIT_PER_KEY,
     DEFAULT_RATE_LIMIT_TOTAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -71,13 +73,17 @@ def add_parser(sub: Subparsers) -> None:
                        help="where a new group starts (default %(default)s)")
     kafka.add_argument("--dlq_topic", metavar="TOPIC",
                        help="write undeliverable messages here, with reason headers")
+    kafka.add_argument("--max_buffered", type=positive_int, default=DEFAULT_MAX_BUFFERED,
+                       metavar="N",
+                       help="messages of one partition waiting for ilert before it is paused "
+                            "(default %(default)s)"),
     add_mapping_options(daemon)
     delivery = daemon.add_argument_group("delivery")
     delivery.add_argument("--max_in_flight", type=positive_int, default=DEFAULT_MAX_IN_FLIGHT,
                           help="concurrent requests to ilert (default %(default)s)")
-    delivery.add_argument("--max_retries", type=positive_int, default=None,
-                          help="give up after this many retries, 0 = never (default: never "
-                               f"for Kafka, {DEFAULT_QUEUE_MAX_RETRIES} for the HTTP queue)")
+    delivery.add_argument("--max_retries", type=positive_int, default=DEFAULT_MAX_RETRIES,
+                          help="dead-letter an event after this many failed attempts (429s do "
+                               "not count); 0 = never (default)")
     delivery.add_argument("--rate_limit_per_key", type=positive_int,
                           default=DEFAULT_RATE_LIMIT_PER_KEY,
                           help="events per minute per integration key (0 = off; "
@@ -91,6 +97,14 @@ def add_parser(sub: Subparsers) -> None:
                           help="largest retry delay (default %(default)s)")
     delivery.add_argument("--rate_limit_delay", type=seconds, default=10.0, metavar="SECONDS",
                           help="least wait after a 429 without Retry-After "
+                               "(default %(default)s)")
+    delivery.add_argument("--circuit_failures", type=positive_int,
+                          default=DEFAULT_CIRCUIT_FAILURES, metavar="N",
+                          help="transient failures in a row (from two lanes or more) after "
+                               "which only probes are sent (default %(default)s)")
+    delivery.add_argument("--circuit_probe_interval", type=seconds,
+                          default=DEFAULT_CIRCUIT_PROBE_INTERVAL, metavar="SECONDS",
+                          help="time between probes while ilert fails for every key "
                                "(default %(default)s)")
     delivery.add_argument("--shutdown_timeout", type=seconds, default=DEFAULT_SHUTDOWN_TIMEOUT,
                           metavar="SECONDS",
@@ -107,22 +121,24 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
             brokers=args.kafka_brokers, group_id=args.kafka_group_id,
             event_topics=tuple(args.event_topic), heartbeat_topics=tuple(args.heartbeat_topic),
             offset_reset=args.kafka_offset_reset, extra=tuple(args.kafka_config),
-            dlq_topic=args.dlq_topic, revoke_timeout=args.shutdown_timeout)
+            dlq_topic=args.dlq_topic, max_buffered=args.max_buffered,
+            # a revoked partition is handed over only once its requests finished or timed out
+            revoke_timeout=max(args.shutdown_timeout, args.ilert_timeout + 1.0))
     http = None
     if args.port is not None:
         http = HttpSettings(port=args.port, host=args.http_host, token=args.http_token,
                             max_body=args.http_max_body)
-    given = args.max_retries  # None: each source keeps its own default
     config = DaemonConfig(
         ilert=IlertSettings(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,
                             timeout=args.ilert_timeout),
         retry=RetryPolicy(initial_delay=args.retry_initial_delay,
                           max_delay=max(args.retry_max_delay, args.retry_initial_delay),
                           rate_limit_delay=args.rate_limit_delay,
-                          max_retries=DEFAULT_KAFKA_MAX_RETRIES if given is None else given),
-        queue_max_retries=DEFAULT_QUEUE_MAX_RETRIES if given is None else given,
+                          max_retries=args.max_retries),
         max_in_flight=args.max_in_flight, rate_limit_per_key=args.rate_limit_per_key,
         rate_limit_total=args.rate_limit_total, shutdown_timeout=args.shutdown_timeout,
+        circuit_failures=args.circuit_failures,
+        circuit_probe_interval=args.circuit_probe_interval,
         http=http, kafka=kafka, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
         db_file=db_file(args))
     config.validate()

@@ -23,7 +23,7 @@ from ilagent.commands.common import (
 )
 from ilagent.config import RetryPolicy
 from ilagent.errors import ConfigError, EventError
-from ilagent.events import validate_event
+from ilagent.events import encode_event, validate_event
 from ilagent.ilert import IlertClient, Outcome, Result
 from ilagent.logs import mask
 
@@ -70,8 +70,9 @@ def _key(args: argparse.Namespace) -> str:
     return str(key)
 
 
-def build_event(args: argparse.Namespace) -> dict[str, Any]:
-    """The event body the flags describe (validated like ilert validates it)."""
+def build_event(args: argparse.Namespace) -> tuple[str, bytes]:
+    """The integration key and the serialised event the flags describe (validated as ilert
+    validates it)."""
     body: dict[str, Any] = {
         "integrationKey": _key(args), "eventType": args.event_type, "summary": args.summary,
         "alertKey": args.alert_key, "priority": args.priority, "details": args.details,
@@ -81,16 +82,16 @@ def build_event(args: argparse.Namespace) -> dict[str, Any]:
     if args.link:
         body["links"] = [{"href": args.link, "text": args.link}]
     try:
-        return validate_event(body)
-    except EventError as exc:
+        event = validate_event(body)
+        return str(event["integrationKey"]), encode_event(event)
+    except EventError as exc:  # a missing summary, or a lone surrogate from the shell
         raise ConfigError(str(exc)) from None
 
 
 async def send(args: argparse.Namespace) -> int:
     """Send the event or ping (retrying transient failures); return the exit code."""
     if args.command == "event":
-        event = build_event(args)
-        key = event["integrationKey"]
+        key, body = build_event(args)
     else:
         key = _key(args)
     async with IlertClient(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,
@@ -99,7 +100,7 @@ async def send(args: argparse.Namespace) -> int:
         while True:
             attempt += 1
             if args.command == "event":
-                result = await client.post_event("/events", event)
+                result = await client.post_event("/events", body)
             else:
                 result = await client.ping_heartbeat(key)
             if not result.outcome.retriable or attempt > args.retries:

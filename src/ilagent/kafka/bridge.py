@@ -6,6 +6,10 @@ here each message is mapped (ilagent 0.9's rules), submitted to the
 finished in its partition's :class:`~ilagent.offsets.OffsetTracker`. The poll thread stores
 only each partition's contiguous watermark (the first unfinished offset), so a crash never
 skips a message that was not delivered, filtered or dead-lettered.
+
+A message that cannot be turned into a request — an event JSON cannot carry on (integers
+beyond 64 bits, nesting past the encoder's limit), or any unexpected error while mapping it —
+is dead-lettered at once, so nothing stalls its partition's commit position.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from confluent_kafka import Message
 
 from ilagent.config import KafkaSettings, MappingRules, RetryPolicy
 from ilagent.delivery import Deliverer, Job, Verdict
+from ilagent.errors import EventError
+from ilagent.events import encode_event
 from ilagent.ilert import Result
 from ilagent.kafka.consumer import Batch, PollThread
 from ilagent.kafka.deadletter import DeadLetterWriter
 from ilagent.kafka.partitions import Handoff, PartitionState, TPKey, offset_of, origin
 from ilagent.kafka.stats import record_lag
-from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
+from ilagent.logs import mask_key
+from ilagent.mapping import Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
 from ilagent.routing import heartbeat_lane, message_lane
 
@@ -67,7 +74,7 @@ class KafkaBridge:
         self._poller = PollThread(
             settings=self.settings, handoff=self._handoff, metrics=self._metrics,
             loop=asyncio.get_running_loop(), on_batch=self._on_batch, drain=self._drain,
-            stats_cb=functools.partial(record_lag, self._metrics))
+            on_pause=self._on_pause, stats_cb=functools.partial(record_lag, self._metrics))
         self._poller.start()
 
     @property
@@ -107,16 +114,38 @@ class KafkaBridge:
 
     # ---- rebalance (asked for by the poll thread) --------------------------------------------
 
-    async def _drain(self, states: list[PartitionState]) -> None:
+    async def _drain(self, states: list[PartitionState], wait: bool) -> None:
+        """Withdraw the partitions' jobs; with ``wait``, until their requests ended."""
         for state in states:
             state.revoked = True
             state.drained = asyncio.Event()
             if state.live == 0:
                 state.drained.set()
+            for key in {key for key, _lane in state.waiting.values()}:
+                with contextlib.suppress(KeyError):
+                    self._metrics.held_back.remove(state.topic, str(state.partition), key)
         self._deliverer.wake()  # jobs of these partitions waiting out a backoff give up now
+        if not wait:
+            return
         waits = [s.drained.wait() for s in states if s.drained is not None]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*waits), self.settings.revoke_timeout)
+
+    def _on_pause(self, state: PartitionState, paused: bool, count: int) -> None:
+        """Name the message that holds a paused partition back (its lane: log; key: metric)."""
+        labels = (state.topic, str(state.partition))
+        if not paused:
+            logger.info("resumed %s[%d]", *state.key)
+            for key in {key for key, _lane in state.waiting.values()}:
+                with contextlib.suppress(KeyError):
+                    self._metrics.held_back.remove(*labels, key)
+            return
+        oldest = state.tracker.watermark()
+        key, lane = state.waiting.get(oldest, ("", None)) if oldest is not None else ("", None)
+        logger.warning("paused %s[%d]: %d messages wait behind offset %s of lane %s (key %s); "
+                       "raise --max_buffered to buffer more", state.topic, state.partition,
+                       count, oldest, lane, key)
+        self._metrics.held_back.labels(*labels, key).set(count)
 
     # ---- dispatch ----------------------------------------------------------------------------
 
@@ -134,19 +163,30 @@ class KafkaBridge:
             offset = offset_of(message)
             topic = state.topic
             if topic in self._event_topics:
-                outcome = map_message(rules, message.value(), topic=topic,
-                                      message_key=message.key())
+                try:
+                    outcome = map_message(rules, message.value(), topic=topic,
+                                          message_key=message.key())
+                    body = encode_event(outcome.event) if isinstance(outcome, Mapped) else b""
+                except EventError as exc:
+                    self._start(state, offset, started)
+                    self._reject(state, message, "unserialisable", str(exc))
+                    continue
+                except Exception:
+                    logger.exception("internal error while mapping %s; dead-lettering it",
+                                     origin(message))
+                    self._start(state, offset, started)
+                    self._reject(state, message, "internal_error", "see the daemon's log")
+                    continue
                 if isinstance(outcome, Mapped):
                     for warning in outcome.warnings:
                         logger.warning("%s: %s", origin(message), warning)
-                    state.tracker.add(offset)
-                    state.live += 1
-                    started.setdefault(state.key, [state, 0])[1] += 1
+                    self._start(state, offset, started)
+                    lane = message_lane(outcome, message.key())
+                    state.waiting[offset] = (mask_key(outcome.integration_key), lane)
                     deliverer.submit(Job(
-                        owner=self, source=SOURCE, lane=message_lane(outcome, message.key()),
+                        owner=self, source=SOURCE, lane=lane,
                         integration_key=outcome.integration_key, path=outcome.path,
-                        event=outcome.event, origin=origin(message),
-                        context=(state, message)))
+                        body=body, origin=origin(message), context=(state, message)))
                     continue
                 if outcome.filtered:
                     # the common case when most messages are filtered: no tracking needed
@@ -154,18 +194,16 @@ class KafkaBridge:
                     filtered += 1
                     done[state.key] = state
                     continue
-                state.tracker.add(offset)
-                state.live += 1
-                started.setdefault(state.key, [state, 0])[1] += 1
-                self._reject(state, message, outcome)
+                self._start(state, offset, started)
+                self._reject(state, message, outcome.reason.value, outcome.detail)
                 continue
-            state.tracker.add(offset)
-            state.live += 1
-            started.setdefault(state.key, [state, 0])[1] += 1
+            self._start(state, offset, started)
             key = heartbeat_key(message.value())
             if key is None:
-                self._reject(state, message, None)
+                self._reject(state, message, "invalid_heartbeat",
+                             'expected {"integrationKey": "<key>"}')
             else:
+                state.waiting[offset] = (mask_key(key), heartbeat_lane(key))
                 deliverer.submit(Job(
                     owner=self, source=SOURCE, lane=heartbeat_lane(key), integration_key=key,
                     origin=origin(message), context=(state, message)))
@@ -176,6 +214,13 @@ class KafkaBridge:
         if done or started:
             self._settle(done.values(), started.values())
 
+    @staticmethod
+    def _start(state: PartitionState, offset: int, started: dict[TPKey, list[Any]]) -> None:
+        """A message goes on to delivery or a dead letter: track it until it finishes."""
+        state.tracker.add(offset)
+        state.live += 1
+        started.setdefault(state.key, [state, 0])[1] += 1
+
     def _settle(self, done: Iterable[PartitionState], started: Iterable[list[Any]]) -> None:
         """After a batch: count the messages now in delivery, store advanced watermarks."""
         for state, count in started:
@@ -183,9 +228,7 @@ class KafkaBridge:
         for state in done:
             self._handoff.store(state)
 
-    def _reject(self, state: PartitionState, message: Message, dropped: Dropped | None) -> None:
-        reason = dropped.reason.value if dropped else "invalid_heartbeat"
-        detail = dropped.detail if dropped else 'expected {"integrationKey": "<key>"}'
+    def _reject(self, state: PartitionState, message: Message, reason: str, detail: str) -> None:
         self._metrics.dead_lettered.labels(SOURCE, reason).inc()
         task = asyncio.get_running_loop().create_task(
             self._dead_letter(state, message, reason=reason, detail=detail, result=None))
@@ -200,16 +243,17 @@ class KafkaBridge:
                                           status=status):
             self._finish(state, offset_of(message))
         else:
-            self._release_one(state)
+            self._release_one(state, offset_of(message))
 
     # ---- settlement --------------------------------------------------------------------------
 
     def _finish(self, state: PartitionState, offset: int) -> None:
         state.tracker.finish(offset)
-        self._release_one(state)
+        self._release_one(state, offset)
         self._handoff.store(state)
 
-    def _release_one(self, state: PartitionState) -> None:
+    def _release_one(self, state: PartitionState, offset: int) -> None:
+        state.waiting.pop(offset, None)
         self._handoff.delivered_one(state)
         state.live -= 1
         if state.revoked and state.live == 0 and state.drained is not None:
@@ -222,8 +266,8 @@ class KafkaBridge:
         return state.revoked
 
     def abandoned(self, job: Job) -> None:
-        state: PartitionState = job.context[0]
-        self._release_one(state)
+        state, message = job.context
+        self._release_one(state, offset_of(message))
 
     def attempted(self, job: Job, result: Result, delay: float) -> None:
         """Nothing to persist: the uncommitted offset is what brings a message back."""

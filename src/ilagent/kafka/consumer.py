@@ -6,8 +6,10 @@ is. Between polls it applies what the loop asked for: store watermarks, pause pa
 deliveries back up (polling goes on, so the membership survives an ilert outage), resume them.
 
 Rebalance callbacks run inside ``consume()`` on this thread. On revoke, the partition's
-in-flight deliveries get a bounded time to finish on the loop, then its watermark is committed
-and the partition is forgotten; on loss nothing is committed. With ``auto.offset.reset=latest``
+in-flight requests all finish or time out on the loop (the revoke waits at least
+``--ilert_timeout``), then its watermark is committed and the partition is forgotten, so the next
+owner never overtakes a request still on its way. A *lost* partition belongs to another member
+already: nothing of it is sent any more, nothing is waited for, nothing committed. With ``auto.offset.reset=latest``
 a new group's start position is committed at assignment (see :meth:`PollThread._pinned_starts`).
 """
 
@@ -49,7 +51,8 @@ class PollThread:
         metrics: Metrics,
         loop: asyncio.AbstractEventLoop,
         on_batch: Callable[[Batch], None],
-        drain: Callable[[list[PartitionState]], Coroutine[Any, Any, None]],
+        drain: Callable[[list[PartitionState], bool], Coroutine[Any, Any, None]],
+        on_pause: Callable[[PartitionState, bool, int], None],
         stats_cb: Callable[[str], None],
     ) -> None:
         self._settings = settings
@@ -58,6 +61,7 @@ class PollThread:
         self._loop = loop
         self._on_batch = on_batch
         self._drain = drain
+        self._on_pause = on_pause
         self._config = consumer_config(settings)
         self._config["stats_cb"] = stats_cb
         self._thread: threading.Thread | None = None
@@ -168,11 +172,13 @@ class PollThread:
                 consumer.pause([TopicPartition(*key)])
                 self._paused.add(key)
                 if self.fetching:
-                    logger.info("paused %s[%d]: %d messages buffered", *key, count)
+                    self._loop.call_soon_threadsafe(self._on_pause, self.assigned[key], True,
+                                                    count)
             elif not want_paused and key in self._paused and count <= high // 2:
                 consumer.resume([TopicPartition(*key)])
                 self._paused.discard(key)
-                logger.info("resumed %s[%d]", *key)
+                self._loop.call_soon_threadsafe(self._on_pause, self.assigned[key], False,
+                                                count)
         self._metrics.paused_partitions.set(len(self._paused))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -203,6 +209,11 @@ class PollThread:
             return partitions
         starts, pins = [], []
         for tp in committed:
+            if tp.error is not None:  # unknown, so never pinned: the group's position stands
+                logger.warning("could not read the committed offset of %s[%d]: %s", tp.topic,
+                               tp.partition, tp.error)
+                starts.append(TopicPartition(tp.topic, tp.partition))
+                continue
             if tp.offset >= 0:
                 starts.append(TopicPartition(tp.topic, tp.partition))
                 continue
@@ -237,7 +248,7 @@ class PollThread:
         states = [s for tp in partitions
                   if (s := self.assigned.get((tp.topic, tp.partition))) is not None]
         self._metrics.rebalances.labels("revoke" if commit else "lost").inc()
-        future = asyncio.run_coroutine_threadsafe(self._drain(states), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._drain(states, commit), self._loop)
         try:
             future.result(self._settings.revoke_timeout + 5)
         except Exception as exc:
@@ -247,6 +258,8 @@ class PollThread:
             self.assigned.pop(state.key, None)
             self._paused.discard(state.key)
             self._handoff.forget(state.key)
+            with contextlib.suppress(KeyError):
+                self._metrics.consumer_lag.remove(state.topic, str(state.partition))
             watermark = state.tracker.watermark()
             if watermark is not None:
                 offsets.append(TopicPartition(state.topic, state.partition, watermark))

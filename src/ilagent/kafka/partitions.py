@@ -29,6 +29,8 @@ class PartitionState:
     revoked: bool = False
     live: int = 0  # messages handed to the loop and not yet finished or abandoned
     drained: asyncio.Event | None = None
+    # offset → (masked key, lane) of each message in delivery, to name what holds a pause
+    waiting: dict[int, tuple[str, object]] = field(default_factory=dict)
 
     @property
     def key(self) -> TPKey:
@@ -41,7 +43,8 @@ class Handoff:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._to_store: dict[TPKey, tuple[PartitionState, int]] = {}
-        self._outstanding: dict[TPKey, int] = {}  # messages in delivery, per partition
+        # messages in delivery, per partition, counted for the assignment they belong to
+        self._outstanding: dict[TPKey, tuple[PartitionState, int]] = {}
         self._unprocessed = 0  # messages handed to the loop and not yet mapped
 
     @property
@@ -63,7 +66,7 @@ class Handoff:
         """The watermarks to store (taken) and the messages in delivery (a copy)."""
         with self._lock:
             to_store, self._to_store = self._to_store, {}
-            return to_store, dict(self._outstanding)
+            return to_store, {key: count for key, (_, count) in self._outstanding.items()}
 
     def forget(self, key: TPKey) -> None:
         """The partition was released: drop what is known of it."""
@@ -74,8 +77,12 @@ class Handoff:
     def started(self, state: PartitionState, count: int) -> None:
         """``count`` messages of the partition went on to delivery."""
         with self._lock:
-            if not state.revoked:
-                self._outstanding[state.key] = self._outstanding.get(state.key, 0) + count
+            if state.revoked:
+                return
+            owner, current = self._outstanding.get(state.key, (state, 0))
+            if owner is not state:  # left over from an earlier assignment
+                current = 0
+            self._outstanding[state.key] = (state, current + count)
 
     def store(self, state: PartitionState) -> None:
         """Ask for the partition's current watermark to be stored (unless it was revoked)."""
@@ -87,10 +94,14 @@ class Handoff:
                 self._to_store[state.key] = (state, watermark)
 
     def delivered_one(self, state: PartitionState) -> None:
-        """One message of the partition left delivery (finished or abandoned)."""
+        """One message of the partition left delivery (finished or abandoned).
+
+        A late message of an earlier assignment never touches the current one's count.
+        """
         with self._lock:
-            if state.key in self._outstanding:
-                self._outstanding[state.key] -= 1
+            entry = self._outstanding.get(state.key)
+            if entry is not None and entry[0] is state:
+                self._outstanding[state.key] = (state, entry[1] - 1)
 
 
 def offset_of(message: Message) -> int:

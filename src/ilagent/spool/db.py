@@ -238,11 +238,24 @@ class QueueDB:
 
     # ---- reads ------------------------------------------------------------------------------
 
-    def page(self, *, after: int, limit: int) -> list[QueuedEvent]:
-        """Up to ``limit`` queued events with an id above ``after``, oldest first."""
-        rows = self._conn.execute(
-            f"SELECT {QUEUE_COLUMNS} FROM queue WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
-        ).fetchall()
+    def page(
+        self, *, after: int, limit: int, key: str | None = None, upto: int | None = None
+    ) -> list[QueuedEvent]:
+        """Up to ``limit`` queued events with an id above ``after``, oldest first.
+
+        With ``key``: only that integration key's, and only ids up to ``upto``.
+        """
+        if key is None:
+            rows = self._conn.execute(
+                f"SELECT {QUEUE_COLUMNS} FROM queue WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        else:
+            rows = self._conn.execute(
+                f"SELECT {QUEUE_COLUMNS} FROM queue WHERE id > ? AND id <= ? "
+                "AND integration_key = ? ORDER BY id LIMIT ?",
+                (after, upto if upto is not None else 2**62, key, limit),
+            ).fetchall()
         return [QueuedEvent(*row) for row in rows]
 
     def dead_letters(self, *, limit: int) -> list[DeadLetter]:

@@ -115,9 +115,13 @@ class QueueStore:
             now = time.time()
             await self._submit(lambda db: db.probe(now), write=True)
 
-    def page(self, *, after: int, limit: int) -> asyncio.Future[list[QueuedEvent]]:
-        """Queued events with an id above ``after``, oldest first."""
-        return self._submit(lambda db: db.page(after=after, limit=limit), write=False)
+    def page(
+        self, *, after: int, limit: int, key: str | None = None, upto: int | None = None
+    ) -> asyncio.Future[list[QueuedEvent]]:
+        """Queued events with an id above ``after``, oldest first (see :meth:`QueueDB.page`)."""
+        return self._submit(
+            lambda db: db.page(after=after, limit=limit, key=key, upto=upto), write=False
+        )
 
     def stats(self) -> asyncio.Future[QueueStats]:
         """Depth, oldest acceptance time and number of dead letters."""

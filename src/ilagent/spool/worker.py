@@ -1,7 +1,8 @@
 """The queue worker: feeds the durable queue to the delivery engine and settles every row.
 
-Rows are loaded in id order, a page at a time, into a bounded window (``window`` rows at
-most in memory); each becomes a :class:`~ilagent.delivery.Job` on the lane of its alert
+Rows are loaded in id order, a page at a time, into a bounded :class:`~ilagent.spool.window.Window`
+(``window`` rows at most in memory, capped per integration key and per lane so that one busy
+or failing key cannot fill it); each becomes a :class:`~ilagent.delivery.Job` on the lane of its alert
 (integration key + alert key, trimmed and lower-cased as ilert matches them), so events of
 one alert reach ilert in the order they were accepted. A row leaves the queue only when
 ilert took it (deleted) or it was given up (moved to ``dead_letters`` with the reason);
@@ -29,11 +30,13 @@ from ilagent.metrics import Metrics
 from ilagent.routing import event_lane
 from ilagent.spool.db import QueuedEvent, QueueStats
 from ilagent.spool.store import QueueStore
+from ilagent.spool.window import DEFAULT_SIZE, Window
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "http"
-DEFAULT_WINDOW = 1000
+DEFAULT_WINDOW = DEFAULT_SIZE
+PAGE = 500  # rows per read
 DEFAULT_REFRESH_INTERVAL = 1.0
 ERROR_EXCERPT = 300
 
@@ -55,11 +58,15 @@ class SpoolWorker:
         self._max_retries = max_retries  # None: the engine's policy; 0 = unlimited
         self._deliverer = deliverer
         self._metrics = metrics
-        self._window = max(1, window)
+        self._window = Window(window)
         self._refresh_interval = refresh_interval
         self._loaded: dict[int, Job] = {}  # rows held or submitted, and not yet settled
         self._held: dict[Hashable, deque[Job]] = {}
-        self._cursor = 0  # the highest id loaded; newer rows always have higher ids
+        self._cursor = 0  # the highest id read forward; newer rows always have higher ids
+        self._due: set[str] = set()  # keys behind that have room to catch up now
+        self._stale: set[str] = set()  # keys behind with newer rows passed over
+        # rows settled while a catch-up read was on its way: that read may still hold them
+        self._settled_meanwhile: set[int] | None = None
         self._notified = 1  # bumped on every new row, so a short page cannot hide one
         self._read = 0
         self._wake = asyncio.Event()
@@ -121,6 +128,7 @@ class SpoolWorker:
             self._wake.clear()
             self._release_due()
             try:
+                await self._catch_up()
                 await self._fill()
             except sqlite3.Error as exc:
                 logger.error("could not read the queue: %s", exc)
@@ -128,20 +136,74 @@ class SpoolWorker:
                 self._wake.set()
 
     async def _fill(self) -> None:
+        """Read new rows in id order; rows of a key that is behind or full are passed over."""
         while self._loading and self._read != self._notified:
-            room = self._window - len(self._loaded)
-            if room <= 0:
+            if self._window.full:
                 return
             seen = self._notified
-            rows = await self._store.page(after=self._cursor, limit=room)
-            if len(rows) < room:
+            rows = await self._store.page(after=self._cursor, limit=PAGE)
+            if len(rows) < PAGE:
                 self._read = seen
             for row in rows:
-                self._cursor = max(self._cursor, row.id)
-                if row.id not in self._loaded:
-                    self._admit(row)
+                if self._window.full:
+                    self._read = 0  # rows are left on this page
+                    return
+                self._cursor = row.id
+                if row.id in self._window:
+                    continue
+                if row.integration_key in self._window.behind:
+                    self._stale.add(row.integration_key)
+                    continue
+                job = self._job(row)
+                if job is None:
+                    continue
+                if self._window.fits(row.integration_key, job.lane):
+                    self._admit(job)
+                else:
+                    self._window.pass_over(row.integration_key, row.id)
 
-    def _admit(self, row: QueuedEvent) -> None:
+    async def _catch_up(self) -> None:
+        """Load the passed-over rows of keys with room again, in id order, up to the cursor."""
+        while self._due and self._loading:
+            key = self._due.pop()
+            start = self._window.behind.get(key)
+            if start is None:
+                continue
+            first_skipped: int | None = None
+            blocked: set[Hashable] = set()  # lanes full in this pass: their later rows wait too
+            after, stopped = start - 1, False
+            while not stopped:
+                self._settled_meanwhile = set()
+                try:
+                    rows = await self._store.page(after=after, limit=PAGE, key=key,
+                                                  upto=self._cursor)
+                    settled = self._settled_meanwhile
+                finally:
+                    self._settled_meanwhile = None
+                for row in rows:
+                    after = row.id
+                    if row.id in self._window or row.id in settled:
+                        continue
+                    job = self._job(row)
+                    if job is None:
+                        continue
+                    if job.lane in blocked or not self._window.fits(key, job.lane):
+                        first_skipped = first_skipped or row.id
+                        if job.lane is None or not self._window.fits(key, None):
+                            stopped = True  # the key or the window is full: stop here
+                            break
+                        blocked.add(job.lane)
+                        continue
+                    self._admit(job)
+                if len(rows) < PAGE:
+                    break
+            if first_skipped is None:
+                del self._window.behind[key]
+            else:
+                self._window.behind[key] = first_skipped
+
+    def _job(self, row: QueuedEvent) -> Job | None:
+        """The delivery job of a row; None (and dead-lettered) when the row is corrupt."""
         try:
             event = json.loads(row.event)
         except ValueError as exc:
@@ -152,21 +214,25 @@ class SpoolWorker:
                     row.id, reason="corrupt", status=None, detail=str(exc), attempts=row.attempts
                 )
             )
-            return
+            return None
         age = max(0.0, time.time() - row.received_at)
-        job = Job(
+        return Job(
             owner=self,
             source=SOURCE,
             lane=event_lane(row.integration_key, event),
             integration_key=row.integration_key,
             path=row.path,
-            event=event,
+            body=row.event.encode(),  # sent as it was stored: serialised once, at the intake
             origin=f"queue#{row.id}",
             received=time.monotonic() - age,
             attempts=row.attempts,
             context=row,
             max_retries=self._max_retries,
         )
+
+    def _admit(self, job: Job) -> None:
+        row: QueuedEvent = job.context
+        self._window.add(row.id, job.integration_key, job.lane)
         self._loaded[row.id] = job
         hold = job.lane if job.lane is not None else ("row", row.id)
         held = self._held.get(hold)
@@ -191,7 +257,13 @@ class SpoolWorker:
 
     def _settle(self, row_id: int) -> None:
         self._loaded.pop(row_id, None)
-        if self._read != self._notified and len(self._loaded) <= self._window // 2:
+        if self._settled_meanwhile is not None:
+            self._settled_meanwhile.add(row_id)
+        key = self._window.remove(row_id)
+        if key is not None:
+            self._due.add(key)
+            self._wake.set()
+        if self._read != self._notified and len(self._window) <= self._window.size // 2:
             self._wake.set()
 
     def _keep(self, future: asyncio.Future[Any]) -> None:
@@ -215,7 +287,7 @@ class SpoolWorker:
     ) -> None:
         """Delete a delivered row; move a rejected or exhausted one to the dead letters."""
         row: QueuedEvent = job.context
-        if verdict is Verdict.DELIVERED:
+        if verdict is not Verdict.DEAD_LETTER:
             self._keep(self._store.delete(row.id))
             self._settle(row.id)
             return
@@ -281,6 +353,10 @@ class SpoolWorker:
                 logger.warning("could not read queue statistics: %s", exc)
             if self.stats.depth > len(self._loaded):  # rows from outside: `ilagent queue retry`
                 self.notify()
+            if self._stale:  # keys behind whose newer rows were passed over
+                self._due |= self._stale
+                self._stale.clear()
+                self._wake.set()
             self._metrics.queue_depth.set(self.stats.depth)
             self._metrics.queue_oldest_age.set(self._oldest_age())
             self._metrics.queue_dead_letters.set(self.stats.dead_letters)

@@ -8,15 +8,18 @@ Every refusal is JSON in ilert's shape ``{status, message, code}``:
 * 415 — a ``Content-Type`` that is not JSON (``application/json`` or ``…+json``; a request
   without the header is read as JSON, as curl users expect);
 * 413 — a body over ``--http_max_body``;
-* 400 — not JSON, nested deeper than :data:`MAX_DEPTH`, or not a valid event (naming the field);
+* 400 — not JSON, nested deeper than :data:`MAX_DEPTH`, not a valid event, or holding a value
+  JSON cannot carry on to ilert (integers beyond 64 bits, lone surrogates), naming the field;
 * 503 — the queue file refused the write (the client should retry; nothing was stored).
 
 Heartbeats (``GET``/``HEAD``/``POST /api/heartbeats/{key}``) are passed straight to ilert:
-202 when ilert took the ping, 502 with the reason when it did not.
+202 when ilert took the ping, 502 with the reason when it did not; at most
+:data:`MAX_PROXIED_PINGS` are sent at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -24,7 +27,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from ilagent.events import EventError, validate_event, with_path_key
+from ilagent.events import EventError, encode_event, validate_event, with_path_key
 from ilagent.ilert import IlertClient, Outcome
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 EVENT_PATHS = ("/api/events", "/api/v1/events", "/api/v1/events/{source}/{key}")
 HEARTBEAT_PATH = "/api/heartbeats/{key}"
 API_PREFIX = "/api"
+# heartbeat pings proxied to ilert at once; more requests wait for a turn
+MAX_PROXIED_PINGS = 8
 # deeper JSON could exhaust the recursion limit of the JSON encoder when the event is sent on
 MAX_DEPTH = 100
 
@@ -58,6 +63,7 @@ class Intake:
         self._metrics = metrics
         self._max_body = max_body
         self._consumed = metrics.consumed.labels(SOURCE)
+        self._pings = asyncio.Semaphore(MAX_PROXIED_PINGS)
 
     def add_routes(self, app: web.Application) -> None:
         """Register the event and heartbeat routes."""
@@ -79,18 +85,18 @@ class Intake:
                 413, "PAYLOAD_TOO_LARGE", f"the body is larger than {self._max_body} bytes"
             )
         try:
-            body = json.loads(raw, parse_constant=_no_constant)
+            body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        except _OutOfRange:  # 1e999 reads as infinity, which JSON cannot carry on to ilert
+            return self._refuse(400, "INVALID_JSON", "the body holds a number out of range")
         except (ValueError, RecursionError):  # RecursionError: nested past the parser's limit
             return self._refuse(400, "INVALID_JSON", "the body is not valid JSON")
         try:
             event = validate_event(with_path_key(body, request.match_info.get("key")))
             _check_depth(event)
+            # serialised once, here: what cannot be sent is refused now, not found out later
+            text = encode_event(event).decode()
         except EventError as error:
             return self._answer(400, error.as_body(400))
-        try:
-            text = json.dumps(event, separators=(",", ":"), allow_nan=False)
-        except ValueError:  # 1e999 reads as infinity, which JSON cannot carry on to ilert
-            return self._refuse(400, "INVALID_JSON", "the body holds a number out of range")
         key = event["integrationKey"]
         try:
             row_id = await self._store.enqueue(
@@ -111,7 +117,8 @@ class Intake:
     async def heartbeat(self, request: web.Request) -> web.Response:
         """Ping the heartbeat at ilert now: 202 when ilert took it, else 502 with the reason."""
         key = request.match_info["key"]
-        result = await self._client.ping_heartbeat(key)
+        async with self._pings:
+            result = await self._client.ping_heartbeat(key)
         self._metrics.responses.labels(result.status_label).inc()
         if result.outcome is Outcome.DELIVERED:
             self._metrics.heartbeats.labels(SOURCE).inc()
@@ -139,6 +146,17 @@ class Intake:
 
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")  # Python's reader would accept NaN and Infinity
+
+
+class _OutOfRange(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _OutOfRange(text)
+    return value
 
 
 def _is_json(content_type: str) -> bool:

@@ -174,15 +174,14 @@ def test_a_file_that_is_no_database_is_refused(
 
 
 @pytest.mark.parametrize(
-    ("given", "kafka", "queue"),
+    ("given", "expected"),
     [
-        pytest.param([], 0, 100, id="defaults"),
-        pytest.param(["--max_retries", "5"], 5, 5, id="both-5"),
-        pytest.param(["--max_retries", "0"], 0, 0, id="both-unlimited"),
+        pytest.param([], 0, id="default-never"),
+        pytest.param(["--max_retries", "5"], 5, id="five"),
+        pytest.param(["--max_retries", "0"], 0, id="unlimited"),
     ],
 )
-def test_max_retries_resolves_per_source(given: list[str], kafka: int, queue: int) -> None:
-    """Without --max_retries Kafka retries forever and the HTTP queue 100 times; a value sets both."""
+def test_max_retries_applies_to_every_source(given: list[str], expected: int) -> None:
+    """Without --max_retries no source gives up on transient failures; a value bounds them all."""
     args = build_parser().parse_args(["daemon", "-p", "8977", *given])
-    config = daemon_config(args)
-    assert (config.retry.max_retries, config.queue_max_retries) == (kafka, queue)
+    assert daemon_config(args).retry.max_retries == expected

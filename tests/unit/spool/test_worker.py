@@ -233,7 +233,7 @@ async def test_attempted_persists_the_retry_state_and_a_restart_counts_on(
         source="http",
         lane=None,
         integration_key="k",
-        event={},
+        body=b"{}",
         context=row,
         attempts=4,
     )
@@ -273,3 +273,58 @@ async def test_stopping_keeps_unfinished_rows_with_their_attempts(
     await worker.stop()
     (row,) = await store.page(after=0, limit=1)
     assert row.attempts >= 3
+
+
+async def test_a_key_that_cannot_send_never_fills_the_window(
+    sandbox: TestClient[Any, Any], store: QueueStore, worker_factory: Callable[..., Worker]
+) -> None:
+    """100 rows of a rate-limited key, then 10 of another, window 20: the other key's rows are
+    read past the blocked ones and delivered; the blocked key's follow once its block ends."""
+    await fault(sandbox, status=429, integration_key="busy", retry_after="2", duration_s=2)
+    for n in range(100):
+        await put(store, "busy", f"a{n}", f"busy{n}")
+    for n in range(10):
+        await put(store, "other", f"b{n}", f"other{n}")
+    worker = worker_factory(window=20)
+    most = 0
+
+    async def others_done() -> bool:
+        nonlocal most
+        most = max(most, worker.spool.loaded)
+        return len(await summaries(sandbox, "other")) == 10
+
+    await eventually(others_done, timeout=10, what="the other key's rows")
+    assert await summaries(sandbox, "busy") == []  # still blocked meanwhile
+    assert 0 < most <= 20
+
+    async def busy_done() -> bool:
+        return len(await summaries(sandbox, "busy")) == 100
+
+    await eventually(busy_done, timeout=30, what="the blocked key's rows")
+    assert sorted(await summaries(sandbox, "busy")) == sorted(f"busy{n}" for n in range(100))
+    assert (await store.stats()).depth == 0
+
+
+async def test_a_long_lane_is_loaded_piece_by_piece_in_order(
+    sandbox: TestClient[Any, Any], store: QueueStore, worker_factory: Callable[..., Worker]
+) -> None:
+    """150 events of one alert among 20 of others, window 20 (one row per lane in memory):
+    every event arrives once, and the long alert's in the order they were accepted."""
+    for n in range(150):
+        await put(store, "k", "hot", f"hot{n:03}")
+        if n % 15 == 0:
+            await put(store, "k", f"cold{n}", f"cold{n}")
+    for n in range(10):
+        await put(store, "k", f"late{n}", f"late{n}")
+    worker = worker_factory(window=20)
+    most = 0
+
+    async def all_done() -> bool:
+        nonlocal most
+        most = max(most, worker.spool.loaded)
+        return len(await summaries(sandbox, "k")) == 170
+
+    await eventually(all_done, timeout=30, what="all 170 events")
+    got = await summaries(sandbox, "k")
+    assert [s for s in got if s.startswith("hot")] == [f"hot{n:03}" for n in range(150)]
+    assert len(set(got)) == 170 and 0 < most <= 20

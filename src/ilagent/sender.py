@@ -1,0 +1,165 @@
+"""One request to ilert for a job, sent only when the gate, the pacing and a free slot allow.
+
+The order matters and is the point of this module:
+
+1. Per key, jobs take turns (a FIFO lock), so the lanes of one busy key queue behind each other
+   instead of all waking for every token.
+2. The key's own limits first, without holding anything shared: its 429 block and its token
+   bucket. A key that must wait holds no slot and no share of the process-wide limit, so it
+   cannot delay other keys.
+3. A concurrency slot, then the gate (single flight, the circuit) — checked right before the
+   send, so even the first burst of a failing key is one request.
+4. The key's and the total token, taken together at the moment of sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from ilagent.gate import Admission, Gate
+from ilagent.ilert import IlertClient, Outcome, Result
+from ilagent.logs import mask_key
+from ilagent.metrics import Metrics
+from ilagent.pacing import Pacer
+
+if TYPE_CHECKING:
+    from ilagent.delivery import Job
+
+
+class Sender:
+    """Sends one attempt of a job when it may go; shared by every lane of a Deliverer."""
+
+    def __init__(
+        self,
+        *,
+        client: IlertClient,
+        gate: Gate,
+        pacer: Pacer,
+        metrics: Metrics,
+        max_in_flight: int,
+        withdrawn: Callable[[Job], bool],
+    ) -> None:
+        self._client = client
+        self._gate = gate
+        self._pacer = pacer
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(max(1, max_in_flight))
+        self._withdrawn = withdrawn
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._wake = asyncio.Event()
+        gate.listeners.append(lambda _open: self.wake())  # end backoff sleeps at once
+        self._blocked: set[str] = set()  # keys whose blocked gauge is set
+
+    @staticmethod
+    def gate_key(job: Job) -> str:
+        """The gate's key of a job: heartbeat keys apart from integration keys."""
+        return f"heartbeat:{job.integration_key}" if job.heartbeat else job.integration_key
+
+    def wake(self) -> None:
+        """Wake every waiting job to check whether it was withdrawn."""
+        self._wake.set()
+        self._wake = asyncio.Event()
+        self._gate.wake()
+
+    async def send(self, job: Job) -> Result | None:
+        """One attempt; None when the job was withdrawn while it waited."""
+        key = self.gate_key(job)
+        async with self._turn(key):
+            admission = await self._admit(job, key)
+            if admission is None:
+                return None
+        try:
+            if job.body is None:
+                result = await self._client.ping_heartbeat(job.integration_key)
+            else:
+                result = await self._client.post_event(job.path, job.body)
+        except BaseException:
+            self._gate.cancel(key, admission)
+            raise
+        finally:
+            self._slots.release()
+        if result.outcome is not Outcome.RATE_LIMITED:  # a 429 is a wait, not a failure
+            job.attempts += 1
+        block = self._gate.settle(key, job.lane, result.outcome, admission=admission,
+                                  retry_after=result.retry_after)
+        if block:
+            self._metrics.key_blocked.labels(mask_key(job.integration_key)).set(block)
+            self._blocked.add(key)
+        elif key in self._blocked and result.outcome is not Outcome.RETRY:
+            self._blocked.discard(key)
+            self._metrics.key_blocked.remove(mask_key(job.integration_key))
+        return result
+
+    async def _admit(self, job: Job, key: str) -> Admission | None:
+        """Wait until the job may go; return its admission, holding a slot (None: withdrawn)."""
+        heartbeat = job.heartbeat
+        while True:
+            if self._withdrawn(job):
+                return None
+            blocked = self._gate.blocked_until(key) - time.monotonic()
+            paced = self._pacer.wait(job.integration_key, heartbeat=heartbeat)
+            wait = max(blocked, paced)
+            if wait > 0:
+                self._count_wait("rate_limited" if blocked >= paced
+                                 else "heartbeat" if heartbeat else "key")
+                if not await self.sleep(job, wait):
+                    return None
+                continue
+            await self._slots.acquire()
+            admission = self._gate.admit(key)
+            if not admission.ok:
+                self._slots.release()
+                self._count_gate(admission.reason)
+                await self._gate.wait(admission)
+                continue
+            wait, scope = self._pacer.take(job.integration_key, heartbeat=heartbeat)
+            if wait > 0:
+                self._gate.cancel(key, admission)
+                self._slots.release()
+                self._count_wait(scope or "total")
+                if not await self.sleep(job, wait):
+                    return None
+                continue
+            return admission
+
+    async def sleep(self, job: Job, seconds: float, *, epoch: int | None = None) -> bool:
+        """Sleep, waking early if the job is withdrawn or (given ``epoch``) the circuit moved.
+
+        True if the job is still wanted.
+        """
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._withdrawn(job):
+                return False
+            if epoch is not None and self._gate.epoch != epoch:
+                break
+            wake = self._wake
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await wake.wait()
+        return not self._withdrawn(job)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, key: str) -> AsyncIterator[None]:
+        """Jobs of one key pass the admission one at a time, in the order they came."""
+        lock, users = self._turns.get(key) or (asyncio.Lock(), 0)
+        self._turns[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[key]
+            if users == 1:
+                del self._turns[key]
+            else:
+                self._turns[key] = (lock, users - 1)
+
+    def _count_wait(self, scope: str) -> None:
+        self._metrics.rate_limit_waits.labels(scope).inc()
+
+    def _count_gate(self, reason: str) -> None:
+        self._metrics.gate_waits.labels(reason).inc()
