@@ -21,6 +21,19 @@ from confluent_kafka.admin import AdminClient, NewTopic
 T = TypeVar("T")
 
 
+# every daemon's output and every secret the suite handed to one, for the final check that no
+# secret ever reached a log line (tests/test_no_secrets_leaked.py runs last)
+DAEMON_LOGS: list[Path] = []
+SECRETS: set[str] = set()
+
+
+def secret(prefix: str) -> str:
+    """A fresh secret value for a test (a token, a password), remembered for the final check."""
+    value = f"{prefix}-{uuid.uuid4().hex}"
+    SECRETS.add(value)
+    return value
+
+
 def wait_until(check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1,
                what: str = "condition") -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""

@@ -80,6 +80,25 @@ class MappingRules:
     forward_message_payload: bool = False
 
 
+# librdkafka properties --kafka_config must not set: they would break at-least-once, or have
+# an option of their own
+FORBIDDEN_KAFKA_PROPERTIES = {
+    "enable.auto.commit": "ilagent commits offsets itself, only after delivery",
+    "enable.auto.offset.store": "ilagent stores offsets itself, only after delivery",
+    "enable.partition.eof": "ilagent relies on it being off",
+    "group.id": "use --kafka_group_id",
+    "bootstrap.servers": "use --kafka_brokers",
+    "auto.offset.reset": "use --kafka_offset_reset",
+}
+# property names whose values are secrets: never shown in a repr or a log line
+SECRET_PROPERTY_WORDS = ("password", "secret", "token", "jaas", "key.pem", "private")
+
+
+def is_secret_property(name: str) -> bool:
+    """True for a librdkafka property that holds a secret (``sasl.password``, …)."""
+    return any(word in name.lower() for word in SECRET_PROPERTY_WORDS)
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     """What the bridge consumes and how (from the ``daemon`` flags)."""
@@ -93,6 +112,18 @@ class KafkaSettings:
     dlq_topic: str | None = None
     max_buffered: int = DEFAULT_MAX_BUFFERED
     revoke_timeout: float = 10.0
+
+    def __repr__(self) -> str:  # secrets in --kafka_config never in clear
+        extra = tuple((k, "********" if is_secret_property(k) else v) for k, v in self.extra)
+        return (f"KafkaSettings(brokers={self.brokers!r}, group_id={self.group_id!r}, "
+                f"event_topics={self.event_topics!r}, "
+                f"heartbeat_topics={self.heartbeat_topics!r}, "
+                f"offset_reset={self.offset_reset!r}, extra={extra!r}, "
+                f"dlq_topic={self.dlq_topic!r}, max_buffered={self.max_buffered})")
+
+    def secrets(self) -> list[str]:
+        """The values of secret properties (to keep them out of every log line)."""
+        return [v for k, v in self.extra if is_secret_property(k)]
 
 
 @dataclass(frozen=True)
@@ -148,6 +179,10 @@ class DaemonConfig:
                                   "--event_topic or --heartbeat_topic")
             if self.kafka.offset_reset not in ("earliest", "latest"):
                 raise ConfigError("--kafka_offset_reset must be earliest or latest")
+            for name, _value in self.kafka.extra:
+                if name in FORBIDDEN_KAFKA_PROPERTIES:
+                    raise ConfigError(f"--kafka_config {name} is not allowed: "
+                                      f"{FORBIDDEN_KAFKA_PROPERTIES[name]}")
         if self.http is not None and not 0 < self.http.port < 65536:
             raise ConfigError(f"--port {self.http.port} is not a TCP port")
         if self.max_in_flight < 1:

@@ -24,9 +24,10 @@ from ilagent.delivery import Deliverer
 from ilagent.errors import ResourceError
 from ilagent.gate import Gate
 from ilagent.ilert import IlertClient
-from ilagent.logs import mask_key
+from ilagent.logs import mask_key, register_secret
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
+from ilagent.spool.lock import SpoolLock
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
 from ilagent.web.intake import Intake
@@ -37,8 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# /ready fails once ilert has been unreachable (connection errors only) for this long
-ILERT_UNREACHABLE_AFTER = 60.0
+LOOPBACK = ("127.", "::1", "localhost")
 
 
 class Daemon:
@@ -46,6 +46,9 @@ class Daemon:
 
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
+        for secret in (config.http.token if config.http else None, config.rules.event_key,
+                       *(config.kafka.secrets() if config.kafka else ())):
+            register_secret(secret)
         self.metrics = Metrics()
         self.probes = Probes()
         self.client = IlertClient(api_url=config.ilert.api_url, beat_url=config.ilert.beat_url,
@@ -70,7 +73,9 @@ class Daemon:
                                       policy=config.retry)
         self.store: QueueStore | None = None
         self.worker: SpoolWorker | None = None
+        self.lock: SpoolLock | None = None
         if config.http is not None:
+            self.lock = SpoolLock(config.db_file)
             # one engine for both sources: one --max_in_flight, one pacing towards ilert;
             # queued events carry the queue's own retry limit
             self.store = QueueStore(config.db_file)
@@ -90,21 +95,30 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        self.probes.checks.append(self._ilert_check)
-        await self._open_queue()
-        await self.client.start()
-        runner = await self._start_http()
+        logger.debug("configuration: %r", self.config)
+        runner: web.AppRunner | None = None
         tasks: list[asyncio.Task[Any]] = []
+        try:
+            # what can refuse the configuration goes first, before anything needs undoing
+            if self.lock is not None:
+                self.lock.acquire()
+            if self.bridge is not None:
+                self.bridge.start()
+                self.probes.parts["kafka"] = self.bridge.readiness
+                tasks.append(loop.create_task(self._watch_bridge()))
+            await self._open_queue()
+            await self.client.start()
+            runner = await self._start_http()
+        except BaseException:
+            await self._shutdown(runner, tasks, quiet=True)
+            raise
         if self.worker is not None:
             self.worker.start()
-            self.probes.checks.append(self.worker.readiness)
-        if self.bridge is not None:
-            self.bridge.start()
-            self.probes.checks.append(self._kafka_check)
-            tasks.append(loop.create_task(self._watch_bridge()))
+            self.probes.parts["intake"] = self.worker.readiness
+        self.probes.details = self._ilert_details
         if self.config.heartbeat_key:
             tasks.append(loop.create_task(self._heartbeat_loop(self.config.heartbeat_key)))
-        logger.warning("ilagent daemon running (ilert at %s)", self.config.ilert.api_url)
+        logger.info("ilagent daemon running (ilert at %s)", self.config.ilert.api_url)
         await self._stop.wait()
         await self._shutdown(runner, tasks)
         return self._exit_code
@@ -131,10 +145,18 @@ class Daemon:
         if self.store is None:
             return
         try:
-            await self.store.open()
+            taken = await self.store.open()
         except sqlite3.Error as exc:
             raise ResourceError(f"cannot open the queue file {self.store.path}: {exc}") from None
         logger.info("queue file %s open", self.store.path)
+        if taken.queued or taken.refused:
+            logger.warning("took over %d event(s) ilagent 0.9 had queued in %s (%d refused, "
+                           "kept as dead letters)", taken.queued + taken.refused,
+                           self.store.path, taken.refused)
+        if taken.mqtt_waiting:
+            logger.warning("%d MQTT message(s) of ilagent 0.9 wait in mqtt_queue of %s; "
+                           "this version does not deliver them yet", taken.mqtt_waiting,
+                           self.store.path)
 
     async def _start_http(self) -> web.AppRunner | None:
         http = self.config.http
@@ -156,37 +178,44 @@ class Daemon:
             raise ResourceError(f"cannot listen on {http.host}:{http.port}: "
                                 f"{exc.strerror or exc}") from None
         logger.info("HTTP server listening on %s:%d", http.host, http.port)
+        if not http.token and not http.host.startswith(LOOPBACK):
+            logger.warning("the HTTP server on %s:%d takes events from anyone who can reach "
+                           "it: set --http_token (or ILAGENT_HTTP_TOKEN) to require a token",
+                           http.host, http.port)
         return runner
 
-    async def _shutdown(self, runner: web.AppRunner | None, tasks: list[asyncio.Task[Any]]) -> None:
+    async def _shutdown(self, runner: web.AppRunner | None, tasks: list[asyncio.Task[Any]],
+                        *, quiet: bool = False) -> None:
+        """Stop in order; ``quiet`` after a failed start (nothing was running yet to report)."""
+        step = logger.debug if quiet else logger.info
         self.probes.shutting_down = True
         timeout = self.config.shutdown_timeout
+        step("shutdown 1/4: stop fetching from Kafka and loading from the queue")
         if self.bridge is not None:
-            logger.warning("shutdown 1/4: stop fetching from Kafka")
             self.bridge.stop_fetching()
         if self.worker is not None:
-            logger.warning("shutdown 1/4: stop loading from the queue")
             self.worker.stop_loading()
-        logger.warning("shutdown 2/4: waiting up to %.0f s for %d unfinished deliveries",
-                       timeout, self.deliverer.pending)
+        step("shutdown 2/4: waiting up to %.0f s for %d unfinished deliveries", timeout,
+             self.deliverer.pending)
         if not await self.deliverer.stop(timeout):
             logger.warning("unfinished deliveries left for redelivery after restart")
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        step("shutdown 3/4: commit offsets and leave the consumer group")
         if self.bridge is not None:
-            logger.warning("shutdown 3/4: commit offsets and leave the consumer group")
             await self.bridge.close()
         if self.worker is not None:
             await self.worker.close()
-        logger.warning("shutdown 4/4: stop the HTTP server")
+        step("shutdown 4/4: stop the HTTP server and close the queue file")
         if runner is not None:
             await runner.cleanup()
         if self.store is not None:
             await self.store.close()
-            logger.info("queue file %s closed", self.store.path)
         await self.client.close()
-        logger.warning("ilagent daemon stopped")
+        if self.lock is not None:
+            self.lock.release()
+        step("ilagent daemon stopped")
 
     async def _watch_bridge(self) -> None:
         assert self.bridge is not None
@@ -197,16 +226,15 @@ class Daemon:
                          self.bridge.last_error)
             self.request_stop(exit_code=1)
 
-    def _kafka_check(self) -> dict[str, Any] | None:
-        assert self.bridge is not None
-        return None if self.bridge.ready else self.bridge.readiness()
-
-    def _ilert_check(self) -> dict[str, Any] | None:
+    def _ilert_details(self) -> dict[str, Any]:
+        """What ``/health?details`` says about ilert (and the gauge that mirrors it)."""
         failing_since = self.client.last_connection_failure
-        if failing_since is None or time.monotonic() - failing_since < ILERT_UNREACHABLE_AFTER:
-            return None
-        return {"component": "ilert", "error": "unreachable",
-                "seconds": round(time.monotonic() - failing_since)}
+        self.metrics.ilert_reachable.set(1 if failing_since is None else 0)
+        unreachable = (None if failing_since is None
+                       else round(time.monotonic() - failing_since, 1))
+        return {"ilert": {"url": self.config.ilert.api_url, "reachable": failing_since is None,
+                          "unreachable_seconds": unreachable,
+                          "circuit": "open" if self.gate.open else "closed"}}
 
     async def _heartbeat_loop(self, key: str) -> None:
         """Ping our own heartbeat now and then every interval, but only while ready."""

@@ -35,7 +35,7 @@ from ilagent import backoff
 from ilagent.config import RetryPolicy
 from ilagent.gate import Gate
 from ilagent.ilert import IlertClient, Outcome, Result
-from ilagent.logs import mask_key
+from ilagent.logs import EACH, mask_key
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
 from ilagent.sender import Sender
@@ -229,7 +229,7 @@ class Deliverer:
             raise
         except Exception:
             logger.exception("internal error while delivering %s (%s); dead-lettering it",
-                             job.origin, mask_key(job.integration_key))
+                             job.origin, mask_key(job.integration_key), extra=EACH)
             self._metrics.dead_lettered.labels(job.source, "internal_error").inc()
             try:
                 await job.owner.finished(job, Verdict.DEAD_LETTER, None, "internal_error")
@@ -260,14 +260,15 @@ class Deliverer:
             if result.outcome is Outcome.REJECTED:
                 self._metrics.dead_lettered.labels(source, "rejected").inc()
                 logger.error("ilert rejected %s (%s) with HTTP %s: %s", job.origin,
-                             mask_key(job.integration_key), result.status, result.detail)
+                             mask_key(job.integration_key), result.status, result.detail,
+                             extra=EACH)
                 await job.owner.finished(job, Verdict.DEAD_LETTER, result, "rejected")
                 return
             if result.outcome is not Outcome.RATE_LIMITED and self._exhausted(job):
                 self._metrics.dead_lettered.labels(source, "retries_exhausted").inc()
                 logger.error("giving up on %s (%s) after %d attempts, last: %s %s",
                              job.origin, mask_key(job.integration_key), job.attempts,
-                             result.status_label, result.detail)
+                             result.status_label, result.detail, extra=EACH)
                 await job.owner.finished(job, Verdict.DEAD_LETTER, result,
                                          "retries_exhausted")
                 return

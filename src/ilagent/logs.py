@@ -1,10 +1,27 @@
-"""Logging set-up and secret masking: integration and API keys never reach a log in clear."""
+"""Logging set-up: secrets masked in every line, repeated warnings summarised, not repeated.
+
+* **Masking** happens in the formatter, so it covers tracebacks and librdkafka's own lines:
+  anything shaped like an ilert key keeps its last 4 characters, and every secret registered
+  with :func:`register_secret` (tokens, passwords) is replaced whole.
+* **Summaries.** A warning or error of a kind seen in the last :data:`SUMMARY_INTERVAL` seconds
+  is held back and counted; the next one of its kind after the interval carries the count. A
+  night-long outage writes one line per kind per 30 s, not thousands. Lines that must appear
+  once per message (dead letters) pass ``extra={"each": True}`` and are never held back.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
+import time
+from collections.abc import Callable
+
+SUMMARY_INTERVAL = 30.0
+EACH = {"each": True}  # ``extra=`` of a line that must appear once per message, never summarised
+MAX_KINDS = 1000
+_SECRETS: set[str] = set()
+_DIGITS = re.compile(r"\d+")
 
 # ilert keys look like il1api…, il1hbt…, il1rtk…, ih2:…; mask anything of that shape in free text
 _KEY_PATTERN = re.compile(r"\b(il1[a-z]{3}[A-Za-z0-9._\-]{4,}|ih2:[A-Za-z0-9:._\-]{6,})")
@@ -27,12 +44,60 @@ def mask(text: str, *secrets: str | None) -> str:
     return _KEY_PATTERN.sub(lambda m: mask_key(m.group(0)), text)
 
 
+def register_secret(value: str | None) -> None:
+    """Never print ``value`` (a token, a password) in any log line; ignored when empty."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with every registered secret replaced whole and ilert keys masked."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "********")
+    return mask(text)
+
+
 class MaskingFormatter(logging.Formatter):
-    """Last line of defence: masks key-shaped strings in every formatted line, tracebacks and
-    librdkafka's own messages included."""
+    """Last line of defence: masks secrets in every formatted line, tracebacks and librdkafka's
+    own messages included."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return mask(super().format(record))
+        return hide_secrets(super().format(record))
+
+
+class RepeatFilter(logging.Filter):
+    """Lets the first warning of a kind through, then one per interval with the held-back count.
+
+    A kind is the logger, the level and the message template (numbers in a pre-formatted
+    message, like librdkafka's, do not make a new kind).
+    """
+
+    def __init__(self, interval: float = SUMMARY_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._interval = interval
+        self._clock = clock
+        self._kinds: dict[tuple[str, int, str], list[float]] = {}  # kind → [since, held back]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or getattr(record, "each", False):
+            return True
+        template = str(record.msg) if record.args else _DIGITS.sub("#", str(record.msg))
+        kind = (record.name, record.levelno, template)
+        now = self._clock()
+        seen = self._kinds.get(kind)
+        if seen is not None and now - seen[0] < self._interval:
+            seen[1] += 1
+            return False
+        if len(self._kinds) >= MAX_KINDS:
+            self._kinds = {k: v for k, v in self._kinds.items() if now - v[0] < self._interval}
+        self._kinds[kind] = [now, 0.0]
+        if seen is not None and seen[1]:
+            record.msg = (f"{record.getMessage()} (and {int(seen[1])} more like it in the "
+                          f"last {now - seen[0]:.0f} s)")
+            record.args = None
+        return True
 
 
 def level_for(verbosity: int) -> int:
@@ -50,6 +115,7 @@ def setup(verbosity: int) -> None:
     handler.setFormatter(
         MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     )
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_for(verbosity))

@@ -68,6 +68,15 @@ class Metrics:
                                "Messages buffered behind the oldest unfinished one of a paused "
                                "partition, by the (masked) key of that message.",
                                ["topic", "partition", "key"], registry=r)
+        self.ready = Gauge("ilagent_ready", "1 while the part can do its work (as /ready/<part>).",
+                           ["component"], registry=r)
+        self.ilert_reachable = Gauge("ilagent_ilert_reachable",
+                                     "0 while requests to ilert fail without an answer.",
+                                     registry=r)
+        self.kafka_errors = Counter("ilagent_kafka_errors",
+                                    "Errors librdkafka reported (broker down, transport, "
+                                    "authentication), by librdkafka's error name.", ["error"],
+                                    registry=r)
         self.consumer_lag = Gauge("ilagent_kafka_consumer_lag",
                                   "High watermark minus committed position.",
                                   ["topic", "partition"], registry=r)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -31,8 +30,7 @@ from ilagent.ilert import Result
 from ilagent.kafka.consumer import Batch, PollThread
 from ilagent.kafka.deadletter import DeadLetterWriter
 from ilagent.kafka.partitions import Handoff, PartitionState, TPKey, offset_of, origin
-from ilagent.kafka.stats import record_lag
-from ilagent.logs import mask_key
+from ilagent.logs import EACH, mask_key
 from ilagent.mapping import Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
 from ilagent.routing import heartbeat_lane, message_lane
@@ -74,7 +72,7 @@ class KafkaBridge:
         self._poller = PollThread(
             settings=self.settings, handoff=self._handoff, metrics=self._metrics,
             loop=asyncio.get_running_loop(), on_batch=self._on_batch, drain=self._drain,
-            on_pause=self._on_pause, stats_cb=functools.partial(record_lag, self._metrics))
+            on_pause=self._on_pause)
         self._poller.start()
 
     @property
@@ -87,16 +85,23 @@ class KafkaBridge:
         """The last error the consumer reported."""
         return self._poller.last_error if self._poller is not None else ""
 
-    @property
-    def ready(self) -> bool:
-        """True when the consumer joined its group and holds at least one partition."""
-        return self._poller is not None and bool(self._poller.assigned) and not self.exited
-
-    def readiness(self) -> dict[str, Any]:
-        """Why the bridge is (not) ready, for ``/ready``."""
-        assigned = len(self._poller.assigned) if self._poller is not None else 0
-        return {"component": "kafka", "assigned_partitions": assigned,
-                "worker_exited": self.exited, "error": self.last_error}
+    def readiness(self) -> dict[str, Any] | None:
+        """None while the consumer is a steady group member with a live broker connection
+        (with or without partitions: replicas beyond the partition count are ready too),
+        else why not, for ``/ready``."""
+        poller = self._poller
+        group = poller.group if poller is not None else None
+        if poller is not None and not poller.exited and group is not None and group.member \
+                and group.brokers_up > 0:
+            return None
+        return {
+            "member": bool(group and group.member),
+            "group_state": group.group_state if group else "joining",
+            "brokers_up": group.brokers_up if group else 0,
+            "assigned_partitions": len(poller.assigned) if poller is not None else 0,
+            "worker_exited": self.exited,
+            "error": self.last_error,
+        }
 
     def stop_fetching(self) -> None:
         """Stop handing out new messages (shutdown step one); polling goes on."""
@@ -173,7 +178,7 @@ class KafkaBridge:
                     continue
                 except Exception:
                     logger.exception("internal error while mapping %s; dead-lettering it",
-                                     origin(message))
+                                     origin(message), extra=EACH)
                     self._start(state, offset, started)
                     self._reject(state, message, "internal_error", "see the daemon's log")
                     continue

@@ -26,8 +26,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from ilagent.config import KafkaSettings
+from ilagent.errors import ConfigError
 from ilagent.kafka.partitions import Handoff, PartitionState, TPKey, names
 from ilagent.kafka.settings import consumer_config, incremental
+from ilagent.kafka.stats import GroupState, read_stats
 from ilagent.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,6 @@ class PollThread:
         on_batch: Callable[[Batch], None],
         drain: Callable[[list[PartitionState], bool], Coroutine[Any, Any, None]],
         on_pause: Callable[[PartitionState, bool, int], None],
-        stats_cb: Callable[[str], None],
     ) -> None:
         self._settings = settings
         self._handoff = handoff
@@ -63,7 +64,8 @@ class PollThread:
         self._drain = drain
         self._on_pause = on_pause
         self._config = consumer_config(settings)
-        self._config["stats_cb"] = stats_cb
+        self._config["stats_cb"] = self._on_stats
+        self._config["error_cb"] = self._on_error
         self._thread: threading.Thread | None = None
         # owned by this thread (read elsewhere only for readiness)
         self.assigned: dict[TPKey, PartitionState] = {}
@@ -72,10 +74,15 @@ class PollThread:
         self.closing = False
         self.exited = False
         self.last_error = ""
+        self.group: GroupState | None = None  # from the last statistics report
 
     def start(self) -> None:
-        """Create the consumer and start polling."""
-        consumer = Consumer(self._config, logger=logging.getLogger("ilagent.librdkafka"))
+        """Create the consumer and start polling; raises ``ConfigError`` for a property
+        librdkafka refuses."""
+        try:
+            consumer = Consumer(self._config, logger=logging.getLogger("ilagent.librdkafka"))
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ConfigError(f"Kafka refused the configuration: {_reason(exc)}") from None
         self._thread = threading.Thread(target=self._run, args=(consumer,),
                                         name="kafka-poll", daemon=True)
         self._thread.start()
@@ -84,6 +91,19 @@ class PollThread:
         """Wait for the thread to end (after ``closing`` was set)."""
         if self._thread is not None:
             self._thread.join()
+
+    def _on_stats(self, raw: str) -> None:
+        self.group = read_stats(self._metrics, raw) or self.group
+
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's errors: kept for /ready, logged (repeats are summarised by the log)."""
+        self.last_error = error.str()
+        self._metrics.kafka_errors.labels(error.name()).inc()
+        if error.code() == KafkaError._ALL_BROKERS_DOWN and self.group is not None:
+            self.group = GroupState(member=self.group.member, brokers_up=0,
+                                    group_state=self.group.group_state)
+        level = logging.ERROR if error.fatal() else logging.WARNING
+        logger.log(level, "Kafka: %s", error.str())
 
     def _run(self, consumer: Consumer) -> None:
         try:
@@ -269,3 +289,10 @@ class PollThread:
             except KafkaException as exc:
                 logger.warning("commit on revoke failed: %s", exc)
         logger.info("%s %s", "revoked" if commit else "lost", names(partitions))
+
+
+def _reason(exc: Exception) -> str:
+    """librdkafka's own words for a refused configuration, without the exception's wrapping."""
+    error = exc.args[0] if exc.args else exc
+    text = error.str() if isinstance(error, KafkaError) else str(error)
+    return text.strip()

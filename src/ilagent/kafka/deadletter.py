@@ -15,9 +15,10 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from ilagent import backoff
 from ilagent.config import KafkaSettings, RetryPolicy
+from ilagent.errors import ConfigError
 from ilagent.kafka.partitions import PartitionState, origin
 from ilagent.kafka.settings import producer_config
-from ilagent.logs import mask
+from ilagent.logs import EACH, mask
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +38,15 @@ class DeadLetterWriter:
         self._producer: Producer | None = None
 
     def start(self) -> None:
-        """Create the producer (only with a DLQ topic)."""
+        """Create the producer (only with a DLQ topic); raises ``ConfigError`` for a property
+        librdkafka refuses."""
         if self._topic:
-            self._producer = Producer(producer_config(self._settings))
+            try:
+                self._producer = Producer(producer_config(self._settings),
+                                          logger=logging.getLogger("ilagent.librdkafka"))
+            except (KafkaException, ValueError, TypeError) as exc:
+                raise ConfigError(f"Kafka refused the DLQ producer's configuration: {exc}") \
+                    from None
 
     async def close(self) -> None:
         """Wait for what is still being produced."""
@@ -52,7 +59,7 @@ class DeadLetterWriter:
         where = origin(message)
         if self._producer is None:
             logger.error("dead letter %s: %s %s %s (no --dlq_topic; message dropped)",
-                         where, reason, status, detail)
+                         where, reason, status, detail, extra=EACH)
             return True
         headers: Headers = [
             ("ilagent.reason", reason.encode()),
@@ -69,7 +76,7 @@ class DeadLetterWriter:
             error = await asyncio.to_thread(self._produce, message, headers)
             if error is None:
                 logger.warning("dead-lettered %s to %s: %s %s", where, self._topic, reason,
-                               status)
+                               status, extra=EACH)
                 return True
             delay = backoff.delay(self._policy, attempt)
             logger.error("could not write %s to the DLQ topic (%s); retrying in %.1f s",

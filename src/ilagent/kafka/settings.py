@@ -37,7 +37,11 @@ def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
         "session.timeout.ms": 6000,
         "partition.assignment.strategy": "cooperative-sticky",
         "queued.max.messages.kbytes": 16384,
-        "statistics.interval.ms": 5000,
+        # every second: lag gauges and readiness (group membership, broker connections)
+        "statistics.interval.ms": 1000,
+        # an unreachable cluster is retried at a growing interval, not hammered
+        "reconnect.backoff.ms": 500,
+        "reconnect.backoff.max.ms": 10000,
     }
     config.update(dict(settings.extra))
     return config

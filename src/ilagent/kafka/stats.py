@@ -1,19 +1,41 @@
-"""librdkafka's statistics (``statistics.interval.ms``) turned into the consumer-lag gauges."""
+"""librdkafka's statistics (``statistics.interval.ms``): consumer lag, and what readiness needs.
+
+From each report: the lag of every partition (the ``ilagent_kafka_consumer_lag`` gauges),
+whether the consumer is a steady member of its group, and how many brokers it is connected
+to. librdkafka reports only what it can observe; a report that cannot be read changes nothing.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 
 from ilagent.metrics import Metrics
 
 
-def record_lag(metrics: Metrics, raw: str) -> None:
-    """Set ``ilagent_consumer_lag`` for every partition the statistics report a lag for."""
-    with contextlib.suppress(ValueError, KeyError, TypeError):
+@dataclass(frozen=True)
+class GroupState:
+    """The consumer's standing, as of the last statistics report."""
+
+    member: bool  # joined the group and in a steady state (with or without partitions)
+    brokers_up: int  # brokers with a live connection (bootstrap connections not counted)
+    group_state: str = ""  # librdkafka's cgrp.state / join_state, for /ready
+
+
+def read_stats(metrics: Metrics, raw: str) -> GroupState | None:
+    """Set the lag gauges from a statistics report; return the group state it shows."""
+    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
         stats = json.loads(raw)
         for topic, info in stats.get("topics", {}).items():
             for partition, pstats in info.get("partitions", {}).items():
                 lag = pstats.get("consumer_lag", -1)
                 if partition != "-1" and lag >= 0:
                     metrics.consumer_lag.labels(topic, partition).set(lag)
+        group = stats.get("cgrp", {})
+        state, join = group.get("state", ""), group.get("join_state", "")
+        brokers = sum(1 for b in stats.get("brokers", {}).values()
+                      if b.get("state") == "UP" and b.get("nodeid", -1) >= 0)
+        return GroupState(member=state == "up" and join == "steady", brokers_up=brokers,
+                          group_state=f"{state}/{join}")
+    return None

@@ -1,9 +1,12 @@
 """``ilagent queue list|retry|purge``: inspect and manage the HTTP queue's SQLite file.
 
 It works on the file of a running daemon too: WAL lets both read, and a write waits its turn
-(up to 5 s); a running daemon picks up retried dead letters within its metrics refresh
-interval (1 s). Integration keys are masked in every line. A problem is one line on stderr: exit 2
-for a usage error (nothing to retry, no ``--yes``), 1 for a file or id that is not there.
+(up to 5 s). ``list`` opens the file read-only; no command creates tables in a file that is
+not an ilagent spool. After ``purge`` or ``retry`` beside a running daemon the command waits
+(up to :data:`ACK_TIMEOUT` s) until the daemon has seen the change, so a purged event is
+never sent by a copy it still held in memory. Integration keys are masked in every line. A
+problem is one line on stderr: exit 2 for a usage error (nothing to retry, no ``--yes``), 1 for
+a file or id that is not there.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ import argparse
 import json
 import sqlite3
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ilagent.errors import IlagentError, NotFoundError, ResourceError, UsageError
 from ilagent.logs import mask, mask_key
-from ilagent.spool.db import DeadLetter, QueueDB, QueuedEvent
+from ilagent.spool.db import DeadLetter, NotASpool, QueueDB, QueuedEvent, QueueStats
+from ilagent.spool.lock import holder
+
+ACK_TIMEOUT = 10.0
 
 
 def run_queue(
@@ -30,7 +37,9 @@ def run_queue(
         if args.action == "retry" and bool(args.ids) == bool(args.all):
             raise UsageError("give the ids of the dead letters to retry, or --all")
         try:
-            db = QueueDB(path, create=False)
+            db = QueueDB(path, create=False, read_only=args.action == "list")
+        except NotASpool as exc:
+            raise ResourceError(str(exc)) from None
         except sqlite3.Error as exc:
             raise ResourceError(f"cannot open the queue file {path}: {exc}") from None
         try:
@@ -38,8 +47,10 @@ def run_queue(
                 _list(db, limit=args.limit, as_json=args.json, out=out)
             elif args.action == "retry":
                 _retry(db, None if args.all else args.ids, out=out)
+                _tell_owner(db, path, out=out)
             else:
                 _purge(db, args.table, confirmed=args.yes, out=out)
+                _tell_owner(db, path, out=out)
         except sqlite3.Error as exc:
             raise ResourceError(f"the queue file {path} failed: {exc}") from None
         finally:
@@ -50,10 +61,29 @@ def run_queue(
     return 0
 
 
+def _tell_owner(db: QueueDB, path: str, *, out: TextIO) -> None:
+    """Wait until a daemon running on the file has seen the change just made."""
+    pid = holder(path)
+    if pid is None:
+        return
+    generation, _seen = db.generations()
+    deadline = time.monotonic() + ACK_TIMEOUT
+    while time.monotonic() < deadline:
+        if db.generations()[1] >= generation:
+            print(f"the running daemon (pid {pid}) has taken the change into account", file=out)
+            return
+        time.sleep(0.05)
+    print(f"the running daemon (pid {pid}) has not confirmed the change yet; it will within "
+          "a second of its next check", file=out)
+
+
 def _list(db: QueueDB, *, limit: int, as_json: bool, out: TextIO) -> None:
-    stats = db.stats()
-    queued = db.page(after=0, limit=limit)
-    dead = db.dead_letters(limit=limit)
+    events, mqtt = db.legacy_waiting()
+    if db.has_own_tables():
+        stats = db.stats()
+        queued, dead = db.page(after=0, limit=limit), db.dead_letters(limit=limit)
+    else:  # only ilagent 0.9 has used the file yet
+        stats, queued, dead = QueueStats(0, None, 0), [], []
     if as_json:
         for row in queued:
             print(json.dumps(_queued_json(row)), file=out)
@@ -92,6 +122,10 @@ def _list(db: QueueDB, *, limit: int, as_json: bool, out: TextIO) -> None:
             f"{_cut(info['detail'], 60)}",
             file=out,
         )
+    if events or mqtt:
+        print(f"ilagent 0.9 rows awaiting takeover: {events} event(s) in event_items "
+              f"(the daemon moves them into the queue at start), {mqtt} MQTT message(s) in "
+              "mqtt_queue", file=out)
     if stats.depth > len(queued) or stats.dead_letters > len(dead):
         print(f"(first {limit} of each shown; --limit N for more)", file=out)
 
@@ -105,7 +139,7 @@ def _retry(db: QueueDB, ids: list[int] | None, *, out: TextIO) -> None:
                     f"no dead letter with id {', '.join(map(str, missing))}; nothing was moved"
                 )
         moved = db.retry(ids)
-    print(f"moved {len(moved)} dead letter(s) back to the queue", file=out)
+    print(f"moved {moved} dead letter(s) back to the queue", file=out)
 
 
 def _purge(db: QueueDB, table: str, *, confirmed: bool, out: TextIO) -> None:

@@ -1,13 +1,15 @@
 """The durable SQLite queue of the HTTP intake: tables, rows and their statements (synchronous).
 
 Two tables of our own sit beside whatever else the file holds (ilagent 0.9's ``event_items``
-is left untouched): ``queue`` holds accepted events until ilert took them, ``dead_letters``
+rows are taken over once, see :mod:`ilagent.spool.legacy`): ``queue`` holds accepted events until ilert took them, ``dead_letters``
 those judged undeliverable, with the reason. Ids come from ``AUTOINCREMENT``, so they grow
 with acceptance order and are never reused; a dead letter keeps the id it had in the queue.
 The file runs in WAL mode with ``synchronous=FULL``: a committed event survives a power cut.
 
 :class:`QueueDB` serves the daemon's writer thread (:mod:`ilagent.spool.store`) and the
-``ilagent queue`` command; all SQL uses bound parameters.
+``ilagent queue`` command; all SQL uses bound parameters. A change made beside a running
+daemon (purge, retry) bumps ``queue_meta.generation``; the daemon's worker sees it within a
+second, drops rows that are gone from its memory and writes ``queue_meta.acknowledged``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from ilagent.spool import legacy
 
 BUSY_TIMEOUT = 5.0
 INSERT_CHUNK = 200  # rows per INSERT statement (4 bound values each)
@@ -95,7 +99,12 @@ class QueueDB:
     """Synchronous access to the queue file over one connection; not thread-safe by itself."""
 
     def __init__(
-        self, path: str, *, create: bool = True, busy_timeout: float = BUSY_TIMEOUT
+        self,
+        path: str,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         if create:
             self._conn = sqlite3.connect(
@@ -103,17 +112,39 @@ class QueueDB:
             )
         else:  # the CLI must not create an empty file where the user mistyped a name
             self._conn = sqlite3.connect(
-                f"file:{path}?mode=rw",
+                f"file:{path}?mode={'ro' if read_only else 'rw'}",
                 uri=True,
                 isolation_level=None,
                 timeout=busy_timeout,
                 check_same_thread=False,
             )
+            if not self.is_spool():  # never create our tables in another program's file
+                self._conn.close()
+                raise NotASpool(path)
+        if read_only:
+            return
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         with self.transaction():
             for statement in SCHEMA:
                 self._conn.execute(statement)
+
+    def is_spool(self) -> bool:
+        """True for a file of ours or of ilagent 0.9 (its ``ilagent`` or ``event_items`` table)."""
+        return bool(legacy.tables(self._conn) & {"queue", "ilagent", "event_items"})
+
+    def has_own_tables(self) -> bool:
+        """False for a file only ilagent 0.9 has written so far (opened read-only)."""
+        return "queue" in legacy.tables(self._conn)
+
+    def take_over_legacy(self, *, now: float) -> legacy.Takeover:
+        """Move what ilagent 0.9 left in ``event_items`` into the queue, in one transaction."""
+        with self.transaction():
+            return legacy.take_over(self._conn, now=now)
+
+    def legacy_waiting(self) -> tuple[int, int]:
+        """Rows of ilagent 0.9 not taken over yet: ``event_items``, ``mqtt_queue``."""
+        return legacy.waiting(self._conn)
 
     def close(self) -> None:
         """Close the connection."""
@@ -210,25 +241,52 @@ class QueueDB:
         self._conn.execute("DELETE FROM queue WHERE id = ?", (row_id,))
         return moved > 0
 
-    def retry(self, ids: Iterable[int] | None = None) -> list[int]:
-        """Move dead letters (all, or these ids) back to the end of the queue; their new ids."""
+    def retry(self, ids: Iterable[int] | None = None) -> int:
+        """Move dead letters (all, or these ids) back to the end of the queue, in one statement
+        each way; how many moved."""
         where, args = _ids_clause(ids)
-        rows = self._conn.execute(
-            f"SELECT id, integration_key, path, event FROM dead_letters{where} ORDER BY id", args
-        ).fetchall()
-        new_ids = []
-        for row_id, key, path, event in rows:
-            new_ids.append(
-                self.insert(integration_key=key, path=path, event=event, received_at=time.time())
-            )
-            self._conn.execute("DELETE FROM dead_letters WHERE id = ?", (row_id,))
-        return new_ids
+        self._conn.execute(
+            "INSERT INTO queue (integration_key, path, event, received_at) "
+            f"SELECT integration_key, path, event, ? FROM dead_letters{where} ORDER BY id",
+            (time.time(), *args),
+        )
+        moved = self._conn.execute(f"DELETE FROM dead_letters{where}", args).rowcount
+        self._bump_generation()
+        return int(moved)
 
     def purge(self, table: str) -> int:
         """Delete every row of ``queue`` or ``dead_letters``; how many there were."""
         if table not in ("queue", "dead_letters"):
             raise ValueError(f"no such table {table!r}")
-        return self._conn.execute(f"DELETE FROM {table}").rowcount  # table checked above
+        deleted = self._conn.execute(f"DELETE FROM {table}").rowcount  # table checked above
+        self._bump_generation()
+        return int(deleted)
+
+    def _bump_generation(self) -> None:
+        self._conn.execute(
+            "INSERT INTO queue_meta (key, value) VALUES ('generation', '1') ON CONFLICT(key) "
+            "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        )
+
+    def generations(self) -> tuple[int, int]:
+        """The change counter of outside changes, and the last one a running daemon saw."""
+        meta = dict(self._conn.execute(
+            "SELECT key, value FROM queue_meta WHERE key IN ('generation', 'acknowledged')"))
+        return int(meta.get("generation", 0)), int(meta.get("acknowledged", 0))
+
+    def acknowledge(self, generation: int) -> None:
+        """Record that the running daemon has seen the outside changes up to ``generation``."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO queue_meta (key, value) VALUES ('acknowledged', ?)",
+            (str(generation),),
+        )
+
+    def present(self, ids: Iterable[int]) -> set[int]:
+        """Which of ``ids`` are still in the queue."""
+        where, args = _ids_clause(ids)
+        if not args:
+            return set()
+        return {r[0] for r in self._conn.execute(f"SELECT id FROM queue{where}", args)}
 
     def probe(self, now: float) -> None:
         """A small write that proves the file takes writes."""
@@ -277,6 +335,13 @@ class QueueDB:
         ).fetchone()
         dead = self._conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
         return QueueStats(depth, oldest, dead)
+
+
+class NotASpool(sqlite3.DatabaseError):
+    """The file is SQLite but holds neither our tables nor ilagent 0.9's."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} is not an ilagent spool file (no queue or event_items table)")
 
 
 def _ids_clause(ids: Iterable[int] | None) -> tuple[str, tuple[int, ...]]:

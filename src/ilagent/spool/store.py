@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ilagent.spool.db import BUSY_TIMEOUT, QueueDB, QueuedEvent, QueueStats
+from ilagent.spool.legacy import Takeover
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +58,16 @@ class QueueStore:
         self.transactions = 0  # write transactions run (group commit makes this << writes)
         self.write_error: str | None = None  # the last write failure; None once a write works
 
-    async def open(self) -> None:
-        """Open (and if need be create) the file and its tables; raises ``sqlite3.Error``."""
+    async def open(self) -> Takeover:
+        """Open (and if need be create) the file and its tables, and take over what ilagent
+        0.9 left in it; raises ``sqlite3.Error``."""
         loop = asyncio.get_running_loop()
         self._db = await loop.run_in_executor(
             self._executor, lambda: QueueDB(self.path, busy_timeout=self._busy_timeout)
+        )
+        db = self._db
+        return await loop.run_in_executor(
+            self._executor, lambda: db.take_over_legacy(now=time.time())
         )
 
     async def close(self) -> None:
@@ -122,6 +128,18 @@ class QueueStore:
         return self._submit(
             lambda db: db.page(after=after, limit=limit, key=key, upto=upto), write=False
         )
+
+    def generations(self) -> asyncio.Future[tuple[int, int]]:
+        """Outside changes made so far, and the last one this daemon acknowledged."""
+        return self._submit(lambda db: db.generations(), write=False)
+
+    def acknowledge(self, generation: int) -> asyncio.Future[None]:
+        """Tell ``ilagent queue`` that the outside changes up to ``generation`` are seen."""
+        return self._submit(lambda db: db.acknowledge(generation), write=True)
+
+    def present(self, ids: list[int]) -> asyncio.Future[set[int]]:
+        """Which of ``ids`` are still queued."""
+        return self._submit(lambda db: db.present(ids), write=False)
 
     def stats(self) -> asyncio.Future[QueueStats]:
         """Depth, oldest acceptance time and number of dead letters."""

@@ -22,10 +22,12 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Hashable
+from dataclasses import replace
 from typing import Any
 
 from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.ilert import Result
+from ilagent.logs import EACH
 from ilagent.metrics import Metrics
 from ilagent.routing import event_lane
 from ilagent.spool.db import QueuedEvent, QueueStats
@@ -67,6 +69,8 @@ class SpoolWorker:
         self._stale: set[str] = set()  # keys behind with newer rows passed over
         # rows settled while a catch-up read was on its way: that read may still hold them
         self._settled_meanwhile: set[int] | None = None
+        self._withdrawn: set[int] = set()  # loaded rows purged from outside: never send them
+        self._generation = 0  # outside changes (``ilagent queue``) seen so far
         self._notified = 1  # bumped on every new row, so a short page cannot hide one
         self._read = 0
         self._wake = asyncio.Event()
@@ -112,7 +116,6 @@ class SpoolWorker:
         if self._store.writable:
             return None
         return {
-            "component": "queue",
             "error": self._store.write_error,
             "depth": self.stats.depth,
             "oldest_age_seconds": self._oldest_age(),
@@ -207,7 +210,8 @@ class SpoolWorker:
         try:
             event = json.loads(row.event)
         except ValueError as exc:
-            logger.error("queue#%d is not valid JSON (%s); dead-lettering it", row.id, exc)
+            logger.error("queue#%d is not valid JSON (%s); dead-lettering it", row.id, exc,
+                         extra=EACH)
             self._metrics.dead_lettered.labels(SOURCE, "corrupt").inc()
             self._keep(
                 self._store.dead_letter(
@@ -257,6 +261,7 @@ class SpoolWorker:
 
     def _settle(self, row_id: int) -> None:
         self._loaded.pop(row_id, None)
+        self._withdrawn.discard(row_id)
         if self._settled_meanwhile is not None:
             self._settled_meanwhile.add(row_id)
         key = self._window.remove(row_id)
@@ -279,8 +284,8 @@ class SpoolWorker:
     # ---- JobOwner ----------------------------------------------------------------------------
 
     def cancelled(self, job: Job) -> bool:
-        """Queued events are never withdrawn; the engine stops them only at shutdown."""
-        return False
+        """True for a row deleted from outside (``ilagent queue purge``) since it was loaded."""
+        return bool(self._withdrawn) and job.context.id in self._withdrawn
 
     async def finished(
         self, job: Job, verdict: Verdict, result: Result | None, reason: str
@@ -307,34 +312,17 @@ class SpoolWorker:
         """The engine stopped; keep the row, with the attempts it had so far."""
         row: QueuedEvent = job.context
         if job.attempts > row.attempts:
-            self._keep(
-                self._store.record_attempt(
-                    row.id,
-                    attempts=job.attempts,
-                    next_attempt_at=row.next_attempt_at,
-                    last_error=row.last_error,
-                )
-            )
+            self._keep(self._store.record_attempt(
+                row.id, attempts=job.attempts, next_attempt_at=row.next_attempt_at,
+                last_error=row.last_error))
         self._settle(row.id)
 
     def attempted(self, job: Job, result: Result, delay: float) -> None:
-        """A failed attempt to be retried in ``delay`` s: persist the row's retry state.
-
-        Called by the engine after each retriable failure (see the report on delivery.py).
-        """
+        """A failed attempt to be retried in ``delay`` s: persist the row's retry state."""
         row: QueuedEvent = job.context
         error = f"{result.status_label} {result.detail}".strip()[:ERROR_EXCERPT]
         due = time.time() + delay
-        job.context = QueuedEvent(
-            row.id,
-            row.integration_key,
-            row.path,
-            row.event,
-            row.received_at,
-            job.attempts,
-            due,
-            error,
-        )
+        job.context = replace(row, attempts=job.attempts, next_attempt_at=due, last_error=error)
         self._keep(
             self._store.record_attempt(
                 row.id, attempts=job.attempts, next_attempt_at=due, last_error=error
@@ -344,9 +332,13 @@ class SpoolWorker:
     # ---- metrics -----------------------------------------------------------------------------
 
     async def _refresh(self) -> None:
-        """Every interval: prove the file takes writes, and update the queue gauges."""
+        """Every interval: prove the file takes writes, notice outside changes, update gauges."""
         while True:
             await self._store.probe()
+            try:
+                await self._outside_changes()
+            except sqlite3.Error as exc:
+                logger.warning("could not check the queue for outside changes: %s", exc)
             try:
                 self.stats = await self._store.stats()
             except sqlite3.Error as exc:
@@ -361,6 +353,28 @@ class SpoolWorker:
             self._metrics.queue_oldest_age.set(self._oldest_age())
             self._metrics.queue_dead_letters.set(self.stats.dead_letters)
             await asyncio.sleep(self._refresh_interval)
+
+    async def _outside_changes(self) -> None:
+        """After ``ilagent queue purge``/``retry``: forget loaded rows that are gone, say so."""
+        generation, _acknowledged = await self._store.generations()
+        if generation == self._generation:
+            return
+        loaded = list(self._loaded)
+        gone = set(loaded) - await self._store.present(loaded) if loaded else set()
+        if gone:
+            logger.info("%d loaded row(s) were removed from outside; they will not be sent",
+                        len(gone))
+            self._withdrawn |= gone
+            for hold, lane in list(self._held.items()):
+                for job in [j for j in lane if j.context.id in gone]:
+                    lane.remove(job)
+                    self._settle(job.context.id)
+                if not lane:
+                    del self._held[hold]
+            self._deliverer.wake()
+        await self._store.acknowledge(generation)
+        self._generation = generation
+        self.notify()  # retried rows are new rows
 
     def _oldest_age(self) -> float:
         oldest = self.stats.oldest_received_at

@@ -1,4 +1,13 @@
-"""The daemon's HTTP server: name and version, liveness, readiness and Prometheus metrics."""
+"""The daemon's HTTP server: name and version, liveness, readiness and Prometheus metrics.
+
+* ``GET /health`` — 204 while the process runs (503 while it shuts down), as ilagent 0.9;
+  ``GET /health?details`` — 200 with what is known about ilert (reachable, the circuit).
+* ``GET /ready`` — 204 when every part is ready, else 503 naming the parts that are not;
+  ``GET /ready/<part>`` (``kafka``, ``intake``) answers for one part, so a load balancer can
+  probe the intake alone and a Kafka outage does not take it out of rotation. ilert's
+  reachability is not readiness: the spool accepts events exactly when ilert is down.
+* ``GET /metrics`` — Prometheus text; ``ilagent_ready{component}`` mirrors the parts.
+"""
 
 from __future__ import annotations
 
@@ -19,20 +28,32 @@ from ilagent.metrics import Metrics
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/health", "/ready"})
 
+Check = Callable[[], dict[str, Any] | None]
+
 
 @dataclass
 class Probes:
     """What ``/health`` and ``/ready`` answer from; the daemon keeps it current."""
 
     shutting_down: bool = False
-    # each returns None when its part works, else a JSON-able description of what fails
-    checks: list[Callable[[], dict[str, Any] | None]] = field(default_factory=list)
+    # per part: None when it is ready, else a JSON-able description of what fails
+    parts: dict[str, Check] = field(default_factory=dict)
+    # what /health?details shows (ilert's reachability); not part of readiness
+    details: Callable[[], dict[str, Any]] = field(default=lambda: {})
 
-    def failures(self) -> list[dict[str, Any]]:
-        """Every part that does not work right now."""
+    def failures(self, part: str | None = None) -> list[dict[str, Any]]:
+        """Every part (or the one named) that is not ready right now."""
         if self.shutting_down:
             return [{"component": "daemon", "error": "shutting down"}]
-        return [failure for check in self.checks if (failure := check()) is not None]
+        checks = self.parts if part is None else {part: self.parts[part]}
+        return [{**failure, "component": name} for name, check in checks.items()
+                if (failure := check()) is not None]
+
+    def update(self, metrics: Metrics) -> None:
+        """Set ``ilagent_ready{component}`` for every part (and refresh the details)."""
+        self.details()
+        for name, check in self.parts.items():
+            metrics.ready.labels(name).set(0 if self.shutting_down or check() else 1)
 
 
 def build_app(*, metrics: Metrics, probes: Probes, token: str | None = None,
@@ -45,23 +66,35 @@ def build_app(*, metrics: Metrics, probes: Probes, token: str | None = None,
         return web.json_response({"name": "ilagent", "version": __version__,
                                   "userAgent": USER_AGENT})
 
-    async def health(_: web.Request) -> web.Response:
-        return web.Response(status=503 if probes.shutting_down else 204)
+    async def health(request: web.Request) -> web.Response:
+        status = 503 if probes.shutting_down else 204
+        if "details" not in request.query:
+            return web.Response(status=status)
+        alive = {"alive": not probes.shutting_down, **probes.details()}
+        return web.json_response(alive, status=200 if status == 204 else status)
 
-    async def ready(_: web.Request) -> web.Response:
-        failures = probes.failures()
+    async def ready(request: web.Request) -> web.Response:
+        part = request.match_info.get("part")
+        if part is not None and part not in probes.parts:
+            return web.json_response(
+                {"status": 404, "code": "UNKNOWN_PART",
+                 "message": f"no part {part!r}; this daemon runs: {', '.join(probes.parts)}"},
+                status=404)
+        failures = probes.failures(part)
         if not failures:
             return web.Response(status=204)
         return web.json_response({"ready": False, "failing": failures}, status=503,
                                  dumps=lambda o: json.dumps(o, separators=(",", ":")))
 
     async def metrics_page(_: web.Request) -> web.Response:
+        probes.update(metrics)
         return web.Response(body=metrics.render(),
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
+    app.router.add_get("/ready/{part}", ready)
     app.router.add_get("/metrics", metrics_page)
     return app
 
@@ -71,7 +104,7 @@ def _bearer_auth(token: str) -> Callable[[web.Request, Handler], Awaitable[web.S
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS:
+        if request.path not in OPEN_PATHS and not request.path.startswith("/ready/"):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 return web.json_response(

@@ -10,7 +10,7 @@ from typing import Any
 
 from http_daemon import FAST, event, metrics, start_daemon
 
-from helpers import Sandbox, status_or_none, unique, wait_until
+from helpers import Sandbox, secret, status_or_none, unique, wait_until
 from helpers import http as request
 
 METRIC_NAMES = [
@@ -24,8 +24,10 @@ METRIC_NAMES = [
     "ilagent_http_intake_total",
     "ilagent_ilert_circuit_open",
     "ilagent_ilert_circuit_transitions_total",
+    "ilagent_ilert_reachable",
     "ilagent_ilert_responses_total",
     "ilagent_kafka_consumer_lag",
+    "ilagent_kafka_errors_total",
     "ilagent_kafka_partition_held_back",
     "ilagent_kafka_paused_partitions",
     "ilagent_kafka_rebalances_total",
@@ -37,6 +39,7 @@ METRIC_NAMES = [
     "ilagent_queue_depth",
     "ilagent_queue_oldest_age_seconds",
     "ilagent_rate_limit_waits_total",
+    "ilagent_ready",
 ]
 
 
@@ -58,7 +61,7 @@ def test_events_on_all_three_paths_are_queued_then_delivered(
 ) -> None:
     """Each intake path answers 202 with a queue id, and the event reaches ilert on that path."""
     daemon, base = start_daemon(run_ilagent, tmp_path / "q.db3", "-vvv", *FAST)
-    key = "plain-secret-" + unique("k")  # not shaped like an ilert key: masking must still work
+    key = secret("plain-secret")  # not shaped like an ilert key: masking must still work
     answers = [
         request(
             "POST",
@@ -187,7 +190,7 @@ def test_token_guards_every_route_but_health_and_ready(
     sandbox: Sandbox, run_ilagent: Any, tmp_path: Path
 ) -> None:
     """With ILAGENT_HTTP_TOKEN set, the API and /metrics need the bearer token; probes do not."""
-    token = unique("tok")
+    token = secret("tok")
     _daemon, base = start_daemon(run_ilagent, tmp_path / "q.db3", env={"ILAGENT_HTTP_TOKEN": token})
     bearer = {"Authorization": f"Bearer {token}"}
     key = unique("il1api")

@@ -141,7 +141,7 @@ def test_a_locked_queue_file_fails_ready_and_the_intake(
             timeout=20,
             what="/ready 503",
         )
-        (failing,) = [f for f in body["failing"] if f["component"] == "queue"]
+        (failing,) = [f for f in body["failing"] if f["component"] == "intake"]
         assert "locked" in failing["error"] and failing["depth"] == 0
     finally:
         locker.execute("ROLLBACK")

@@ -84,9 +84,10 @@ def test_dead_letter_keeps_reason_status_detail_and_retry_moves_it_back(db: Queu
     )
     assert [row.id for row in db.page(after=0, limit=10)] == ids[1:]
     with db.transaction():
-        (new_id,) = db.retry([ids[0]])
-    assert new_id > ids[2] and db.dead_letters(limit=10) == []
-    assert db.page(after=ids[2], limit=10)[0].event == '{"n": 0}'
+        assert db.retry([ids[0]]) == 1
+    (moved,) = db.page(after=ids[2], limit=10)
+    assert moved.id > ids[2] and db.dead_letters(limit=10) == []
+    assert moved.event == '{"n": 0}'
 
 
 def test_record_attempt_persists_the_retry_state(db: QueueDB) -> None:
