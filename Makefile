@@ -19,7 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@touch $@
 
-setup: $(VENV)/.installed .kafka-libs/.complete .chromium
+# openssl makes the test broker's TLS certificates (skipped when already there)
+.openssl:
+	@command -v openssl >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
+	@touch $@
+
+setup: $(VENV)/.installed .kafka-libs/.complete .chromium .openssl
 
 test: setup
 	$(PY) -m ruff check src tests tools bench
@@ -27,7 +32,7 @@ test: setup
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
-demo: $(VENV)/.installed .kafka-libs/.complete
+demo: $(VENV)/.installed .kafka-libs/.complete .openssl
 	$(PY) tools/demo.py
 
 bench: setup
@@ -40,4 +45,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .kafka-libs .chromium
+	rm -rf $(VENV) .kafka-libs .chromium .openssl

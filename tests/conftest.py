@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "kafka"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import DAEMON_LOGS, DaemonProcess, Sandbox, start_sandbox  # noqa: E402
+from helpers import DAEMON_LOGS, SECRETS, DaemonProcess, Sandbox, start_sandbox  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +44,16 @@ def kafka_bootstrap(kafka_broker: object | None) -> str:
     if kafka_broker is None:
         return os.environ["KAFKA_BOOTSTRAP"]
     return str(kafka_broker.bootstrap)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(kafka_broker: object | None) -> object:
+    """The session broker's TLS (client certificates) and SASL_SSL (SCRAM-SHA-512) listeners,
+    with the CA and client files; skipped against an external KAFKA_BOOTSTRAP broker."""
+    if kafka_broker is None:
+        pytest.skip("KAFKA_BOOTSTRAP points at a broker without the suite's TLS listeners")
+    SECRETS.add(kafka_broker.scram_password)  # type: ignore[attr-defined]
+    return kafka_broker
 
 
 @pytest.fixture(scope="session")

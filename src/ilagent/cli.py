@@ -1,8 +1,10 @@
 """The ``ilagent`` command: builds the parser from the subcommand modules and runs one of them.
 
-Each subcommand lives in :mod:`ilagent.commands` (its options and its ``run``). A usage error is
-one line on stderr and exit code 2; an :class:`~ilagent.errors.IlagentError` is one line and its
-own exit code; no traceback reaches the user.
+Each subcommand lives in :mod:`ilagent.commands` (its options and its ``run``). After parsing,
+options not given on the command line are taken from the environment and the TOML file
+(:mod:`ilagent.commands.sources`). A usage error is one line on stderr and exit code 2; an
+:class:`~ilagent.errors.IlagentError` is one line and its own exit code; no traceback reaches
+the user.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ilagent import __version__
-from ilagent.commands import daemon, queue, sandbox, send
+from ilagent.commands import config, daemon, queue, sandbox, send
 from ilagent.commands import map as mapping
 from ilagent.commands.common import Parser
+from ilagent.commands.sources import resolve, settable
 from ilagent.errors import EXIT_INTERRUPTED, EXIT_USAGE, IlagentError
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -24,37 +27,58 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "queue": queue.run,
     "map": mapping.run,
     "sandbox": sandbox.run,
+    "config": config.run,
+}
+CONNECTION = frozenset({"integration_key", "ilert_api_url", "ilert_beat_url", "ilert_timeout",
+                        "retries"})
+# per command: which of its options the environment and the file may set (None: all)
+FROM_OUTSIDE: dict[str, frozenset[str] | None] = {
+    "daemon": None,
+    "config": None,
+    "event": CONNECTION,
+    "heartbeat": CONNECTION,
+    "map": frozenset({"ilert_api_url"}),
 }
 
 
 def build_parser() -> Parser:
-    """The whole command line."""
+    """The whole command line; ``parser.commands`` maps each command to its own parser."""
     parser = Parser(prog="ilagent", description="Bridge Kafka and HTTP to ilert alerts.")
     parser.add_argument("-V", "--version", action="version", version=f"ilagent {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more logging: -vv info, -vvv debug (default: warnings)")
     parser.add_argument("-f", "--file", dest="db_file", metavar="FILE",
                         help="SQLite file of the daemon's queue (default ./ilagent.db3)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML file with settings (env ILAGENT_CONFIG); flags and "
+                             "ILAGENT_* variables take precedence over it")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    daemon.add_parser(sub)
-    send.add_parsers(sub)
-    queue.add_parser(sub)
-    mapping.add_parser(sub)
-    sandbox.add_parser(sub)
+    commands = {"daemon": daemon.add_parser(sub), **send.add_parsers(sub),
+                "queue": queue.add_parser(sub), "map": mapping.add_parser(sub),
+                "sandbox": sandbox.add_parser(sub), "config": config.add_parser(sub)}
+    parser.commands = commands  # type: ignore[attr-defined]
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ilagent`` command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(tokens)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     from ilagent import logs
 
-    logs.setup(args.verbose + getattr(args, "sub_verbose", 0))
     try:
+        commands: dict[str, Parser] = parser.commands  # type: ignore[attr-defined]
+        known = {name for p in (parser, *commands.values()) for name in settable(p)}
+        outside: list[tuple[argparse.ArgumentParser, frozenset[str] | None]] = [(parser, None)]
+        if args.command in FROM_OUTSIDE:
+            outside.append((commands[args.command], FROM_OUTSIDE[args.command]))
+        args.sources = resolve(args, outside, tokens, known=known | {"kafka_config"})
+        args.parser = commands[args.command]
+        logs.setup(args.verbose + getattr(args, "sub_verbose", 0))
         return RUNNERS[args.command](args)
     except IlagentError as exc:
         print(f"ilagent {args.command}: error: {exc}", file=sys.stderr)

@@ -112,6 +112,7 @@ class KafkaSettings:
     dlq_topic: str | None = None
     max_buffered: int = DEFAULT_MAX_BUFFERED
     revoke_timeout: float = 10.0
+    connect_timeout: float = 0.0  # > 0: exit 2 when no broker is reached at start by then
 
     def __repr__(self) -> str:  # secrets in --kafka_config never in clear
         extra = tuple((k, "********" if is_secret_property(k) else v) for k, v in self.extra)

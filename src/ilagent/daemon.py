@@ -21,7 +21,7 @@ from aiohttp import web
 
 from ilagent.config import HEARTBEAT_PINGS_PER_MINUTE, DaemonConfig
 from ilagent.delivery import Deliverer
-from ilagent.errors import ResourceError
+from ilagent.errors import EXIT_USAGE, ConfigError, ResourceError
 from ilagent.gate import Gate
 from ilagent.ilert import IlertClient
 from ilagent.logs import mask_key, register_secret
@@ -84,6 +84,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._exit_code = 0
         self._signals = 0
+        self._fatal = ""  # a misconfiguration found at start; the daemon exits 2 with it
 
     def request_stop(self, exit_code: int = 0) -> None:
         """Begin the shutdown sequence."""
@@ -120,7 +121,9 @@ class Daemon:
             tasks.append(loop.create_task(self._heartbeat_loop(self.config.heartbeat_key)))
         logger.info("ilagent daemon running (ilert at %s)", self.config.ilert.api_url)
         await self._stop.wait()
-        await self._shutdown(runner, tasks)
+        await self._shutdown(runner, tasks, quiet=bool(self._fatal))
+        if self._fatal:  # one line from the command line, exit 2
+            raise ConfigError(self._fatal)
         return self._exit_code
 
     def _circuit_moved(self, is_open: bool) -> None:
@@ -218,12 +221,24 @@ class Daemon:
         step("ilagent daemon stopped")
 
     async def _watch_bridge(self) -> None:
-        assert self.bridge is not None
-        while not self.bridge.exited:
-            await asyncio.sleep(0.5)
+        """Stop the daemon when the consumer ended, or could never start as configured."""
+        bridge = self.bridge
+        assert bridge is not None and self.config.kafka is not None
+        limit = self.config.kafka.connect_timeout
+        started = time.monotonic()
+        while not bridge.exited:
+            if bridge.fatal:
+                self._fatal = bridge.fatal
+            elif limit and not bridge.ever_ready and time.monotonic() - started > limit:
+                self._fatal = (f"no Kafka broker could be reached within {limit:g} s "
+                               f"(--kafka_connect_timeout): {bridge.last_error or 'no answer'}")
+            if self._fatal:
+                self.request_stop(exit_code=EXIT_USAGE)
+                return
+            await asyncio.sleep(0.2)
         if not self._stop.is_set():
             logger.error("the Kafka consumer stopped unexpectedly (%s); shutting down",
-                         self.bridge.last_error)
+                         bridge.last_error)
             self.request_stop(exit_code=1)
 
     def _ilert_details(self) -> dict[str, Any]:

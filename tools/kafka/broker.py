@@ -27,6 +27,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script or imported from tools/kafka on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tls
+
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "tools" / "kafka" / "pom.xml"
 DEFAULT_LIBS = ROOT / ".kafka-libs"
@@ -36,11 +40,20 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl_port},SASL_SSL://127.0.0.1:{sasl_port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl_port},SASL_SSL://127.0.0.1:{sasl_port}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+# TLS with PEM files made at start (tls.py); the SSL listener wants client certificates
+ssl.keystore.type=PEM
+ssl.keystore.location={tls}/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location={tls}/ca.pem
+listener.name.ssl.ssl.client.auth=required
+# SASL_SSL with SCRAM-SHA-512; the user is created when the storage is formatted
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs={workdir}/data
 num.partitions=1
 default.replication.factor=1
@@ -82,15 +95,31 @@ logger.state.level = WARN
 """
 
 
+SCRAM_USER = "ilagent"
+
+
 @dataclass
 class Broker:
-    """A running broker: its JVM process, bootstrap address and work directory."""
+    """A running broker: its JVM process, bootstrap addresses and work directory.
+
+    Three client listeners: ``bootstrap`` (PLAINTEXT), ``ssl_bootstrap`` (TLS with client
+    certificates signed by ``tls/ca.pem``: ``tls/client.pem`` + ``tls/client.key``) and
+    ``sasl_ssl_bootstrap`` (TLS + SCRAM-SHA-512 as ``SCRAM_USER``/``scram_password``).
+    """
 
     proc: subprocess.Popen[bytes] | None
     bootstrap: str
     workdir: Path
     port: int
     cport: int
+    ssl_bootstrap: str = ""
+    sasl_ssl_bootstrap: str = ""
+    scram_password: str = ""
+
+    @property
+    def tls(self) -> Path:
+        """The directory of the CA, broker and client PEM files."""
+        return self.workdir / "tls"
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop the JVM (SIGTERM, then SIGKILL after ``grace``); keeps the data directory."""
@@ -150,22 +179,28 @@ def start(workdir: Path | None = None, libs: Path = DEFAULT_LIBS) -> Broker:
     fetch(libs)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="ilagent-kafka-"))
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
-    port, cport = free_port(), free_port()
+    port, cport, ssl_port, sasl_port = free_port(), free_port(), free_port(), free_port()
+    tls.make_certificates(workdir / "tls")
+    password = uuid.uuid4().hex
     (workdir / "server.properties").write_text(
-        SERVER_PROPERTIES.format(port=port, cport=cport, workdir=workdir)
+        SERVER_PROPERTIES.format(port=port, cport=cport, ssl_port=ssl_port,
+                                 sasl_port=sasl_port, workdir=workdir, tls=workdir / "tls")
     )
     (workdir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     subprocess.run(
         ["java", "-Xmx256m", *_log_opts(workdir), "-cp", f"{libs}/*", "kafka.tools.StorageTool",
-         "format", "-t", cluster_id, "-c", str(workdir / "server.properties")],
+         "format", "-t", cluster_id, "-c", str(workdir / "server.properties"),
+         "--add-scram", f"SCRAM-SHA-512=[name={SCRAM_USER},password={password}]"],
         check=True, timeout=180, stdout=subprocess.DEVNULL,
     )
     proc = _launch(libs, workdir)
     bootstrap = f"127.0.0.1:{port}"
     (workdir / "bootstrap").write_text(bootstrap)
     _wait_ready(bootstrap, proc, workdir)
-    return Broker(proc=proc, bootstrap=bootstrap, workdir=workdir, port=port, cport=cport)
+    return Broker(proc=proc, bootstrap=bootstrap, workdir=workdir, port=port, cport=cport,
+                  ssl_bootstrap=f"127.0.0.1:{ssl_port}",
+                  sasl_ssl_bootstrap=f"127.0.0.1:{sasl_port}", scram_password=password)
 
 
 def stop_pid(pid: int | None, grace: float = 30.0) -> None:

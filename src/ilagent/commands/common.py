@@ -8,7 +8,6 @@ exit code 2; no traceback reaches the user.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -23,7 +22,12 @@ from ilagent.errors import EXIT_USAGE
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and dashed aliases for every underscore option."""
+    """argparse with one-line errors and dashed aliases for every underscore option; no
+    abbreviated long options (they would make every new option a breaking change)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
@@ -45,11 +49,6 @@ def _dashed(names: Sequence[Any]) -> list[str]:
     """The dashed spelling of each underscore long option (``--kafka_brokers`` → ``--kafka-brokers``)."""
     return [n.replace("_", "-") for n in names
             if isinstance(n, str) and n.startswith("--") and "_" in n]
-
-
-def env(name: str, default: str | None = None) -> str | None:
-    """An environment variable, an empty one counting as unset."""
-    return os.environ.get(name) or default
 
 
 def positive_int(text: str) -> int:
@@ -95,6 +94,7 @@ def add_global_options(parser: Parser) -> None:
     parser.add_argument("-v", "--verbose", action="count", dest="sub_verbose", default=0,
                         help=argparse.SUPPRESS)
     parser.add_argument("-f", "--file", dest="sub_db_file", help=argparse.SUPPRESS)
+    parser.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
 
 
 def db_file(args: argparse.Namespace) -> str:
@@ -105,11 +105,9 @@ def db_file(args: argparse.Namespace) -> str:
 def add_ilert_options(parser: Parser) -> None:
     """Where ilert is: API and heartbeat URLs, request timeout."""
     group = parser.add_argument_group("ilert")
-    group.add_argument("--ilert_api_url", metavar="URL",
-                       default=env("ILERT_API_URL", DEFAULT_API_URL),
+    group.add_argument("--ilert_api_url", metavar="URL", default=DEFAULT_API_URL,
                        help="ilert API base URL (env ILERT_API_URL; default %(default)s)")
-    group.add_argument("--ilert_beat_url", metavar="URL",
-                       default=env("ILERT_BEAT_URL", DEFAULT_BEAT_URL),
+    group.add_argument("--ilert_beat_url", metavar="URL", default=DEFAULT_BEAT_URL,
                        help="ilert heartbeat ping base URL (env ILERT_BEAT_URL; default %(default)s)")
     group.add_argument("--ilert_timeout", metavar="SECONDS", type=seconds, default=DEFAULT_TIMEOUT,
                        help="timeout of one request to ilert (default %(default)s)")

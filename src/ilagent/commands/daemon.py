@@ -8,6 +8,8 @@ instead of a silent exit.
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from ilagent.commands.common import (
     Parser,
@@ -16,13 +18,13 @@ from ilagent.commands.common import (
     add_ilert_options,
     add_mapping_options,
     db_file,
-    env,
     key_value,
     mapping_rules,
     port,
     positive_int,
     seconds,
 )
+from ilagent.commands.sources import Sources
 from ilagent.config import (
     DEFAULT_CIRCUIT_FAILURES,
     DEFAULT_CIRCUIT_PROBE_INTERVAL,
@@ -41,17 +43,25 @@ from ilagent.config import (
     KafkaSettings,
     RetryPolicy,
 )
+from ilagent.errors import ConfigError
+from ilagent.kafka.properties import for_librdkafka, parse_properties
 
 
-def add_parser(sub: Subparsers) -> None:
+def add_parser(sub: Subparsers) -> Parser:
     """Add ``daemon`` and its options."""
     daemon: Parser = sub.add_parser(
         "daemon", help="run the bridge: Kafka consumer, HTTP server, heartbeat")
     add_global_options(daemon)
+    add_options(daemon)
+    return daemon
+
+
+def add_options(daemon: Parser) -> None:
+    """The options of ``daemon`` (also taken by ``config show``)."""
     daemon.add_argument("-p", "--port", type=port, help="serve HTTP on this port")
     daemon.add_argument("--http_host", default=DEFAULT_HTTP_HOST,
                         help="address the HTTP server binds (default %(default)s)")
-    daemon.add_argument("--http_token", default=env("ILAGENT_HTTP_TOKEN"),
+    daemon.add_argument("--http_token", metavar="TOKEN",
                         help="require 'Authorization: Bearer TOKEN' on all routes but /health "
                              "and /ready (env ILAGENT_HTTP_TOKEN)")
     daemon.add_argument("--http_max_body", type=positive_int, default=DEFAULT_HTTP_MAX_BODY,
@@ -63,12 +73,37 @@ def add_parser(sub: Subparsers) -> None:
     kafka.add_argument("--kafka_group_id", default=DEFAULT_KAFKA_GROUP_ID,
                        help="consumer group (default %(default)s)")
     kafka.add_argument("-e", "--event_topic", action="append", default=[], metavar="TOPIC",
-                       help="topic of event messages (repeatable)")
+                       help="topic of event messages: repeatable, comma-separated, or a regex "
+                            "starting with ^")
     kafka.add_argument("-r", "--heartbeat_topic", action="append", default=[], metavar="TOPIC",
-                       help='topic of heartbeat messages {"integrationKey": …} (repeatable)')
+                       help='topic of heartbeat messages {"integrationKey": …}: repeatable, '
+                            "comma-separated, or a regex starting with ^")
     kafka.add_argument("--kafka_config", action="append", type=key_value, default=[],
                        metavar="KEY=VALUE",
                        help="librdkafka property, e.g. security.protocol=SASL_SSL (repeatable)")
+    kafka.add_argument("--kafka_config_file", metavar="FILE",
+                       help="Kafka client settings in Java's client.properties format "
+                            "(applied under --kafka_config)")
+    kafka.add_argument("--kafka_security_protocol", type=str.upper,
+                       choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+                       help="security.protocol")
+    kafka.add_argument("--kafka_sasl_mechanism", type=str.upper,
+                       choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"),
+                       help="sasl.mechanism (OAUTHBEARER: its settings via --kafka_config)")
+    kafka.add_argument("--kafka_sasl_username", metavar="NAME", help="sasl.username")
+    kafka.add_argument("--kafka_sasl_password", metavar="PASSWORD",
+                       help="sasl.password (better from ILAGENT_KAFKA_SASL_PASSWORD or the "
+                            "config file than on the command line)")
+    kafka.add_argument("--kafka_ssl_ca", metavar="PEM", help="ssl.ca.location: CA certificate(s)")
+    kafka.add_argument("--kafka_ssl_cert", metavar="PEM",
+                       help="ssl.certificate.location: client certificate (mutual TLS)")
+    kafka.add_argument("--kafka_ssl_key", metavar="PEM",
+                       help="ssl.key.location: client private key (mutual TLS)")
+    kafka.add_argument("--kafka_ssl_key_password", metavar="PASSWORD",
+                       help="ssl.key.password of an encrypted --kafka_ssl_key")
+    kafka.add_argument("--kafka_connect_timeout", type=seconds, default=0.0, metavar="SECONDS",
+                       help="exit 2 when the brokers cannot be reached at start within this "
+                            "long (default 0: wait for them)")
     kafka.add_argument("--kafka_offset_reset", choices=("earliest", "latest"), default="latest",
                        help="where a new group starts (default %(default)s)")
     kafka.add_argument("--dlq_topic", metavar="TOPIC",
@@ -113,15 +148,17 @@ def add_parser(sub: Subparsers) -> None:
     add_ilert_options(daemon)
 
 
-def daemon_config(args: argparse.Namespace) -> DaemonConfig:
-    """The daemon's configuration from parsed arguments; raises ``ConfigError``."""
+def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> DaemonConfig:
+    """The daemon's configuration from parsed (and resolved) arguments; raises ``ConfigError``."""
     kafka = None
     if args.kafka_brokers:
         kafka = KafkaSettings(
             brokers=args.kafka_brokers, group_id=args.kafka_group_id,
-            event_topics=tuple(args.event_topic), heartbeat_topics=tuple(args.heartbeat_topic),
-            offset_reset=args.kafka_offset_reset, extra=tuple(args.kafka_config),
+            event_topics=topics(args.event_topic), heartbeat_topics=topics(args.heartbeat_topic),
+            offset_reset=args.kafka_offset_reset,
+            extra=tuple(kafka_properties(args, sources or Sources()).items()),
             dlq_topic=args.dlq_topic, max_buffered=args.max_buffered,
+            connect_timeout=args.kafka_connect_timeout,
             # a revoked partition is handed over only once its requests finished or timed out
             revoke_timeout=max(args.shutdown_timeout, args.ilert_timeout + 1.0))
     http = None
@@ -149,4 +186,48 @@ def run(args: argparse.Namespace) -> int:
     """Run the daemon until it is stopped."""
     from ilagent import daemon
 
-    return daemon.run(daemon_config(args))
+    return daemon.run(daemon_config(args, getattr(args, "sources", None)))
+
+
+FIRST_CLASS = {  # option → librdkafka property
+    "kafka_security_protocol": "security.protocol",
+    "kafka_sasl_mechanism": "sasl.mechanism",
+    "kafka_sasl_username": "sasl.username",
+    "kafka_sasl_password": "sasl.password",
+    "kafka_ssl_ca": "ssl.ca.location",
+    "kafka_ssl_cert": "ssl.certificate.location",
+    "kafka_ssl_key": "ssl.key.location",
+    "kafka_ssl_key_password": "ssl.key.password",
+}
+FILE_OPTIONS = ("kafka_ssl_ca", "kafka_ssl_cert", "kafka_ssl_key")
+
+
+def topics(given: list[str]) -> tuple[str, ...]:
+    """Topics of one kind: each given value split on commas, except regexes (``^…``)."""
+    out: list[str] = []
+    for value in given:
+        out += [value] if value.startswith("^") else [t.strip() for t in value.split(",")
+                                                      if t.strip()]
+    return tuple(dict.fromkeys(out))
+
+
+def kafka_properties(args: argparse.Namespace, sources: Sources) -> dict[str, str]:
+    """librdkafka properties, lowest precedence first: the TOML file's ``kafka_config`` table,
+    ``--kafka_config_file``, ``--kafka_config``, the first-class options."""
+    merged = dict(sources.file_kafka_config)
+    if args.kafka_config_file:
+        try:
+            text = Path(args.kafka_config_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read --kafka_config_file {args.kafka_config_file}: "
+                              f"{exc.strerror}") from None
+        merged.update(for_librdkafka(parse_properties(text), origin=args.kafka_config_file))
+    merged.update(args.kafka_config)
+    for option, prop in FIRST_CLASS.items():
+        value = getattr(args, option)
+        if value:
+            if option in FILE_OPTIONS and not os.access(value, os.R_OK):
+                raise ConfigError(f"--{option} {value}: the file cannot be read")
+            merged[prop] = value
+    return merged
+

@@ -18,7 +18,6 @@ from ilagent.commands.common import (
     Parser,
     Subparsers,
     add_mapping_options,
-    env,
     mapping_rules,
 )
 from ilagent.config import DEFAULT_API_URL
@@ -29,7 +28,7 @@ EXIT_OK = 0
 EXIT_DROPPED = 1  # with --check: at least one message would not become an event
 
 
-def add_parser(sub: Subparsers) -> None:
+def add_parser(sub: Subparsers) -> Parser:
     """Add ``map`` and its options."""
     mapper: Parser = sub.add_parser(
         "map", help="dry-run the mapping flags on messages (stdin or --file)")
@@ -40,9 +39,10 @@ def add_parser(sub: Subparsers) -> None:
     mapper.add_argument("--message_key", help="Kafka message key to assume")
     mapper.add_argument("--check", action="store_true",
                         help="exit 1 if any message would be dropped")
-    mapper.add_argument("--ilert_api_url", default=env("ILERT_API_URL", DEFAULT_API_URL),
+    mapper.add_argument("--ilert_api_url", default=DEFAULT_API_URL,
                         metavar="URL", help="API base URL shown in the output")
     add_mapping_options(mapper)
+    return mapper
 
 
 def run(args: argparse.Namespace) -> int:

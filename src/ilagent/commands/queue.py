@@ -7,7 +7,7 @@ import argparse
 from ilagent.commands.common import Parser, Subparsers, add_global_options, db_file, positive_int
 
 
-def add_parser(sub: Subparsers) -> None:
+def add_parser(sub: Subparsers) -> Parser:
     """Add ``queue`` with its actions and their options."""
     queue: Parser = sub.add_parser("queue", help="inspect and manage the HTTP queue's SQLite file")
     # -v/-f go on each action only: a nested parser would reset them to their defaults
@@ -27,6 +27,7 @@ def add_parser(sub: Subparsers) -> None:
     add_global_options(purge)
     purge.add_argument("table", choices=("queue", "dead_letters"))
     purge.add_argument("--yes", action="store_true", help="confirm the deletion")
+    return queue
 
 
 def run(args: argparse.Namespace) -> int:

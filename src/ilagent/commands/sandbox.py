@@ -9,7 +9,7 @@ from ilagent.commands.common import Parser, Subparsers, port
 from ilagent.errors import EXIT_USAGE, ResourceError
 
 
-def add_parser(sub: Subparsers) -> None:
+def add_parser(sub: Subparsers) -> Parser:
     """Add ``sandbox`` and its options."""
     sandbox: Parser = sub.add_parser("sandbox", help="run a local ilert stand-in with a web page")
     sandbox.add_argument("--port", type=port, default=8080,
@@ -18,6 +18,7 @@ def add_parser(sub: Subparsers) -> None:
     sandbox.add_argument("--db", metavar="FILE", help="keep state in this SQLite file")
     sandbox.add_argument("--rate_limit", action="store_true",
                          help="answer 429 like ilert beyond 50 events/min per key")
+    return sandbox
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from typing import Any
 
@@ -30,7 +29,7 @@ from ilagent.logs import mask
 ONESHOT_POLICY = RetryPolicy(initial_delay=0.5, max_delay=4.0, rate_limit_delay=10.0)
 
 
-def add_parsers(sub: Subparsers) -> None:
+def add_parsers(sub: Subparsers) -> dict[str, Parser]:
     """Add ``event`` and ``heartbeat`` and their options."""
     event: Parser = sub.add_parser("event", help="send one event to ilert")
     add_global_options(event)
@@ -55,6 +54,7 @@ def add_parsers(sub: Subparsers) -> None:
     heartbeat.add_argument("--retries", type=positive_int, default=2,
                            help="retries on network errors, 429 and 5xx (default %(default)s)")
     add_ilert_options(heartbeat)
+    return {"event": event, "heartbeat": heartbeat}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _key(args: argparse.Namespace) -> str:
-    key = args.integration_key or os.environ.get("ILERT_INTEGRATION_KEY")
+    key = args.integration_key
     if not key:
         raise ConfigError("an integration key is required: give -k/--integration_key "
                           "or set ILERT_INTEGRATION_KEY")

@@ -30,6 +30,7 @@ from ilagent.ilert import Result
 from ilagent.kafka.consumer import Batch, PollThread
 from ilagent.kafka.deadletter import DeadLetterWriter
 from ilagent.kafka.partitions import Handoff, PartitionState, TPKey, offset_of, origin
+from ilagent.kafka.topics import TopicRouter
 from ilagent.logs import EACH, mask_key
 from ilagent.mapping import Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
@@ -60,7 +61,8 @@ class KafkaBridge:
         self._dead_letters = DeadLetterWriter(settings=settings, policy=policy)
         self._poller: PollThread | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._event_topics = frozenset(settings.event_topics)
+        self._route = TopicRouter(event=settings.event_topics,
+                                  heartbeat=settings.heartbeat_topics)
         self._consumed = metrics.consumed.labels(SOURCE)
         self._filtered = metrics.filtered.labels(SOURCE)
 
@@ -81,6 +83,16 @@ class KafkaBridge:
         return self._poller is not None and self._poller.exited
 
     @property
+    def fatal(self) -> str:
+        """A misconfiguration found before the first good start (the daemon exits 2)."""
+        return self._poller.fatal if self._poller is not None else ""
+
+    @property
+    def ever_ready(self) -> bool:
+        """True once the consumer has been a group member with a broker connection."""
+        return self._poller is not None and self._poller.ever_ready
+
+    @property
     def last_error(self) -> str:
         """The last error the consumer reported."""
         return self._poller.last_error if self._poller is not None else ""
@@ -91,10 +103,12 @@ class KafkaBridge:
         else why not, for ``/ready``."""
         poller = self._poller
         group = poller.group if poller is not None else None
+        missing = sorted(poller.missing_topics) if poller is not None else []
         if poller is not None and not poller.exited and group is not None and group.member \
-                and group.brokers_up > 0:
+                and group.brokers_up > 0 and not missing:
             return None
         return {
+            "missing_topics": missing,
             "member": bool(group and group.member),
             "group_state": group.group_state if group else "joining",
             "brokers_up": group.brokers_up if group else 0,
@@ -167,7 +181,8 @@ class KafkaBridge:
             consumed += 1
             offset = offset_of(message)
             topic = state.topic
-            if topic in self._event_topics:
+            kind = self._route(topic)
+            if kind == "event":
                 try:
                     outcome = map_message(rules, message.value(), topic=topic,
                                           message_key=message.key())
@@ -203,8 +218,10 @@ class KafkaBridge:
                 self._reject(state, message, outcome.reason.value, outcome.detail)
                 continue
             self._start(state, offset, started)
-            key = heartbeat_key(message.value())
-            if key is None:
+            key = heartbeat_key(message.value()) if kind == "heartbeat" else None
+            if kind is None:
+                self._reject(state, message, "unrouted", f"{topic} matches no topic option")
+            elif key is None:
                 self._reject(state, message, "invalid_heartbeat",
                              'expected {"integrationKey": "<key>"}')
             else:

@@ -38,6 +38,11 @@ BATCH_SIZE = 1000
 MAX_UNPROCESSED = 2 * BATCH_SIZE  # messages handed to the loop and not yet mapped
 MAX_LOOP_WAIT = 1.0  # never wait longer than this for the loop: polling must go on
 POLL_TIMEOUT = 0.1
+# at start, errors are held back this long: a misconfiguration becomes the one-line exit
+# instead of following a "brokers are down" warning; a slow cluster is only then reported
+STARTUP_QUIET = 5.0
+APIVERSION_HANGUPS = 3  # the broker hung up this often on the first request: not plain Kafka
+PLAINTEXT_ON_TLS = "Kafka TLS mismatch (a plaintext client on a TLS port? check security.protocol)"
 
 Batch = list[tuple[PartitionState, Message]]
 
@@ -75,12 +80,20 @@ class PollThread:
         self.exited = False
         self.last_error = ""
         self.group: GroupState | None = None  # from the last statistics report
+        self.ever_ready = False  # was a group member with a broker connection at least once
+        self.fatal = ""  # a misconfiguration found before the first good start: exit 2
+        self.missing_topics: set[str] = set()  # subscribed, but not (yet) in the cluster
+        self._started = time.monotonic()
+        self._hangups = 0  # connections closed by the broker during the first request
 
     def start(self) -> None:
         """Create the consumer and start polling; raises ``ConfigError`` for a property
         librdkafka refuses."""
+        native = logging.getLogger("ilagent.librdkafka")
+        native.setLevel(logging.INFO)  # _inspect_native sees connection failures at any -v
+        native.addFilter(self._inspect_native)
         try:
-            consumer = Consumer(self._config, logger=logging.getLogger("ilagent.librdkafka"))
+            consumer = Consumer(self._config, logger=native)
         except (KafkaException, ValueError, TypeError) as exc:
             raise ConfigError(f"Kafka refused the configuration: {_reason(exc)}") from None
         self._thread = threading.Thread(target=self._run, args=(consumer,),
@@ -92,8 +105,26 @@ class PollThread:
         if self._thread is not None:
             self._thread.join()
 
+    def _inspect_native(self, record: logging.LogRecord) -> bool:
+        """librdkafka's own log lines: spot a plaintext client on a TLS port (the broker hangs
+        up during the first request, which librdkafka reports only here); until the first good
+        start, keep its warnings back (they repeat what error_cb reports, or what becomes the
+        one-line exit)."""
+        if not self.ever_ready:
+            text = record.getMessage()
+            if "Disconnected" in text and "APIVERSION_QUERY" in text:
+                self._hangups += 1
+                if self._hangups >= APIVERSION_HANGUPS and not self.fatal:
+                    self.fatal = f"{PLAINTEXT_ON_TLS}: {text.split(']: ', 1)[-1]}"
+            if record.levelno >= logging.WARNING:
+                return False
+        return record.levelno >= logging.getLogger().getEffectiveLevel()
+
     def _on_stats(self, raw: str) -> None:
         self.group = read_stats(self._metrics, raw) or self.group
+        if self.group is not None:
+            self.ever_ready = self.ever_ready or (self.group.member and self.group.brokers_up > 0)
+            self.missing_topics -= self.group.topics
 
     def _on_error(self, error: KafkaError) -> None:
         """librdkafka's errors: kept for /ready, logged (repeats are summarised by the log)."""
@@ -102,7 +133,13 @@ class PollThread:
         if error.code() == KafkaError._ALL_BROKERS_DOWN and self.group is not None:
             self.group = GroupState(member=self.group.member, brokers_up=0,
                                     group_state=self.group.group_state)
-        level = logging.ERROR if error.fatal() else logging.WARNING
+        problem = misconfiguration(error)
+        if problem and not self.ever_ready:
+            self.fatal = f"{problem}: {error.str()}"
+            return  # the daemon exits with it as its one line
+        if not self.ever_ready and time.monotonic() - self._started < STARTUP_QUIET:
+            return
+        level = logging.ERROR if error.fatal() or problem else logging.WARNING
         logger.log(level, "Kafka: %s", error.str())
 
     def _run(self, consumer: Consumer) -> None:
@@ -160,6 +197,8 @@ class PollThread:
         for message in messages:
             error = message.error()
             if error is not None:
+                if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART and message.topic():
+                    self.missing_topics.add(str(message.topic()))
                 if error.code() != KafkaError._PARTITION_EOF:
                     self.last_error = error.str()
                     logger.warning("Kafka: %s", error.str())
@@ -296,3 +335,22 @@ def _reason(exc: Exception) -> str:
     error = exc.args[0] if exc.args else exc
     text = error.str() if isinstance(error, KafkaError) else str(error)
     return text.strip()
+
+
+# librdkafka reports these as transport errors whose text names the cause
+_TLS_HINTS = ("ssl handshake failed", "certificate verify failed", "certificate verification",
+              "ssl_ctx", "tls handshake")
+_PLAINTEXT_ON_TLS = ("connecting to a ssl listener", "incorrect security.protocol")
+
+
+def misconfiguration(error: KafkaError) -> str:
+    """What a librdkafka error says is wrong with the settings ("" when it is not that)."""
+    text = error.str().lower()
+    if error.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) \
+            or "authentication failed" in text:
+        return "Kafka authentication failed (check the SASL mechanism, user and password)"
+    if any(hint in text for hint in _PLAINTEXT_ON_TLS):
+        return PLAINTEXT_ON_TLS
+    if error.code() == KafkaError._SSL or any(hint in text for hint in _TLS_HINTS):
+        return "Kafka TLS handshake failed (check the CA, the certificates and the host name)"
+    return ""

@@ -21,6 +21,7 @@ class GroupState:
     member: bool  # joined the group and in a steady state (with or without partitions)
     brokers_up: int  # brokers with a live connection (bootstrap connections not counted)
     group_state: str = ""  # librdkafka's cgrp.state / join_state, for /ready
+    topics: frozenset[str] = frozenset()  # topics the cluster reports partitions for
 
 
 def read_stats(metrics: Metrics, raw: str) -> GroupState | None:
@@ -36,6 +37,8 @@ def read_stats(metrics: Metrics, raw: str) -> GroupState | None:
         state, join = group.get("state", ""), group.get("join_state", "")
         brokers = sum(1 for b in stats.get("brokers", {}).values()
                       if b.get("state") == "UP" and b.get("nodeid", -1) >= 0)
+        known = frozenset(t for t, info in stats.get("topics", {}).items()
+                          if any(p != "-1" for p in info.get("partitions", {})))
         return GroupState(member=state == "up" and join == "steady", brokers_up=brokers,
-                          group_state=f"{state}/{join}")
+                          group_state=f"{state}/{join}", topics=known)
     return None
