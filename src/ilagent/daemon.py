@@ -119,12 +119,35 @@ class Daemon:
         self.probes.details = self._ilert_details
         if self.config.heartbeat_key:
             tasks.append(loop.create_task(self._heartbeat_loop(self.config.heartbeat_key)))
+        self._summary()
         logger.info("ilagent daemon running (ilert at %s)", self.config.ilert.api_url)
         await self._stop.wait()
         await self._shutdown(runner, tasks, quiet=bool(self._fatal))
         if self._fatal:  # one line from the command line, exit 2
             raise ConfigError(self._fatal)
         return self._exit_code
+
+    def _summary(self) -> None:
+        """What runs, one INFO line each (``-vv``)."""
+        config = self.config
+        if config.kafka is not None:
+            topics = ", ".join([*config.kafka.event_topics, *config.kafka.heartbeat_topics])
+            logger.info("Kafka: %s as group %s from %s", topics, config.kafka.group_id,
+                        config.kafka.brokers)
+        if config.http is not None:
+            logger.info("HTTP intake on %s:%d (%s), spool file %s", config.http.host,
+                        config.http.port, "token required" if config.http.token else "no token",
+                        config.db_file)
+        if config.heartbeat_key:
+            logger.info("own heartbeat %s every %.0f s", mask_key(config.heartbeat_key),
+                        config.heartbeat_interval)
+        logger.info("ilert: events to %s, heartbeats to %s", config.ilert.api_url,
+                    config.ilert.beat_url)
+        for url, option in ((config.ilert.api_url, "--ilert_api_url"),
+                            (config.ilert.beat_url, "--ilert_beat_url")):
+            if "/api" not in url:
+                logger.warning("%s %s has no /api in its path: ilert's URLs end in /api",
+                               option, url)
 
     def _circuit_moved(self, is_open: bool) -> None:
         self.metrics.circuit_open.set(1 if is_open else 0)

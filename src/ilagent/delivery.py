@@ -41,6 +41,7 @@ from ilagent.pacing import Pacer
 from ilagent.sender import Sender
 
 logger = logging.getLogger(__name__)
+LINES_PER_SECOND = 10  # delivery lines at -vv; above that, a count per second
 
 
 class Verdict(enum.Enum):
@@ -115,6 +116,7 @@ class Deliverer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._responses: dict[int | None, Any] = {}  # metric children by status, looked up once
+        self._second, self._reported, self._unreported = 0.0, 0, 0  # delivery lines this second
 
     @property
     def pending(self) -> int:
@@ -253,8 +255,7 @@ class Deliverer:
                     self._metrics.delivered.labels(source).inc()
                     self._metrics.latency.labels(source).observe(
                         time.monotonic() - job.received)
-                logger.debug("delivered %s (%s) after %d attempt(s)", job.origin,
-                             mask_key(job.integration_key), job.attempts)
+                self._report_delivered(job)
                 await job.owner.finished(job, Verdict.DELIVERED, result, "")
                 return
             if result.outcome is Outcome.REJECTED:
@@ -273,6 +274,22 @@ class Deliverer:
                                          "retries_exhausted")
                 return
             await self._back_off(job, result)
+
+    def _report_delivered(self, job: Job) -> None:
+        """One INFO line per delivery (``-vv``), at most :data:`LINES_PER_SECOND` a second;
+        beyond that one line a second with how many more went out."""
+        now = time.monotonic()
+        if now - self._second >= 1.0:
+            if self._unreported:
+                logger.info("delivered %d more in the last %.0f s", self._unreported,
+                            now - self._second)
+            self._second, self._reported, self._unreported = now, 0, 0
+        if self._reported < LINES_PER_SECOND:
+            self._reported += 1
+            logger.info("delivered %s (%s) after %d attempt(s)", job.origin,
+                        mask_key(job.integration_key), job.attempts)
+        else:
+            self._unreported += 1
 
     async def _back_off(self, job: Job, result: Result) -> None:
         self._metrics.retried.labels(job.source, result.status_label).inc()

@@ -7,6 +7,7 @@ Everything downstream decides from :class:`Outcome`, never from status codes:
 * 3xx, 407, 408, 5xx, network, timeout → ``RETRY`` (a redirect or a proxy asking for
   credentials means a wrong URL or proxy setting: the event is fine, so it waits, it is not
   thrown away)
+* 404 without ilert's error body     → ``RETRY`` (a wrong URL, logged as an ERROR)
 * any other 4xx                      → ``REJECTED`` (permanent: retrying cannot help)
 
 Event bodies arrive serialised (by the source, once, where the event entered), so nothing here
@@ -16,6 +17,7 @@ can fail to encode.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -146,9 +148,25 @@ class IlertClient:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return Result(Outcome.RETRY, None, mask(reason))
         self.last_connection_failure = None
+        outcome = classify(status)
+        if status == 404 and not _ilert_error(text):
+            # not ilert saying "no such key": a wrong --ilert_api_url or proxy; keep the event
+            logger.error("%s %s answered 404 without ilert's error body: is the API URL "
+                         "right (it ends in /api)? The event is kept and retried",
+                         method, mask(url))
+            outcome = Outcome.RETRY
         return Result(
-            classify(status),
+            outcome,
             status,
             mask(text[:BODY_EXCERPT]) if text else "",
             retry_after=retry_after if status == 429 else None,
         )
+
+
+def _ilert_error(text: str) -> bool:
+    """True for ilert's own error body ``{"status", "message", "code"}`` (or a part of it)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "message" in body and ("code" in body or "status" in body)

@@ -52,6 +52,8 @@ class Mapped:
     event: dict[str, Any]
     path: str
     warnings: tuple[str, ...] = ()
+    # mapped paths the message does not have (ilagent 0.9 falls back silently; ``map`` says so)
+    missing: tuple[str, ...] = ()
 
     @property
     def integration_key(self) -> str:
@@ -127,6 +129,7 @@ def map_message(
         return Dropped(DropReason.FILTERED, reason)
 
     warnings: list[str] = []
+    missing: list[str] = []
     event: dict[str, Any] = {k: document.get(k) for k in (
         "eventType", "summary", "details", "alertKey", "priority", "images", "links",
         "customDetails")}
@@ -142,6 +145,8 @@ def map_message(
                 event[target] = value
             elif value is not _MISSING:
                 warnings.append(f"--{option} '{path}' is not a string; ignored")
+            else:
+                missing.append(f"--{option} '{path}' is not in the message")
     raw_type = ""
     if rules.map_key_etype is not None:
         value = _lookup(document, rules.map_key_etype)
@@ -149,6 +154,8 @@ def map_message(
             raw_type = event["eventType"] = value
         elif value is not _MISSING:
             warnings.append(f"--map_key_etype '{rules.map_key_etype}' is not a string; ignored")
+        else:
+            missing.append(f"--map_key_etype '{rules.map_key_etype}' is not in the message")
     for configured, mapped in ((rules.map_val_etype_alert, "ALERT"),
                                (rules.map_val_etype_accept, "ACCEPT"),
                                (rules.map_val_etype_resolve, "RESOLVE")):
@@ -179,7 +186,8 @@ def map_message(
                        f"priority {body['priority']!r} is not HIGH or LOW", tuple(warnings))
     ordered = {"integrationKey": body.pop("integrationKey"), "eventType": body.pop("eventType"),
                "summary": body.pop("summary"), **body}
-    return Mapped(ordered, event_path(source, ordered["integrationKey"]), tuple(warnings))
+    return Mapped(ordered, event_path(source, ordered["integrationKey"]), tuple(warnings),
+                  tuple(missing))
 
 
 def _type_problem(document: dict[str, Any]) -> str | None:

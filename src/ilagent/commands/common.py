@@ -8,8 +8,10 @@ exit code 2; no traceback reaches the user.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import Any, NoReturn
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 from ilagent.config import (
     DEFAULT_API_URL,
@@ -18,7 +20,7 @@ from ilagent.config import (
     DEFAULT_TIMEOUT,
     MappingRules,
 )
-from ilagent.errors import EXIT_USAGE
+from ilagent.errors import EXIT_USAGE, ConfigError
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,6 +45,7 @@ class Parser(argparse.ArgumentParser):
 
 
 Subparsers = Any  # argparse's private _SubParsersAction
+N = TypeVar("N", int, float)
 
 
 def _dashed(names: Sequence[Any]) -> list[str]:
@@ -51,25 +54,38 @@ def _dashed(names: Sequence[Any]) -> list[str]:
             if isinstance(n, str) and n.startswith("--") and "_" in n]
 
 
-def positive_int(text: str) -> int:
-    """A whole number ≥ 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+def _not_negative(convert: Callable[[str], N], what: str) -> Callable[[str], N]:
+    """An argparse type: ``convert``'s number, refused with one line when it is not ≥ 0."""
+
+    def parse(text: str) -> N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+        return value
+
+    return parse
+
+
+positive_int = _not_negative(int, "a whole number")  # a whole number ≥ 0
+seconds = _not_negative(float, "a number of seconds")  # a number of seconds ≥ 0
+
+
+def positive_seconds(text: str) -> float:
+    """A number of seconds > 0 (where 0 has no meaning that could be intended)."""
+    value = seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
     return value
 
 
-def seconds(text: str) -> float:
-    """A number of seconds ≥ 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+def more_than_zero(text: str) -> int:
+    """A whole number ≥ 1."""
+    value = positive_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
 
 
@@ -92,14 +108,27 @@ def key_value(text: str) -> tuple[str, str]:
 def add_global_options(parser: Parser) -> None:
     """-v and -f are global in ilagent, so they may also follow the subcommand."""
     parser.add_argument("-v", "--verbose", action="count", dest="sub_verbose", default=0,
-                        help=argparse.SUPPRESS)
-    parser.add_argument("-f", "--file", dest="sub_db_file", help=argparse.SUPPRESS)
-    parser.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+                        help="more logging: -vv info, -vvv debug (also before the command)")
+    parser.add_argument("-f", "--file", dest="sub_db_file", metavar="FILE",
+                        help="SQLite file of the daemon's queue (default ./ilagent.db3)")
+    parser.add_argument("--config", dest="sub_config", metavar="FILE",
+                        help="TOML file with settings (env ILAGENT_CONFIG)")
 
 
 def db_file(args: argparse.Namespace) -> str:
     """The SQLite file: ``-f`` after the subcommand, else before it, else the default."""
     return str(getattr(args, "sub_db_file", None) or args.db_file or DEFAULT_DB_FILE)
+
+
+def check_url(url: str, option: str) -> None:
+    """An ilert URL must be http(s); a path without /api is most likely a mistake (a warning:
+    reverse proxies exist)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{option} must be an http:// or https:// URL, got {url!r}")
+    if "/api" not in parts.path:
+        logging.getLogger("ilagent").warning(
+            "%s %s has no /api in its path: ilert's URLs end in /api", option, url)
 
 
 def add_ilert_options(parser: Parser) -> None:
@@ -109,7 +138,8 @@ def add_ilert_options(parser: Parser) -> None:
                        help="ilert API base URL (env ILERT_API_URL; default %(default)s)")
     group.add_argument("--ilert_beat_url", metavar="URL", default=DEFAULT_BEAT_URL,
                        help="ilert heartbeat ping base URL (env ILERT_BEAT_URL; default %(default)s)")
-    group.add_argument("--ilert_timeout", metavar="SECONDS", type=seconds, default=DEFAULT_TIMEOUT,
+    group.add_argument("--ilert_timeout", metavar="SECONDS", type=positive_seconds,
+                       default=DEFAULT_TIMEOUT,
                        help="timeout of one request to ilert (default %(default)s)")
 
 
@@ -140,6 +170,8 @@ def add_mapping_options(parser: Parser) -> None:
 
 def mapping_rules(args: argparse.Namespace) -> MappingRules:
     """The mapping rules the flags of :func:`add_mapping_options` describe."""
+    if args.filter_val is not None and args.filter_key is None:
+        raise ConfigError("--filter_val needs --filter_key (the key whose value it compares)")
     return MappingRules(
         event_key=args.event_key, map_key_etype=args.map_key_etype,
         map_key_alert_key=args.map_key_alert_key, map_key_summary=args.map_key_summary,

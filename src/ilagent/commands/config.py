@@ -20,7 +20,11 @@ KEYS = frozenset({"event_key", "heartbeat"})  # shown with their last 4 characte
 
 def add_parser(sub: Subparsers) -> Parser:
     """Add ``config show``, which takes every option of ``daemon``."""
-    config: Parser = sub.add_parser("config", help="show the effective daemon configuration")
+    config: Parser = sub.add_parser(
+        "config", help="show the effective daemon configuration",
+        description="Show what ilagent daemon would run with: every setting, its value and "
+                    "where it came from (flag, environment, file, default), secrets masked.",
+        epilog="example: ILAGENT_KAFKA_BROKERS=b:9092 ilagent --config ilagent.toml config show")
     actions = config.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser,
                                     required=True)
     show: Parser = actions.add_parser(

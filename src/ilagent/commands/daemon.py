@@ -20,8 +20,10 @@ from ilagent.commands.common import (
     db_file,
     key_value,
     mapping_rules,
+    more_than_zero,
     port,
     positive_int,
+    positive_seconds,
     seconds,
 )
 from ilagent.commands.sources import Sources
@@ -50,7 +52,13 @@ from ilagent.kafka.properties import for_librdkafka, parse_properties
 def add_parser(sub: Subparsers) -> Parser:
     """Add ``daemon`` and its options."""
     daemon: Parser = sub.add_parser(
-        "daemon", help="run the bridge: Kafka consumer, HTTP server, heartbeat")
+        "daemon", help="run the bridge: Kafka consumer, HTTP server, heartbeat",
+        description="Deliver Kafka messages and events posted to its HTTP intake to ilert: "
+                    "at least once, in order per alert, paced for ilert's limits.",
+        epilog="example: ilagent daemon -p 8977 --kafka_brokers localhost:9092 "
+               "--kafka_group_id ilagentsub -e test-topic --event_key il1api… "
+               "--map_key_alert_key mCode --map_key_summary comment --map_key_etype state "
+               "--map_val_etype_alert SET --map_val_etype_resolve CLR")
     add_global_options(daemon)
     add_options(daemon)
     return daemon
@@ -64,7 +72,7 @@ def add_options(daemon: Parser) -> None:
     daemon.add_argument("--http_token", metavar="TOKEN",
                         help="require 'Authorization: Bearer TOKEN' on all routes but /health "
                              "and /ready (env ILAGENT_HTTP_TOKEN)")
-    daemon.add_argument("--http_max_body", type=positive_int, default=DEFAULT_HTTP_MAX_BODY,
+    daemon.add_argument("--http_max_body", type=more_than_zero, default=DEFAULT_HTTP_MAX_BODY,
                         metavar="BYTES", help="largest request body (default %(default)s)")
     daemon.add_argument("-b", "--heartbeat", metavar="KEY",
                         help="ping this heartbeat every 30 s while the daemon is ready")
@@ -108,13 +116,13 @@ def add_options(daemon: Parser) -> None:
                        help="where a new group starts (default %(default)s)")
     kafka.add_argument("--dlq_topic", metavar="TOPIC",
                        help="write undeliverable messages here, with reason headers")
-    kafka.add_argument("--max_buffered", type=positive_int, default=DEFAULT_MAX_BUFFERED,
+    kafka.add_argument("--max_buffered", type=more_than_zero, default=DEFAULT_MAX_BUFFERED,
                        metavar="N",
                        help="messages of one partition waiting for ilert before it is paused "
                             "(default %(default)s)"),
     add_mapping_options(daemon)
     delivery = daemon.add_argument_group("delivery")
-    delivery.add_argument("--max_in_flight", type=positive_int, default=DEFAULT_MAX_IN_FLIGHT,
+    delivery.add_argument("--max_in_flight", type=more_than_zero, default=DEFAULT_MAX_IN_FLIGHT,
                           help="concurrent requests to ilert (default %(default)s)")
     delivery.add_argument("--max_retries", type=positive_int, default=DEFAULT_MAX_RETRIES,
                           help="dead-letter an event after this many failed attempts (429s do "
@@ -126,18 +134,21 @@ def add_options(daemon: Parser) -> None:
     delivery.add_argument("--rate_limit_total", type=positive_int,
                           default=DEFAULT_RATE_LIMIT_TOTAL,
                           help="events per minute in total (0 = off; default %(default)s)")
-    delivery.add_argument("--retry_initial_delay", type=seconds, default=1.0, metavar="SECONDS",
+    delivery.add_argument("--retry_initial_delay", type=positive_seconds, default=1.0,
+                          metavar="SECONDS",
                           help="first retry delay before jitter (default %(default)s)")
-    delivery.add_argument("--retry_max_delay", type=seconds, default=60.0, metavar="SECONDS",
+    delivery.add_argument("--retry_max_delay", type=positive_seconds, default=60.0,
+                          metavar="SECONDS",
                           help="largest retry delay (default %(default)s)")
-    delivery.add_argument("--rate_limit_delay", type=seconds, default=10.0, metavar="SECONDS",
+    delivery.add_argument("--rate_limit_delay", type=positive_seconds, default=10.0,
+                          metavar="SECONDS",
                           help="least wait after a 429 without Retry-After "
                                "(default %(default)s)")
-    delivery.add_argument("--circuit_failures", type=positive_int,
+    delivery.add_argument("--circuit_failures", type=more_than_zero,
                           default=DEFAULT_CIRCUIT_FAILURES, metavar="N",
                           help="transient failures in a row (from two lanes or more) after "
                                "which only probes are sent (default %(default)s)")
-    delivery.add_argument("--circuit_probe_interval", type=seconds,
+    delivery.add_argument("--circuit_probe_interval", type=positive_seconds,
                           default=DEFAULT_CIRCUIT_PROBE_INTERVAL, metavar="SECONDS",
                           help="time between probes while ilert fails for every key "
                                "(default %(default)s)")
@@ -150,6 +161,7 @@ def add_options(daemon: Parser) -> None:
 
 def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> DaemonConfig:
     """The daemon's configuration from parsed (and resolved) arguments; raises ``ConfigError``."""
+    _refuse_what_cannot_take_effect(args, sources or Sources())
     kafka = None
     if args.kafka_brokers:
         kafka = KafkaSettings(
@@ -187,6 +199,24 @@ def run(args: argparse.Namespace) -> int:
     from ilagent import daemon
 
     return daemon.run(daemon_config(args, getattr(args, "sources", None)))
+
+
+KAFKA_ONLY = ("event_topic", "heartbeat_topic", "kafka_config", "kafka_group_id",
+              "kafka_offset_reset", "dlq_topic", "max_buffered", "kafka_config_file",
+              "kafka_connect_timeout", "kafka_security_protocol", "kafka_sasl_mechanism",
+              "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_ca", "kafka_ssl_cert",
+              "kafka_ssl_key", "kafka_ssl_key_password")
+
+
+def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) -> None:
+    """Kafka options given on the command line without --kafka_brokers would be ignored: a usage
+    error (ilagent 0.9 ignores them). From the environment or a file they are just unused."""
+    if args.kafka_brokers:
+        return
+    given = [name for name in KAFKA_ONLY if sources.of.get(name) == "flag"]
+    if given:
+        raise ConfigError(f"--{given[0]} needs --kafka_brokers (without it nothing is consumed "
+                          "from Kafka)")
 
 
 FIRST_CLASS = {  # option → librdkafka property

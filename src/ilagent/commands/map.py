@@ -31,14 +31,25 @@ EXIT_DROPPED = 1  # with --check: at least one message would not become an event
 def add_parser(sub: Subparsers) -> Parser:
     """Add ``map`` and its options."""
     mapper: Parser = sub.add_parser(
-        "map", help="dry-run the mapping flags on messages (stdin or --file)")
-    mapper.add_argument("--file", dest="input_file", metavar="FILE",
+        "map", help="dry-run the mapping flags on messages (a file or stdin)",
+        description="Show, for each message (one JSON object per line), the event and URL the "
+                    "daemon would post, or why it would drop it; nothing is sent.",
+        epilog="example: echo '{\"type\":\"ALARM\",\"mCode\":\"M1\",\"state\":\"SET\"}' | "
+               "ilagent map --event_key il1api… --map_key_alert_key mCode "
+               "--map_key_etype state --map_val_etype_alert SET --check")
+    mapper.add_argument("-v", "--verbose", action="count", dest="sub_verbose", default=0,
+                        help="more logging (as before the command)")
+    mapper.add_argument("-f", dest="sub_db_file", metavar="SPOOL",
+                        help="the daemon's SQLite file (not used by map; -f means it everywhere)")
+    mapper.add_argument("input_file", nargs="?", metavar="FILE",
                         help="messages, one per line (default: stdin)")
+    mapper.add_argument("--file", dest="input_file_option", metavar="FILE",
+                        help="the same as FILE (kept for older scripts)")
     mapper.add_argument("-e", "--event_topic", default="test-topic", metavar="TOPIC",
                         help="topic name used in the default summary (default %(default)s)")
     mapper.add_argument("--message_key", help="Kafka message key to assume")
     mapper.add_argument("--check", action="store_true",
-                        help="exit 1 if any message would be dropped")
+                        help="exit 1 if any message would be dropped or misses a mapped field")
     mapper.add_argument("--ilert_api_url", default=DEFAULT_API_URL,
                         metavar="URL", help="API base URL shown in the output")
     add_mapping_options(mapper)
@@ -46,11 +57,12 @@ def add_parser(sub: Subparsers) -> Parser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Map the messages of ``--file`` or stdin; return the exit code."""
+    """Map the messages of FILE or stdin; return the exit code."""
+    path = args.input_file or args.input_file_option
     try:
-        source = open(args.input_file, encoding="utf-8") if args.input_file else sys.stdin  # noqa: SIM115
+        source = open(path, encoding="utf-8") if path else sys.stdin  # noqa: SIM115
     except OSError as exc:
-        raise UsageError(f"cannot read {args.input_file}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     with source:
         return run_map(mapping_rules(args), source, topic=args.event_topic,
                        api_url=args.ilert_api_url.rstrip("/"), check=args.check,
@@ -81,7 +93,8 @@ def run_map(
         if not line.strip():
             continue
         result = map_message(rules, _to_bytes(line.rstrip("\r\n")), topic=topic, message_key=key)
-        any_dropped = any_dropped or isinstance(result, Dropped)
+        any_dropped = any_dropped or isinstance(result, Dropped) or bool(
+            isinstance(result, Mapped) and result.missing)
         report = _report(number, result, base_url=base_url)
         out.write(json.dumps(report, ensure_ascii=False) + "\n")
     return EXIT_DROPPED if check and any_dropped else EXIT_OK
@@ -94,8 +107,9 @@ def _report(number: int, result: Mapped | Dropped, *, base_url: str) -> dict[str
         report.update(result="event", url=base_url + result.path, event=result.event)
     else:
         report.update(result="dropped", reason=result.reason.value, detail=result.detail)
-    if result.warnings:
-        report["warnings"] = list(result.warnings)
+    warnings = [*result.warnings, *(result.missing if isinstance(result, Mapped) else ())]
+    if warnings:
+        report["warnings"] = warnings
     return report
 
 

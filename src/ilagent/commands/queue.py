@@ -9,7 +9,12 @@ from ilagent.commands.common import Parser, Subparsers, add_global_options, db_f
 
 def add_parser(sub: Subparsers) -> Parser:
     """Add ``queue`` with its actions and their options."""
-    queue: Parser = sub.add_parser("queue", help="inspect and manage the HTTP queue's SQLite file")
+    queue: Parser = sub.add_parser(
+        "queue", help="inspect and manage the HTTP queue's SQLite file",
+        description="List, retry or purge what the daemon's spool file holds; works beside "
+                    "a running daemon.",
+        epilog="example: ilagent queue list -f /var/lib/ilagent/ilagent.db3\n"
+               "         ilagent queue retry --all")
     # -v/-f go on each action only: a nested parser would reset them to their defaults
     actions = queue.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser,
                                    required=True)
@@ -25,7 +30,9 @@ def add_parser(sub: Subparsers) -> Parser:
     retry.add_argument("--all", action="store_true", help="retry every dead letter")
     purge = actions.add_parser("purge", help="delete every queued event or every dead letter")
     add_global_options(purge)
-    purge.add_argument("table", choices=("queue", "dead_letters"))
+    purge.add_argument("table", type=lambda t: t.replace("-", "_"),
+                       choices=("queue", "dead_letters"),
+                       help="queue or dead_letters (dead-letters also works)")
     purge.add_argument("--yes", action="store_true", help="confirm the deletion")
     return queue
 

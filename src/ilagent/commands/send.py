@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import uuid
 from typing import Any
 
 from ilagent import backoff
@@ -18,6 +19,7 @@ from ilagent.commands.common import (
     Subparsers,
     add_global_options,
     add_ilert_options,
+    check_url,
     positive_int,
 )
 from ilagent.config import RetryPolicy
@@ -31,28 +33,40 @@ ONESHOT_POLICY = RetryPolicy(initial_delay=0.5, max_delay=4.0, rate_limit_delay=
 
 def add_parsers(sub: Subparsers) -> dict[str, Parser]:
     """Add ``event`` and ``heartbeat`` and their options."""
-    event: Parser = sub.add_parser("event", help="send one event to ilert")
+    event: Parser = sub.add_parser(
+        "event", help="send one event to ilert",
+        description="Send one event to ilert; exit 0 when ilert accepted it, 1 when not.",
+        epilog="example: ilagent event -k il1api… -t ALERT -s 'Door 7 open' -o high\n"
+               "         ilagent event -k il1api… -t RESOLVE -i <the alert key it printed>")
     add_global_options(event)
     event.add_argument("-k", "--integration_key",
                        help="integration key (default: env ILERT_INTEGRATION_KEY)")
-    event.add_argument("-t", "--event_type", required=True,
-                       choices=("ALERT", "ACCEPT", "RESOLVE", "COMMENT"))
+    event.add_argument("-t", "--event_type", required=True, type=str.upper,
+                       choices=("ALERT", "ACCEPT", "RESOLVE", "COMMENT"),
+                       help="ALERT opens an alert, ACCEPT and RESOLVE change it (any case)")
     event.add_argument("-s", "--summary", help="summary (required for ALERT)")
-    event.add_argument("-i", "--alert_key", help="alert key")
-    event.add_argument("-o", "--priority", choices=("LOW", "HIGH"))
+    event.add_argument("-i", "--alert_key",
+                       help="alert key; for ALERT without one, a new key is made and printed")
+    event.add_argument("-o", "--priority", type=str.upper, choices=("LOW", "HIGH"),
+                       help="HIGH or LOW (any case; default: the alert source's)")
     event.add_argument("-d", "--details", help="details")
     event.add_argument("-g", "--image", help="image URL")
     event.add_argument("-l", "--link", help="link URL")
     event.add_argument("--retries", type=positive_int, default=2,
-                       help="retries on network errors, 429 and 5xx (default %(default)s)")
+                       help="retries on network errors, 429 and 5xx; 0 = none "
+                            "(default %(default)s)")
     add_ilert_options(event)
 
-    heartbeat: Parser = sub.add_parser("heartbeat", help="send one heartbeat ping to ilert")
+    heartbeat: Parser = sub.add_parser(
+        "heartbeat", help="send one heartbeat ping to ilert",
+        description="Ping one heartbeat at ilert; exit 0 when ilert took it, 1 when not.",
+        epilog="example: ilagent heartbeat -k il1hbt…")
     add_global_options(heartbeat)
     heartbeat.add_argument("-k", "--integration_key",
                            help="heartbeat key (default: env ILERT_INTEGRATION_KEY)")
     heartbeat.add_argument("--retries", type=positive_int, default=2,
-                           help="retries on network errors, 429 and 5xx (default %(default)s)")
+                           help="retries on network errors, 429 and 5xx; 0 = none "
+                                "(default %(default)s)")
     add_ilert_options(heartbeat)
     return {"event": event, "heartbeat": heartbeat}
 
@@ -73,6 +87,9 @@ def _key(args: argparse.Namespace) -> str:
 def build_event(args: argparse.Namespace) -> tuple[str, bytes]:
     """The integration key and the serialised event the flags describe (validated as ilert
     validates it)."""
+    if args.event_type == "ALERT" and not args.alert_key:
+        # ilert would make one up and the user could never resolve the alert: make it here
+        args.alert_key = args.made_alert_key = f"ilagent-{uuid.uuid4().hex[:12]}"
     body: dict[str, Any] = {
         "integrationKey": _key(args), "eventType": args.event_type, "summary": args.summary,
         "alertKey": args.alert_key, "priority": args.priority, "details": args.details,
@@ -94,6 +111,8 @@ async def send(args: argparse.Namespace) -> int:
         key, body = build_event(args)
     else:
         key = _key(args)
+    check_url(args.ilert_api_url, "--ilert_api_url")
+    check_url(args.ilert_beat_url, "--ilert_beat_url")
     async with IlertClient(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,
                            timeout=args.ilert_timeout) as client:
         attempt = 0
@@ -109,16 +128,24 @@ async def send(args: argparse.Namespace) -> int:
                      if result.outcome is Outcome.RATE_LIMITED
                      else backoff.delay(ONESHOT_POLICY, attempt))
             await asyncio.sleep(delay)
-    return _report(args.command, result, key)
+    return _report(args.command, result, key, attempts=attempt, timeout=args.ilert_timeout,
+                   alert_key=getattr(args, "made_alert_key", None))
 
 
-def _report(command: str, result: Result, key: str) -> int:
+def _report(command: str, result: Result, key: str, *, attempts: int, timeout: float,
+            alert_key: str | None) -> int:
     what = "event" if command == "event" else "heartbeat ping"
     if result.outcome is Outcome.DELIVERED:
-        print(f"ilert accepted the {what} (HTTP {result.status})")
+        made = f"; alert key {alert_key} (use -i {alert_key} to accept or resolve it)" \
+            if alert_key else ""
+        print(f"ilert accepted the {what} (HTTP {result.status}){made}")
         return 0
-    reason = (f"HTTP {result.status}" if result.status is not None else "ilert unreachable")
+    if result.status is not None:
+        reason = f"ilert answered HTTP {result.status}"
+    else:
+        reason = f"ilert could not be reached (no answer within {timeout:g} s or no connection)"
     detail = f": {result.detail.strip()}" if result.detail.strip() else ""
-    print(mask(f"ilagent {command}: error: {what} not delivered, {reason}{detail}", key),
+    tries = f" after {attempts} attempt{'s' if attempts > 1 else ''}"
+    print(mask(f"ilagent {command}: error: {what} not delivered{tries}, {reason}{detail}", key),
           file=sys.stderr)
     return 1

@@ -66,7 +66,8 @@ def settable(parser: argparse.ArgumentParser,
     """The options of ``parser`` that the environment and a file may set, by long name
     (of those, with ``only``, the ones named there)."""
     actions = {long_name(a): a for a in parser._actions
-               if a.option_strings and a.help != argparse.SUPPRESS and a.dest not in NEVER}
+               if a.option_strings and a.help != argparse.SUPPRESS and a.dest not in NEVER
+               and not a.dest.startswith("sub_")}  # -v/-f/--config after the command
     return {name: a for name, a in actions.items()
             if name not in NEVER and (only is None or name in only)}
 

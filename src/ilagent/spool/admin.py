@@ -103,7 +103,8 @@ def _list(db: QueueDB, *, limit: int, as_json: bool, out: TextIO) -> None:
             f"  {row.id:>8}  {info['receivedAt']:20}  {row.attempts:>5}  "
             f"{info['nextAttemptAt'] or '-':20}  {info['integrationKey'][-14:]:14}  "
             f"{info['eventType']:8}  {_cut(info['alertKey'], 16):16}  "
-            f"{_cut(info['summary'], 40)}{' | ' + info['lastError'] if row.last_error else ''}",
+            f"{_cut(info['summary'], 40)}"
+            f"{' | ' + _cut(info['lastError'], 80) if row.last_error else ''}",
             file=out,
         )
     print(f"dead letters: {stats.dead_letters}", file=out)
@@ -134,6 +135,11 @@ def _retry(db: QueueDB, ids: list[int] | None, *, out: TextIO) -> None:
     with db.transaction():
         if ids is not None:
             missing = sorted(set(ids) - db.dead_letter_ids(ids))
+            queued = sorted(db.present(missing))
+            if queued:
+                raise NotFoundError(
+                    f"{', '.join(map(str, queued))} already queued (not a dead letter); "
+                    "nothing was moved")
             if missing:
                 raise NotFoundError(
                     f"no dead letter with id {', '.join(map(str, missing))}; nothing was moved"
@@ -203,4 +209,7 @@ def _when(seconds: float) -> str:
 
 
 def _cut(text: str, width: int) -> str:
+    """Shortened to ``width``, control characters shown escaped (a summary must not recolour
+    or clear the terminal)."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -242,12 +242,12 @@ class QueueDB:
         return moved > 0
 
     def retry(self, ids: Iterable[int] | None = None) -> int:
-        """Move dead letters (all, or these ids) back to the end of the queue, in one statement
-        each way; how many moved."""
+        """Move dead letters (all, or these ids) back into the queue under the ids they had,
+        in one statement each way; how many moved."""
         where, args = _ids_clause(ids)
         self._conn.execute(
-            "INSERT INTO queue (integration_key, path, event, received_at) "
-            f"SELECT integration_key, path, event, ? FROM dead_letters{where} ORDER BY id",
+            "INSERT INTO queue (id, integration_key, path, event, received_at) "
+            f"SELECT id, integration_key, path, event, ? FROM dead_letters{where} ORDER BY id",
             (time.time(), *args),
         )
         moved = self._conn.execute(f"DELETE FROM dead_letters{where}", args).rowcount

@@ -374,7 +374,9 @@ class SpoolWorker:
             self._deliverer.wake()
         await self._store.acknowledge(generation)
         self._generation = generation
-        self.notify()  # retried rows are new rows
+        self._cursor = 0  # retried rows come back under their old ids: read from the start
+        self._read = 0
+        self._wake.set()
 
     def _oldest_age(self) -> float:
         oldest = self.stats.oldest_received_at

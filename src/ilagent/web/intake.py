@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sqlite3
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
@@ -36,9 +38,9 @@ from ilagent.spool.worker import SOURCE, SpoolWorker
 
 logger = logging.getLogger(__name__)
 
+SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 EVENT_PATHS = ("/api/events", "/api/v1/events", "/api/v1/events/{source}/{key}")
 HEARTBEAT_PATH = "/api/heartbeats/{key}"
-API_PREFIX = "/api"
 # heartbeat pings proxied to ilert at once; more requests wait for a turn
 MAX_PROXIED_PINGS = 8
 # deeper JSON could exhaust the recursion limit of the JSON encoder when the event is sent on
@@ -84,6 +86,11 @@ class Intake:
             return self._refuse(
                 413, "PAYLOAD_TOO_LARGE", f"the body is larger than {self._max_body} bytes"
             )
+        source = request.match_info.get("source")
+        if source is not None and not SOURCE_NAME.fullmatch(source):
+            return self._refuse(400, "INVALID_FIELD",
+                                "the source in /api/v1/events/{source}/{key} must be lower-case "
+                                "letters, digits, - and _ (at most 64)")
         try:
             body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
         except _OutOfRange:  # 1e999 reads as infinity, which JSON cannot carry on to ilert
@@ -100,7 +107,7 @@ class Intake:
         key = event["integrationKey"]
         try:
             row_id = await self._store.enqueue(
-                integration_key=key, path=request.rel_url.raw_path[len(API_PREFIX) :], event=text
+                integration_key=key, path=_forward_path(request), event=text
             )
         except sqlite3.Error as exc:
             logger.error("could not queue an event for %s: %s", mask_key(key), exc)
@@ -127,12 +134,10 @@ class Intake:
             "heartbeat ping %s failed: %s %s", mask_key(key), result.status_label, result.detail
         )
         detail = f": {result.detail}" if result.detail else ""
+        said = (f"ilert answered {result.status}" if result.status is not None
+                else "ilert could not be reached")
         return web.json_response(
-            {
-                "status": 502,
-                "code": "HEARTBEAT_NOT_DELIVERED",
-                "message": f"ilert answered {result.status_label}{detail}",
-            },
+            {"status": 502, "code": "HEARTBEAT_NOT_DELIVERED", "message": f"{said}{detail}"},
             status=502,
         )
 
@@ -142,6 +147,15 @@ class Intake:
     def _answer(self, status: int, body: dict[str, Any]) -> web.Response:
         self._metrics.intake.labels(str(status)).inc()
         return web.json_response(body, status=status)
+
+
+def _forward_path(request: web.Request) -> str:
+    """The path the event goes to below ilert's API, rebuilt from what the route allowed (never
+    the client's raw path)."""
+    source, key = request.match_info.get("source"), request.match_info.get("key")
+    if source is not None and key is not None:
+        return f"/v1/events/{source}/{quote(key, safe='')}"
+    return "/v1/events" if request.path.startswith("/api/v1/") else "/events"
 
 
 def _no_constant(name: str) -> object:

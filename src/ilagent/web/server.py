@@ -59,7 +59,7 @@ class Probes:
 def build_app(*, metrics: Metrics, probes: Probes, token: str | None = None,
               max_body: int = 1024 * 1024) -> web.Application:
     """The aiohttp application of the daemon; other modules add their routes to it."""
-    middlewares: list[Any] = [_bearer_auth(token)] if token else []
+    middlewares: list[Any] = [_json_errors, *([_bearer_auth(token)] if token else [])]
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
 
     async def index(_: web.Request) -> web.Response:
@@ -99,13 +99,29 @@ def build_app(*, metrics: Metrics, probes: Probes, token: str | None = None,
     return app
 
 
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown routes and wrong methods answer JSON in ilert's shape, like everything else."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response(
+            {"status": exc.status, "code": exc.reason.upper().replace(" ", "_"),
+             "message": f"{request.method} {request.path}: {exc.reason}"},
+            status=exc.status, headers={k: v for k, v in exc.headers.items()
+                                        if k.lower() == "allow"})
+
+
 def _bearer_auth(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in OPEN_PATHS and not request.path.startswith("/ready/"):
-            given = request.headers.get("Authorization", "").encode()
+            # surrogateescape: bytes that are not UTF-8 compare unequal instead of failing
+            given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
             if not hmac.compare_digest(given, expected):
                 return web.json_response(
                     {"status": 401, "message": "missing or wrong bearer token",

@@ -170,7 +170,10 @@ def test_event_subcommand_exit_codes(sandbox: Sandbox, run_ilagent: Any) -> None
     key = unique("il1api")
     ok = run_ilagent("event", "-k", key, "-t", "ALERT", "-s", "hi")
     assert ok.proc.wait(30) == 0, ok.output()
-    assert sandbox.bodies(key) == [{"integrationKey": key, "eventType": "ALERT", "summary": "hi"}]
+    (body,) = sandbox.bodies(key)  # an ALERT without -i gets a key ilagent makes (and prints)
+    assert body == {"integrationKey": key, "eventType": "ALERT", "summary": "hi",
+                    "alertKey": body["alertKey"]}
+    assert body["alertKey"].startswith("ilagent-")
 
     refused = run_ilagent("event", "-k", key, "-t", "RESOLVE", "-i", "no-such-alert")
     assert refused.proc.wait(30) == 1
@@ -181,7 +184,7 @@ def test_event_subcommand_exit_codes(sandbox: Sandbox, run_ilagent: Any) -> None
                               env={"ILERT_API_URL": closed})
     assert unreachable.proc.wait(30) == 1
     out = unreachable.output()
-    assert "ilert unreachable" in out and "Traceback" not in out and key not in out
+    assert "ilert could not be reached" in out and "Traceback" not in out and key not in out
 
 
 def test_daemon_heartbeat_flag_pings_while_ready(sandbox: Sandbox, run_ilagent: Any) -> None:
@@ -196,7 +199,7 @@ def test_daemon_heartbeat_flag_pings_while_ready(sandbox: Sandbox, run_ilagent: 
 
 
 @pytest.mark.parametrize("args", [
-    pytest.param(["event", "-k", "k", "-t", "alert", "-s", "x"], id="lower-case-type"),
+    pytest.param(["event", "-k", "k", "-t", "bogus", "-s", "x"], id="unknown-type"),
     pytest.param(["event", "-k", "k", "-t", "ALERT", "-s", "x", "-o", "MEDIUM"], id="priority"),
     pytest.param(["daemon", "--kafka_brokers", "127.0.0.1:1"], id="no-topic"),
     pytest.param(["daemon"], id="nothing-to-run"),

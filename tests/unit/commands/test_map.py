@@ -17,6 +17,7 @@ API_URL = "https://api.ilert.com/api"
 KEY = "il1api123"
 TOPIC = "plant/alarms"
 GUIDE_RULES = guide_rules(KEY)
+COMPLETE = '{"type": "ALARM", "state": "SET", "mCode": "M1", "comment": "door"}'
 
 
 def dry_run(
@@ -107,8 +108,8 @@ def test_reads_lines_from_a_text_stream() -> None:
 def test_warnings_are_printed_only_when_there_are_some() -> None:
     """Mapping warnings appear as a "warnings" list on events and drops; clean results have none."""
     lines = [
-        '{"type": "ALARM", "state": "SET", "mCode": 17}',
-        '{"type": "ALARM", "state": "SET", "mCode": "M1"}',
+        '{"type": "ALARM", "state": "SET", "mCode": 17, "comment": "c"}',
+        '{"type": "ALARM", "state": "SET", "mCode": "M1", "comment": "c"}',
         '{"type": "ALARM", "state": 5, "eventType": "UPDATE"}',
     ]
     _, results, _ = dry_run(lines)
@@ -123,7 +124,7 @@ def test_warnings_are_printed_only_when_there_are_some() -> None:
     ("lines", "check", "expected"),
     [
         pytest.param(['{"type": "ALARM", "state": "SET"}'], False, EXIT_OK, id="events-no-check"),
-        pytest.param(['{"type": "ALARM", "state": "SET"}'], True, EXIT_OK, id="events-check"),
+        pytest.param([COMPLETE], True, EXIT_OK, id="events-check"),
         pytest.param(['{"type": "INFO"}'], False, EXIT_OK, id="drop-without-check"),
         pytest.param(['{"type": "INFO"}'], True, EXIT_DROPPED, id="filtered-fails-check"),
         pytest.param(["not json"], True, EXIT_DROPPED, id="invalid-fails-check"),
@@ -138,7 +139,8 @@ def test_warnings_are_printed_only_when_there_are_some() -> None:
     ],
 )
 def test_exit_code(lines: list[str], check: bool, expected: int) -> None:
-    """The result is 0, or 1 when --check is given and any message was dropped or filtered."""
+    """The result is 0, or 1 when --check is given and any message was dropped, filtered or
+    missed a mapped field."""
     assert EXIT_OK == 0
     assert EXIT_DROPPED == 1
     code, _, _ = dry_run(lines, check=check)
@@ -200,3 +202,13 @@ def test_forwarded_payload_is_shown_in_the_event() -> None:
     rules = MappingRules(event_key=KEY, forward_message_payload=True)
     _, results, _ = dry_run(['{"apiKey": "theirs", "temp": 91}'], rules)
     assert results[0]["event"]["customDetails"] == {"apiKey": "theirs", "temp": 91}
+
+
+def test_a_mapped_path_missing_from_the_message_is_named_and_fails_check() -> None:
+    """--map_key_etype State on messages that have state: every message says so, --check fails
+    (a typo would otherwise turn every CLR into a new ALERT, silently)."""
+    rules = MappingRules(event_key=KEY, map_key_etype="State", map_val_etype_resolve="CLR")
+    code, results, _ = dry_run(['{"state": "CLR", "summary": "x"}'], rules, check=True)
+    assert results[0]["result"] == "event" and results[0]["event"]["eventType"] == "ALERT"
+    assert results[0]["warnings"] == ["--map_key_etype 'State' is not in the message"]
+    assert code == EXIT_DROPPED

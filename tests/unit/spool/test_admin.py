@@ -102,12 +102,15 @@ def test_list_json_has_one_object_per_row(
 def test_retry_by_id_moves_a_dead_letter_back(
     queue_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`queue retry 3` puts dead letter 3 at the end of the queue under a new id."""
+    """`queue retry 3` puts dead letter 3 back in the queue under its id; again: already queued."""
     code, out, _ = run(capsys, "queue", "retry", "3", "-f", queue_file)
     assert code == 0 and "moved 1 dead letter(s)" in out
     db = QueueDB(queue_file, create=False)
-    assert [row.id for row in db.page(after=0, limit=10)] == [1, 2, 5]
+    assert [row.id for row in db.page(after=0, limit=10)] == [1, 2, 3]
     assert [letter.id for letter in db.dead_letters(limit=10)] == [4]
+    code, _, err = run(capsys, "queue", "retry", "3", "-f", queue_file)
+    assert code == 1 and err.strip() == (
+        "ilagent queue retry: error: 3 already queued (not a dead letter); nothing was moved")
 
 
 def test_retry_all_and_unknown_ids(queue_file: str, capsys: pytest.CaptureFixture[str]) -> None:

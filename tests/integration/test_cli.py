@@ -1,0 +1,212 @@
+"""The command line as a tired person meets it: each mistake gets its exit code and one clear
+first line, never a traceback (the real command, in a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import Sandbox, http, status_or_none, unique, wait_until
+
+ILAGENT = [sys.executable, "-m", "ilagent"]
+
+
+def run(*args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ILAGENT, *args], input=stdin, capture_output=True, text=True,
+                          timeout=60, check=False, cwd=cwd)
+
+
+def busy_port() -> tuple[socket.socket, int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock, sock.getsockname()[1]
+
+
+CASES = [
+    # (id, argv, stdin, exit code, first line of stderr, or of stdout when it starts with >)
+    ("filter_val alone", ["daemon", "-p", "1", "--filter_val", "ALARM"], "", 2,
+     "ilagent daemon: error: --filter_val needs --filter_key (the key whose value it compares)"),
+    ("topic without brokers", ["daemon", "-e", "topic"], "", 2,
+     "ilagent daemon: error: --event_topic needs --kafka_brokers (without it nothing is consumed "
+     "from Kafka)"),
+    ("kafka_config without brokers", ["daemon", "-p", "1", "--kafka_config", "a=b"], "", 2,
+     "ilagent daemon: error: --kafka_config needs --kafka_brokers (without it nothing is "
+     "consumed from Kafka)"),
+    ("event URL without scheme", ["event", "-k", "il1api123", "-t", "alert", "-s", "x",
+                                  "--ilert_api_url", "127.0.0.1:19010/api"], "", 2,
+     "ilagent event: error: --ilert_api_url must be an http:// or https:// URL, got "
+     "'127.0.0.1:19010/api'"),
+    ("timeout 0", ["event", "-k", "k", "-t", "ALERT", "-s", "x", "--ilert_timeout", "0"], "", 2,
+     "ilagent event: error: argument --ilert_timeout/--ilert-timeout: '0' must be more than 0 "
+     "(see --help)"),
+    ("max body 0", ["daemon", "-p", "1", "--http_max_body", "0"], "", 2,
+     "ilagent daemon: error: argument --http_max_body/--http-max-body: '0' must be at least 1 "
+     "(see --help)"),
+    ("in flight 0", ["daemon", "-p", "1", "--max_in_flight", "0"], "", 2,
+     "ilagent daemon: error: argument --max_in_flight/--max-in-flight: '0' must be at least 1 "
+     "(see --help)"),
+    ("sandbox -p", ["sandbox", "-p", "none"], "", 2,
+     "ilagent sandbox: error: argument -p/--port: 'none' is not a whole number (see --help)"),
+    ("map typo in a path", ["map", "--event_key", "il1api123", "--map_key_etype", "State",
+                            "--check"], '{"state": "CLR", "summary": "x"}\n', 1,
+     '>{"line": 1, "result": "event", "url": "https://api.ilert.com/api/v1/events/kafka/'
+     'il1api123", "event": {"integrationKey": "il1api123", "eventType": "ALERT", "summary": '
+     '"x", "customDetails": {"messageKey": "", "topic": "test-topic"}}, "warnings": '
+     '["--map_key_etype \'State\' is not in the message"]}'),
+    ("bare ilagent", [], "", 2, "usage: ilagent [-h] [-V] [-v] [-f FILE] [--config FILE] "
+                                "COMMAND ..."),
+]
+
+
+@pytest.mark.parametrize(("argv", "stdin", "code", "first"),
+                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_a_mistake_gets_its_exit_code_and_one_clear_line(argv: list[str], stdin: str, code: int,
+                                                         first: str) -> None:
+    """Exit code and the exact first line; never a traceback."""
+    done = run(*argv, stdin=stdin)
+    stream = done.stdout if first.startswith(">") else done.stderr
+    assert done.returncode == code, done.stderr
+    assert stream.splitlines()[0] == first.removeprefix(">")
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_map_reads_its_messages_from_a_file_argument(tmp_path: Path) -> None:
+    """map FILE (and --file FILE) read the file; -f is the spool file, as everywhere."""
+    messages = tmp_path / "msgs.jsonl"
+    messages.write_text('{"eventType": "ALERT", "summary": "s", "integrationKey": "il1apiX1"}\n')
+    for argv in (["map", str(messages)], ["map", "--file", str(messages)],
+                 ["map", "-f", str(tmp_path / "spool.db3"), str(messages)]):
+        done = run(*argv)
+        assert done.returncode == 0 and json.loads(done.stdout)["result"] == "event", argv
+
+
+@pytest.mark.parametrize("db", ["/proc/ilagent/x.db", "notdb.txt"])
+def test_a_sandbox_database_that_cannot_be_used_is_one_line(tmp_path: Path, db: str) -> None:
+    """A --db in an unwritable place, or a file that is not SQLite: exit 1, one line."""
+    (tmp_path / "notdb.txt").write_text("just text, not a database\n" * 50)
+    sock, port = busy_port()
+    sock.close()
+    done = run("sandbox", "-p", str(port), "--db", db, cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"ilagent sandbox: error: cannot use --db {db}: ")
+
+
+def test_a_port_in_use_is_one_line_without_asyncio_noise(tmp_path: Path) -> None:
+    """The daemon's HTTP port taken: exit 1, one line, no "Unclosed client session"."""
+    sock, port = busy_port()
+    with sock:
+        done = run("daemon", "-p", str(port), "--http_host", "127.0.0.1", "-f",
+                   str(tmp_path / "q.db3"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"ilagent daemon: error: cannot listen on 127.0.0.1:{port}")
+
+
+def spool_with_dead_letters(path: Path) -> None:
+    from ilagent.spool.db import QueueDB
+
+    db = QueueDB(str(path))
+    with db.transaction():
+        db.insert(integration_key="il1apiCTRL", path="/events", received_at=1.0,
+                  event=json.dumps({"summary": "\u001b[31mred\u001b[0m", "eventType": "ALERT"}))
+        row = db.insert(integration_key="k", path="/events", event="{}", received_at=1.5)
+    for n in range(30):
+        with db.transaction():
+            db.insert(integration_key="k", path="/events", event="{}", received_at=2.0 + n)
+    with db.transaction():
+        db.dead_letter(row, reason="rejected", status=400, detail="\u0007bell", attempts=1,
+                       now=3.0)
+    db.close()
+
+
+def test_queue_list_escapes_control_characters_and_survives_a_closed_pipe(tmp_path: Path) -> None:
+    """A summary with terminal escapes prints escaped; `| head -3` ends without a traceback;
+    purge takes dead-letters with a dash."""
+    spool = tmp_path / "q.db3"
+    spool_with_dead_letters(spool)
+    listing = run("queue", "list", "-f", str(spool))
+    assert "\x1b" not in listing.stdout and "\x07" not in listing.stdout
+    assert "\\x1b[31mred" in listing.stdout and "\\x07bell" in listing.stdout
+    piped = subprocess.run(f"{sys.executable} -m ilagent queue list --json -f {spool} | head -3",
+                           shell=True, capture_output=True, text=True, timeout=60, check=False)
+    assert len(piped.stdout.splitlines()) == 3 and "Traceback" not in piped.stderr
+    purged = run("queue", "purge", "dead-letters", "--yes", "-f", str(spool))
+    assert purged.returncode == 0 and purged.stdout.startswith("deleted 1 row(s) of dead_letters")
+
+
+def test_event_without_an_alert_key_prints_the_one_it_made(sandbox: Sandbox) -> None:
+    """ALERT without -i: a key is made, sent and printed, so the alert can be resolved."""
+    key = unique("il1api")
+    done = run("event", "-k", key, "-t", "alert", "-s", "door open", "-o", "high",
+               "--ilert_api_url", sandbox.api_url)
+    assert done.returncode == 0, done.stderr
+    made = re.search(r"alert key (ilagent-[0-9a-f]+)", done.stdout)
+    assert made is not None, done.stdout
+    assert sandbox.bodies(key)[0]["alertKey"] == made.group(1)
+    resolved = run("event", "-k", key, "-t", "resolve", "-i", made.group(1),
+                   "--ilert_api_url", sandbox.api_url)
+    assert resolved.returncode == 0 and [a["status"] for a in sandbox.alerts()] == ["RESOLVED"]
+
+
+def test_an_unreachable_ilert_names_the_timeout_and_the_attempts() -> None:
+    """Nothing listening: the reason says ilert was not reached, within how long, how often."""
+    sock, port = busy_port()
+    sock.close()
+    done = run("heartbeat", "-k", "il1hbtX1234", "--retries", "1", "--ilert_api_url",
+               f"http://127.0.0.1:{port}/api", "--ilert_timeout", "2")
+    assert done.returncode == 1
+    assert done.stderr.startswith("ilagent heartbeat: error: heartbeat ping not delivered after "
+                                  "2 attempts, ilert could not be reached (no answer within 2 s")
+
+
+def test_unknown_routes_and_bad_tokens_answer_json(run_ilagent: Any, tmp_path: Path,
+                                                   sandbox: Sandbox) -> None:
+    """An unknown path is a JSON 404; an Authorization header that is not UTF-8 is a 401."""
+    import broker
+
+    token, port = unique("tok"), broker.free_port()
+    run_ilagent("daemon", "-p", str(port), "--http_host", "127.0.0.1", "-f",
+                str(tmp_path / "q.db3"), "--http_token", token)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: status_or_none("GET", f"{base}/health") == 204, timeout=30,
+               what="the daemon to serve HTTP")
+    status, body = http("GET", f"{base}/no/such/route",
+                        headers={"Authorization": f"Bearer {token}"})
+    assert status == 404 and body["status"] == 404 and body["code"]
+    for source in ("%2e%2e", "Upper", "a" * 65):
+        status, body = http("POST", f"{base}/api/v1/events/{source}/il1apiX1",
+                            {"eventType": "ALERT", "summary": "s"},
+                            headers={"Authorization": f"Bearer {token}"})
+        assert status == 400 and body["code"] == "INVALID_FIELD", (source, body)
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+                     b"Connection: close\r\n\r\n")
+        answer = conn.recv(200).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 401"), answer
+
+
+def test_every_option_has_help_and_no_placeholder_is_left() -> None:
+    """ilagent --help and each command's: help text for every option, no unformatted {…}."""
+    from ilagent.cli import build_parser
+
+    parser = build_parser()
+    commands = parser.commands  # type: ignore[attr-defined]
+    for name, command in [("", parser), *commands.items()]:
+        for action in command._actions:
+            if action.dest in ("command", "action"):  # the choice of subcommand
+                continue
+            assert action.help, f"ilagent {name}: {action.option_strings or action.dest}"
+        text = run(*([name] if name else []), "--help").stdout
+        assert not re.search(r"\{[A-Z_]+\}|%\(", text), f"ilagent {name} --help"
+        if name:
+            assert "example:" in text, f"ilagent {name} --help has no example"
