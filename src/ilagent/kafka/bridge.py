@@ -140,9 +140,7 @@ class KafkaBridge:
             state.drained = asyncio.Event()
             if state.live == 0:
                 state.drained.set()
-            for key in {key for key, _lane in state.waiting.values()}:
-                with contextlib.suppress(KeyError):
-                    self._metrics.held_back.remove(state.topic, str(state.partition), key)
+            self._clear_held_back(state)
         self._deliverer.wake()  # jobs of these partitions waiting out a backoff give up now
         if not wait:
             return
@@ -152,19 +150,26 @@ class KafkaBridge:
 
     def _on_pause(self, state: PartitionState, paused: bool, count: int) -> None:
         """Name the message that holds a paused partition back (its lane: log; key: metric)."""
-        labels = (state.topic, str(state.partition))
         if not paused:
             logger.info("resumed %s[%d]", *state.key)
-            for key in {key for key, _lane in state.waiting.values()}:
-                with contextlib.suppress(KeyError):
-                    self._metrics.held_back.remove(*labels, key)
+            self._clear_held_back(state)
             return
         oldest = state.tracker.watermark()
         key, lane = state.waiting.get(oldest, ("", None)) if oldest is not None else ("", None)
         logger.warning("paused %s[%d]: %d messages wait behind offset %s of lane %s (key %s); "
                        "raise --max_buffered to buffer more", state.topic, state.partition,
                        count, oldest, lane, key)
-        self._metrics.held_back.labels(*labels, key).set(count)
+        self._metrics.held_back.labels(state.topic, str(state.partition), key).set(count)
+        state.held_by = key
+
+    def _clear_held_back(self, state: PartitionState) -> None:
+        """Remove the held-back gauge a pause set (its key, not the keys waiting now: the
+        message that held the partition back has usually finished by the time it resumes)."""
+        if state.held_by is not None:
+            with contextlib.suppress(KeyError):
+                self._metrics.held_back.remove(state.topic, str(state.partition),
+                                               state.held_by)
+            state.held_by = None
 
     # ---- dispatch ----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class PartitionState:
     drained: asyncio.Event | None = None
     # offset → (masked key, lane) of each message in delivery, to name what holds a pause
     waiting: dict[int, tuple[str, object]] = field(default_factory=dict)
+    held_by: str | None = None  # the masked key the held-back gauge names while paused
 
     @property
     def key(self) -> TPKey:
