@@ -143,11 +143,6 @@ class Daemon:
                         config.heartbeat_interval)
         logger.info("ilert: events to %s, heartbeats to %s", config.ilert.api_url,
                     config.ilert.beat_url)
-        for url, option in ((config.ilert.api_url, "--ilert_api_url"),
-                            (config.ilert.beat_url, "--ilert_beat_url")):
-            if "/api" not in url:
-                logger.warning("%s %s has no /api in its path: ilert's URLs end in /api",
-                               option, url)
 
     def _circuit_moved(self, is_open: bool) -> None:
         self.metrics.circuit_open.set(1 if is_open else 0)

@@ -17,6 +17,7 @@ from ilagent.commands.common import (
     add_global_options,
     add_ilert_options,
     add_mapping_options,
+    check_url,
     db_file,
     key_value,
     mapping_rules,
@@ -162,6 +163,8 @@ def add_options(daemon: Parser) -> None:
 def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> DaemonConfig:
     """The daemon's configuration from parsed (and resolved) arguments; raises ``ConfigError``."""
     _refuse_what_cannot_take_effect(args, sources or Sources())
+    check_url(args.ilert_api_url, "--ilert_api_url")
+    check_url(args.ilert_beat_url, "--ilert_beat_url")
     kafka = None
     if args.kafka_brokers:
         kafka = KafkaSettings(
