@@ -241,6 +241,14 @@ class QueueDB:
         self._conn.execute("DELETE FROM queue WHERE id = ?", (row_id,))
         return moved > 0
 
+    def insert_dead_letter(self, *, integration_key: str, path: str, event: str, reason: str,
+                           detail: str, now: float) -> int:
+        """Keep a message refused before it was queued (an id from the queue's sequence)."""
+        row_id = self.insert(integration_key=integration_key, path=path, event=event,
+                             received_at=now)
+        self.dead_letter(row_id, reason=reason, status=None, detail=detail, attempts=0, now=now)
+        return row_id
+
     def retry(self, ids: Iterable[int] | None = None) -> int:
         """Move dead letters (all, or these ids) back into the queue under the ids they had,
         in one statement each way; how many moved."""

@@ -115,6 +115,18 @@ class QueueStore:
             write=True,
         )
 
+    def add_dead_letter(
+        self, *, integration_key: str, path: str, event: str, reason: str, detail: str
+    ) -> asyncio.Future[int]:
+        """Keep a message refused before it was queued among the dead letters."""
+        now = time.time()
+        return self._submit(
+            lambda db: db.insert_dead_letter(
+                integration_key=integration_key, path=path, event=event, reason=reason,
+                detail=detail, now=now),
+            write=True,
+        )
+
     async def probe(self) -> None:
         """A write that sets :attr:`writable`; its error is kept, not raised."""
         with contextlib.suppress(sqlite3.Error):
