@@ -55,7 +55,7 @@ class Mosquitto:
 
     @property
     def log(self) -> Path:
-        return self.directory / "mosquitto.log"  # its stdout
+        return self.directory / "mosquitto.log"
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
@@ -63,7 +63,8 @@ class Mosquitto:
             while True:
                 assert self.process is not None
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"mosquitto exited:\n{self.log.read_text()[-2000:]}")
+                    output = (self.directory / "stdout.log").read_text()[-2000:]
+                    raise RuntimeError(f"mosquitto exited:\n{output}")
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
@@ -108,7 +109,7 @@ def start(directory: Path) -> Mosquitto:
         f"persistence true\npersistence_location {directory / 'data'}/\n"
         "autosave_interval 1\n"
         "max_inflight_messages 1000\nmax_queued_messages 100000\n"
-        "log_dest stdout\nlog_type error\nlog_type warning\n"
+        f"log_dest file {directory / 'mosquitto.log'}\nlog_type error\nlog_type warning\n"
         "log_type notice\nlog_type information\n"
         f"listener {ports['plain']} 127.0.0.1\nallow_anonymous true\n"
         f"listener {ports['auth']} 127.0.0.1\nallow_anonymous false\n"
@@ -117,7 +118,7 @@ def start(directory: Path) -> Mosquitto:
         f"listener {ports['mtls']} 127.0.0.1\n{server}require_certificate true\n"
         f"use_identity_as_username true\nallow_anonymous false\nacl_file {acl}\n")
     broker = Mosquitto(directory=directory, ports=ports, password=password, certs=certs)
-    with open(directory / "mosquitto.log", "ab") as log:  # the child keeps its own copy
+    with open(directory / "stdout.log", "ab") as log:  # the child keeps its own copy
         broker.process = subprocess.Popen([str(MOSQUITTO), "-c", str(config)], stdout=log,
                                           stderr=subprocess.STDOUT)
     try:

@@ -48,7 +48,8 @@ SUBSCRIBE_QOS = 1  # QoS 2 is received as QoS 1: see MqttConnection
 REFUSED = {0x84: "the broker does not speak this MQTT version (try --mqtt_version 3.1.1)",
            0x85: "the broker refused the client id (--mqtt_name)",
            0x86: "bad user name or password (--mqtt_username/--mqtt_password)",
-           0x87: "not authorised (--mqtt_username/--mqtt_password or the client certificate)",
+           0x87: "not authorised: check --mqtt_username and --mqtt_password (or the client "
+                 "certificate)",
            0x8C: "the broker refused the authentication method"}
 
 
