@@ -196,10 +196,16 @@ class Daemon:
             logger.warning("took over %d event(s) ilagent 0.9 had queued in %s (%d refused, "
                            "kept as dead letters)", taken.queued + taken.refused,
                            self.store.path, taken.refused)
-        if taken.mqtt_waiting:
+        if taken.mqtt_waiting and self.mqtt is not None:
+            moved = await self.store.take_over_mqtt(self.mqtt.convert_legacy)
+            logger.warning("took over %d MQTT message(s) ilagent 0.9 had buffered in %s "
+                           "(%d queued, %d kept as dead letters, the rest filtered or stale "
+                           "heartbeats)", taken.mqtt_waiting, self.store.path, moved.queued,
+                           moved.refused)
+        elif taken.mqtt_waiting:
             logger.warning("%d MQTT message(s) of ilagent 0.9 wait in mqtt_queue of %s; "
-                           "this version does not deliver them yet", taken.mqtt_waiting,
-                           self.store.path)
+                           "run the daemon with --mqtt_host and its MQTT options to take "
+                           "them over", taken.mqtt_waiting, self.store.path)
 
     async def _start_http(self) -> web.AppRunner | None:
         http = self.config.http

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kafka"))
 
-import tls  # noqa: E402
+import tls
 
 MOSQUITTO = Path(os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto"))
 PASSWD = Path(os.environ.get("MOSQUITTO_PASSWD", "/usr/bin/mosquitto_passwd"))

@@ -37,6 +37,7 @@ from ilagent.mqtt.acks import AckWindow, Unacked
 from ilagent.mqtt.connection import MqttConnection, Received
 from ilagent.mqtt.topics import TopicClassifier
 from ilagent.routing import alert_lane, heartbeat_lane
+from ilagent.spool.legacy import Converted
 
 if TYPE_CHECKING:
     from ilagent.spool.store import QueueStore
@@ -159,6 +160,25 @@ class MqttBridge:
                                                        outcome.alert_key),
             integration_key=outcome.integration_key, path=outcome.path, body=body,
             origin=message.topic, context=unacked))
+
+    def convert_legacy(self, topic: str, payload: bytes) -> Converted:
+        """What becomes of an MQTT message ilagent 0.9 left in its ``mqtt_queue``: mapped with
+        today's options; a heartbeat ping that old is dropped, as 0.9 drops it."""
+        kind = self._classify(topic)
+        if kind == "heartbeat":
+            return Converted()
+        if kind != "event":
+            return Converted(reason="unrouted", detail=f"{topic} matches no topic option")
+        try:
+            outcome = map_message(self._rules, payload, topic=topic, source=SOURCE)
+            if isinstance(outcome, Mapped):
+                return Converted(integration_key=outcome.integration_key, path=outcome.path,
+                                 event=encode_event(outcome.event).decode())
+        except EventError as exc:
+            return Converted(reason="unserialisable", detail=str(exc))
+        if outcome.filtered:
+            return Converted()
+        return Converted(reason=outcome.reason.value, detail=outcome.detail)
 
     # ---- buffer mode -------------------------------------------------------------------------
 

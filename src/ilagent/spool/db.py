@@ -142,6 +142,11 @@ class QueueDB:
         with self.transaction():
             return legacy.take_over(self._conn, now=now)
 
+    def take_over_legacy_mqtt(self, convert: legacy.Convert, *, now: float) -> legacy.Takeover:
+        """Map and move ilagent 0.9's ``mqtt_queue`` rows into the queue, in one transaction."""
+        with self.transaction():
+            return legacy.take_over_mqtt(self._conn, convert, now=now)
+
     def legacy_waiting(self) -> tuple[int, int]:
         """Rows of ilagent 0.9 not taken over yet: ``event_items``, ``mqtt_queue``."""
         return legacy.waiting(self._conn)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ilagent.spool.db import BUSY_TIMEOUT, QueueDB, QueuedEvent, QueueStats
-from ilagent.spool.legacy import Takeover
+from ilagent.spool.legacy import Convert, Takeover
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,13 @@ class QueueStore:
         return await loop.run_in_executor(
             self._executor, lambda: db.take_over_legacy(now=time.time())
         )
+
+    async def take_over_mqtt(self, convert: Convert) -> Takeover:
+        """Map and queue the MQTT messages ilagent 0.9 had buffered (see ``legacy``)."""
+        db = self._db
+        assert db is not None
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: db.take_over_legacy_mqtt(convert, now=time.time()))
 
     async def close(self) -> None:
         """Finish every submitted operation, then close the file."""
