@@ -71,7 +71,9 @@ def test_oldest_matching_fault_is_applied_first() -> None:
     book = FaultBook()
     book.add(FaultSpec(status=500, count=1), now=0.0)
     book.add(FaultSpec(status=502), now=0.0)
-    statuses = [fault.spec.status for fault in (book.take(EVENT, now=0.0) for _ in range(3)) if fault]
+    statuses = [
+        fault.spec.status for fault in (book.take(EVENT, now=0.0) for _ in range(3)) if fault
+    ]
     assert statuses == [500, 502, 502]
 
 
