@@ -1,6 +1,6 @@
 """The sandbox answers ilagent's three policy-sync calls as ilert does, against a real local server.
 
-Requests are made exactly as ilagent 0.9 makes them (ilagent-behaviour.md §10): search the user
+Requests are made exactly as ilagent 0.9 makes them (its consumers/policy.rs): search the user
 by e-mail, resolve the policy by routing key, put the user on the level of the shift.
 """
 

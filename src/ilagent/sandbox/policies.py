@@ -1,6 +1,6 @@
 """The sandbox's users, escalation policies and accepted API keys, and ilert's three policy calls.
 
-:class:`PolicyBook` answers what ilagent's policy sync asks ilert (ilert-api.md §3), with
+:class:`PolicyBook` answers the three calls ilagent 0.9's policy sync makes to ilert, with
 ilert's shapes:
 
 * :meth:`~PolicyBook.find_user`: ``POST /api/users/search-email`` ``{"email"}`` → the ``User``
