@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
@@ -127,6 +128,26 @@ class Sandbox:
 
     def clear_faults(self) -> None:
         http("DELETE", f"{self.url}/sandbox/faults")
+
+    def seed(self, **seed: Any) -> dict[str, Any]:
+        """POST /sandbox/seed (``apiKeys``, ``users``, ``policies``); what was added, ids set."""
+        for key in seed.get("apiKeys", ()):
+            SECRETS.add(key)  # a daemon given this key must never log it
+        status, body = http("POST", f"{self.url}/sandbox/seed", seed)
+        assert status == 201, body
+        return dict(body)
+
+    def policies(self, routing_key: str | None = None) -> list[dict[str, Any]]:
+        """Escalation policies as ilert shows them, plus ``rev`` and ``updatedAt``."""
+        query = f"?routing_key={urllib.parse.quote(routing_key)}" if routing_key else ""
+        status, body = http("GET", f"{self.url}/sandbox/policies{query}")
+        assert status == 200, body
+        return list(body)
+
+    def level_emails(self, routing_key: str, level: int) -> list[str]:
+        """The e-mails of the users on one level of the policy with this routing key."""
+        [policy] = self.policies(routing_key)
+        return [user["email"] for user in policy["escalationRules"][level]["users"]]
 
 
 def start_sandbox(port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
