@@ -73,6 +73,18 @@ class Mosquitto:
                         raise RuntimeError(f"mosquitto not listening on {port}") from None
                     time.sleep(0.05)
 
+    def restart(self) -> None:
+        """Stop and start again with the same configuration, ports and persisted sessions."""
+        self.stop()
+        self._spawn()
+        self.wait_ready()
+
+    def _spawn(self) -> None:
+        with open(self.directory / "stdout.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [str(MOSQUITTO), "-c", str(self.directory / "mosquitto.conf")], stdout=log,
+                stderr=subprocess.STDOUT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -118,9 +130,7 @@ def start(directory: Path) -> Mosquitto:
         f"listener {ports['mtls']} 127.0.0.1\n{server}require_certificate true\n"
         f"use_identity_as_username true\nallow_anonymous false\nacl_file {acl}\n")
     broker = Mosquitto(directory=directory, ports=ports, password=password, certs=certs)
-    with open(directory / "stdout.log", "ab") as log:  # the child keeps its own copy
-        broker.process = subprocess.Popen([str(MOSQUITTO), "-c", str(config)], stdout=log,
-                                          stderr=subprocess.STDOUT)
+    broker._spawn()
     try:
         broker.wait_ready()
     except BaseException:

@@ -234,3 +234,38 @@ def test_mqtt_messages_ilagent_0_9_buffered_are_taken_over(
         assert conn.execute("SELECT COUNT(*) FROM mqtt_queue").fetchone()[0] == 0
         assert [r[0] for r in conn.execute("SELECT reason FROM dead_letters")] == [
             "invalid_json"]
+
+
+def test_broker_restart_is_survived_and_nothing_is_lost(
+        sandbox: Sandbox, run_ilagent: Any, tmp_path: Path) -> None:
+    """The broker goes away for a while (with unacknowledged messages, ilert failing): the
+    daemon keeps running, reconnects with backoff, resumes its session and delivers all."""
+    import mosquitto as broker_tool
+
+    broker = broker_tool.start(tmp_path / "own-broker")
+    try:
+        topic, key = unique("events"), unique("il1api")
+        port = __import__("broker").free_port()
+        daemon = run_ilagent(*mqtt_args(broker.ports["plain"], topic, "--mqtt_qos", "1",
+                                        "-p", str(port), "--http_host", "127.0.0.1"))
+        wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+        sandbox.fault(status=503, integration_key=key)
+        publish(broker.ports["plain"], topic,
+                [{"integrationKey": key, "alertKey": f"a{n}", "summary": f"m{n}"}
+                 for n in range(20)])
+        wait_until(lambda: metric(port, "ilagent_mqtt_unacknowledged") == 20, timeout=20,
+                   what="20 messages in hand")
+        broker.stop()
+        wait_until(lambda: metric(port, "ilagent_mqtt_reconnects_total") >= 2, timeout=20,
+                   what="reconnect attempts")
+        assert http("GET", f"http://127.0.0.1:{port}/ready/mqtt")[0] == 503
+        broker.restart()
+        sandbox.clear_faults()
+        wait_until(lambda: {b["summary"] for b in sandbox.bodies(key)}
+                   >= {f"m{n}" for n in range(20)}, timeout=30, what="all 20 events")
+        assert daemon.alive()
+        wait_until(lambda: metric(port, "ilagent_mqtt_unacknowledged") == 0, timeout=20,
+                   what="every message acknowledged")
+        assert "session resumed" in daemon.output()
+    finally:
+        broker.stop()
