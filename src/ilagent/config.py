@@ -22,6 +22,7 @@ __all__ = [
     "KafkaSettings",
     "MappingRules",
     "MqttSettings",
+    "PolicyRules",
     "RetryPolicy",
 ]
 
@@ -86,6 +87,24 @@ class MappingRules:
     forward_message_payload: bool = False
 
 
+DEFAULT_MAP_KEY_EMAIL = "data.email"
+DEFAULT_MAP_KEY_SHIFT = "data.shift"
+# ilert allows 120 requests/min per user API key; an update takes up to 3 (1 with the cache)
+DEFAULT_POLICY_UPDATES_PER_MINUTE = 40
+POLICY_CACHE_TTL = 60.0  # seconds a user or policy lookup is reused
+
+
+@dataclass(frozen=True)
+class PolicyRules:
+    """How a policy message names the user, the level and the policy (``--policy_*`` flags)."""
+
+    routing_keys: tuple[str, ...] = ()
+    map_key_email: str = DEFAULT_MAP_KEY_EMAIL
+    map_key_shift: str = DEFAULT_MAP_KEY_SHIFT
+    shift_offset: int = 0
+    routing_key_separator: str = ""  # ilagent 0.9 joins without one
+
+
 # librdkafka properties --kafka_config must not set: they would break at-least-once, or have
 # an option of their own
 FORBIDDEN_KAFKA_PROPERTIES = {
@@ -113,6 +132,7 @@ class KafkaSettings:
     group_id: str = DEFAULT_KAFKA_GROUP_ID
     event_topics: tuple[str, ...] = ()
     heartbeat_topics: tuple[str, ...] = ()
+    policy_topics: tuple[str, ...] = ()
     offset_reset: str = DEFAULT_OFFSET_RESET
     extra: tuple[tuple[str, str], ...] = ()  # --kafka_config KEY=VALUE, applied last
     dlq_topic: str | None = None
@@ -125,6 +145,7 @@ class KafkaSettings:
         return (f"KafkaSettings(brokers={self.brokers!r}, group_id={self.group_id!r}, "
                 f"event_topics={self.event_topics!r}, "
                 f"heartbeat_topics={self.heartbeat_topics!r}, "
+                f"policy_topics={self.policy_topics!r}, "
                 f"offset_reset={self.offset_reset!r}, extra={extra!r}, "
                 f"dlq_topic={self.dlq_topic!r}, max_buffered={self.max_buffered})")
 
@@ -152,6 +173,7 @@ class MqttSettings:
     version: str = "5"
     event_topics: tuple[str, ...] = ()
     heartbeat_topics: tuple[str, ...] = ()
+    policy_topics: tuple[str, ...] = ()
     cert_reload: float = DEFAULT_MQTT_CERT_RELOAD
     keepalive: int = DEFAULT_MQTT_KEEPALIVE
     receive_maximum: int = DEFAULT_MAX_BUFFERED  # QoS 1 messages in hand before the broker waits
@@ -160,7 +182,7 @@ class MqttSettings:
     @property
     def topics(self) -> tuple[str, ...]:
         """Every configured topic filter."""
-        return (*self.event_topics, *self.heartbeat_topics)
+        return (*self.event_topics, *self.heartbeat_topics, *self.policy_topics)
 
     def secrets(self) -> list[str]:
         """Values never to show in clear."""
@@ -203,6 +225,8 @@ class DaemonConfig:
     mqtt: MqttSettings | None = None
     rules: MappingRules = field(default_factory=MappingRules)
     heartbeat_key: str | None = field(default=None, repr=False)
+    policy: PolicyRules = field(default_factory=PolicyRules)
+    api_key: str | None = field(default=None, repr=False)  # ilert user API key (policy sync)
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     db_file: str = DEFAULT_DB_FILE
 
@@ -219,9 +243,10 @@ class DaemonConfig:
             raise ConfigError("nothing to run: give --port, --kafka_brokers, --mqtt_host or "
                               "--heartbeat")
         if self.kafka is not None:
-            if not (self.kafka.event_topics or self.kafka.heartbeat_topics):
+            if not (self.kafka.event_topics or self.kafka.heartbeat_topics
+                    or self.kafka.policy_topics):
                 raise ConfigError("--kafka_brokers needs at least one topic: "
-                                  "--event_topic or --heartbeat_topic")
+                                  "--event_topic, --heartbeat_topic or --policy_topic")
             if self.kafka.offset_reset not in ("earliest", "latest"):
                 raise ConfigError("--kafka_offset_reset must be earliest or latest")
             for name, _value in self.kafka.extra:

@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ilagent.config import HEARTBEAT_PINGS_PER_MINUTE, DaemonConfig
+from ilagent.config import (
+    DEFAULT_POLICY_UPDATES_PER_MINUTE,
+    HEARTBEAT_PINGS_PER_MINUTE,
+    DaemonConfig,
+)
 from ilagent.delivery import Deliverer
 from ilagent.errors import EXIT_USAGE, ConfigError, ResourceError
 from ilagent.gate import Gate
@@ -27,6 +31,7 @@ from ilagent.ilert import IlertClient
 from ilagent.logs import mask_key, register_secret
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
+from ilagent.policy_sync import PolicySync
 from ilagent.spool.lock import SpoolLock
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
@@ -48,6 +53,7 @@ class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         for secret in (config.http.token if config.http else None, config.rules.event_key,
+                       config.api_key,
                        *(config.kafka.secrets() if config.kafka else ()),
                        *(config.mqtt.secrets() if config.mqtt else ())):
             register_secret(secret)
@@ -55,22 +61,29 @@ class Daemon:
         self.probes = Probes()
         self.client = IlertClient(api_url=config.ilert.api_url, beat_url=config.ilert.beat_url,
                                   timeout=config.ilert.timeout,
-                                  max_connections=max(config.max_in_flight, 10))
+                                  max_connections=max(config.max_in_flight, 10),
+                                  api_key=config.api_key)
+        # --rate_limit_per_key 0 (pacing off) turns the policy bucket off too
         self.pacer = Pacer(per_key=config.rate_limit_per_key, total=config.rate_limit_total,
-                           per_heartbeat=HEARTBEAT_PINGS_PER_MINUTE)
+                           per_heartbeat=HEARTBEAT_PINGS_PER_MINUTE,
+                           per_policy=DEFAULT_POLICY_UPDATES_PER_MINUTE
+                           if config.rate_limit_per_key else 0)
         self.gate = Gate(rate_limit_delay=config.retry.rate_limit_delay,
                          failures_to_open=config.circuit_failures,
                          probe_interval=config.circuit_probe_interval,
                          max_block=max(config.retry.max_delay, config.retry.rate_limit_delay))
         self.gate.listeners.append(self._circuit_moved)
+        policies = (PolicySync(client=self.client, metrics=self.metrics)
+                    if config.api_key else None)
         self.deliverer = Deliverer(client=self.client, policy=config.retry, pacer=self.pacer,
                                    metrics=self.metrics, max_in_flight=config.max_in_flight,
-                                   gate=self.gate)
+                                   gate=self.gate, policies=policies)
         self.bridge: KafkaBridge | None = None
         if config.kafka is not None:
             from ilagent.kafka.bridge import KafkaBridge  # librdkafka only when Kafka is used
 
             self.bridge = KafkaBridge(settings=config.kafka, rules=config.rules,
+                                      policy_rules=config.policy,
                                       deliverer=self.deliverer, metrics=self.metrics,
                                       policy=config.retry)
         self.store: QueueStore | None = None
@@ -88,6 +101,7 @@ class Daemon:
             from ilagent.mqtt.bridge import MqttBridge  # paho only when MQTT is used
 
             self.mqtt = MqttBridge(settings=config.mqtt, rules=config.rules,
+                                   policy_rules=config.policy,
                                    deliverer=self.deliverer, metrics=self.metrics,
                                    store=self.store,
                                    notify=self.worker.notify if self.worker else None)
@@ -146,7 +160,8 @@ class Daemon:
         """What runs, one INFO line each (``-vv``)."""
         config = self.config
         if config.kafka is not None:
-            topics = ", ".join([*config.kafka.event_topics, *config.kafka.heartbeat_topics])
+            topics = ", ".join([*config.kafka.event_topics, *config.kafka.heartbeat_topics,
+                                *config.kafka.policy_topics])
             logger.info("Kafka: %s as group %s from %s", topics, config.kafka.group_id,
                         config.kafka.brokers)
         if config.mqtt is not None:

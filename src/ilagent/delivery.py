@@ -38,6 +38,8 @@ from ilagent.ilert import IlertClient, Outcome, Result
 from ilagent.logs import EACH, mask_key
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
+from ilagent.policy import PolicyUpdate
+from ilagent.policy_sync import PolicySync
 from ilagent.sender import Sender
 
 logger = logging.getLogger(__name__)
@@ -84,11 +86,25 @@ class Job:
     attempts: int = 0  # attempts that counted: every answer but a 429
     context: Any = None  # the owner's own bookkeeping (partition state, offset, queue row)
     max_retries: int | None = None  # None: the engine's policy decides; 0 = unlimited
+    policy: PolicyUpdate | None = None  # an escalation-policy level update instead of an event
 
     @property
     def heartbeat(self) -> bool:
         """True for a heartbeat ping."""
-        return self.body is None
+        return self.body is None and self.policy is None
+
+    @property
+    def kind(self) -> str:
+        """"key" for an event, "heartbeat" or "policy": which pacing bucket and gate key."""
+        return "policy" if self.policy is not None else "heartbeat" if self.body is None \
+            else "key"
+
+    @property
+    def shown_key(self) -> str:
+        """The key as logs show it (masked; policy updates say which policy)."""
+        if self.policy is not None:
+            return f"policy {self.policy.routing_key!r} level {self.policy.level}"
+        return mask_key(self.integration_key)
 
 
 class Deliverer:
@@ -103,12 +119,14 @@ class Deliverer:
         metrics: Metrics,
         max_in_flight: int = 64,
         gate: Gate | None = None,
+        policies: PolicySync | None = None,
     ) -> None:
         self._policy = policy
         self._metrics = metrics
         self.gate = gate or Gate(rate_limit_delay=policy.rate_limit_delay)
         self._sender = Sender(client=client, gate=self.gate, pacer=pacer, metrics=metrics,
-                              max_in_flight=max_in_flight, withdrawn=self._withdrawn)
+                              max_in_flight=max_in_flight, withdrawn=self._withdrawn,
+                              policies=policies)
         self._lanes: dict[Hashable, deque[Job]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -231,7 +249,7 @@ class Deliverer:
             raise
         except Exception:
             logger.exception("internal error while delivering %s (%s); dead-lettering it",
-                             job.origin, mask_key(job.integration_key), extra=EACH)
+                             job.origin, job.shown_key, extra=EACH)
             self._metrics.dead_lettered.labels(job.source, "internal_error").inc()
             try:
                 await job.owner.finished(job, Verdict.DEAD_LETTER, None, "internal_error")
@@ -251,6 +269,8 @@ class Deliverer:
             if result.outcome is Outcome.DELIVERED:
                 if job.heartbeat:
                     self._metrics.heartbeats.labels(source).inc()
+                elif job.policy is not None:
+                    self._metrics.policy_updates.labels(source).inc()
                 else:
                     self._metrics.delivered.labels(source).inc()
                     self._metrics.latency.labels(source).observe(
@@ -259,16 +279,16 @@ class Deliverer:
                 await job.owner.finished(job, Verdict.DELIVERED, result, "")
                 return
             if result.outcome is Outcome.REJECTED:
-                self._metrics.dead_lettered.labels(source, "rejected").inc()
+                reason = result.reason or "rejected"
+                self._metrics.dead_lettered.labels(source, reason).inc()
                 logger.error("ilert rejected %s (%s) with HTTP %s: %s", job.origin,
-                             mask_key(job.integration_key), result.status, result.detail,
-                             extra=EACH)
-                await job.owner.finished(job, Verdict.DEAD_LETTER, result, "rejected")
+                             job.shown_key, result.status, result.detail, extra=EACH)
+                await job.owner.finished(job, Verdict.DEAD_LETTER, result, reason)
                 return
             if result.outcome is not Outcome.RATE_LIMITED and self._exhausted(job):
                 self._metrics.dead_lettered.labels(source, "retries_exhausted").inc()
                 logger.error("giving up on %s (%s) after %d attempts, last: %s %s",
-                             job.origin, mask_key(job.integration_key), job.attempts,
+                             job.origin, job.shown_key, job.attempts,
                              result.status_label, result.detail, extra=EACH)
                 await job.owner.finished(job, Verdict.DEAD_LETTER, result,
                                          "retries_exhausted")
@@ -287,7 +307,7 @@ class Deliverer:
         if self._reported < LINES_PER_SECOND:
             self._reported += 1
             logger.info("delivered %s (%s) after %d attempt(s)", job.origin,
-                        mask_key(job.integration_key), job.attempts)
+                        job.shown_key, job.attempts)
         else:
             self._unreported += 1
 
@@ -307,7 +327,7 @@ class Deliverer:
         count = max(job.attempts, 1)
         level = logging.WARNING if count & (count - 1) == 0 else logging.DEBUG
         logger.log(level, "attempt %d for %s (%s) failed: %s %s; retrying in %.1f s",
-                   job.attempts, job.origin, mask_key(job.integration_key),
+                   job.attempts, job.origin, job.shown_key,
                    result.status_label, result.detail, delay)
         if result.outcome is not Outcome.RATE_LIMITED:
             await self._sender.sleep(job, delay, epoch=epoch)

@@ -11,7 +11,8 @@ Everything downstream decides from :class:`Outcome`, never from status codes:
 * any other 4xx                      → ``REJECTED`` (permanent: retrying cannot help)
 
 Event bodies arrive serialised (by the source, once, where the event entered), so nothing here
-can fail to encode.
+can fail to encode. The three escalation-policy calls of policy sync carry the user API key
+(``Authorization: Bearer``) and return ilert's JSON answer with their result.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Result:
     status: int | None
     detail: str = ""
     retry_after: float | None = None
+    reason: str = ""  # why a REJECTED job is dead-lettered, when more precise than "rejected"
 
     @property
     def status_label(self) -> str:
@@ -87,8 +89,10 @@ class IlertClient:
         beat_url: str = DEFAULT_BEAT_URL,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 100,
+        api_key: str | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.beat_url = beat_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
@@ -128,25 +132,51 @@ class IlertClient:
             return await self._request("GET", f"{self.api_url}/heartbeats/{encoded}")
         return await self._request("HEAD", f"{self.beat_url}/pings/{encoded}")
 
+    async def find_user(self, email: str) -> tuple[Result, object]:
+        """``POST /users/search-email``: the ilert user with this e-mail (policy sync)."""
+        return await self._exchange("POST", f"{self.api_url}/users/search-email",
+                                    body=json.dumps({"email": email}).encode(), auth=True)
+
+    async def resolve_policy(self, routing_key: str) -> tuple[Result, object]:
+        """``GET /escalation-policies/resolve?routing-key=``: the policy of a routing key."""
+        return await self._exchange(
+            "GET", f"{self.api_url}/escalation-policies/resolve?routing-key="
+                   f"{quote(routing_key, safe='')}", auth=True)
+
+    async def update_level(self, policy_id: int, level: int, rule: dict[str, object]
+                           ) -> tuple[Result, object]:
+        """``PUT /escalation-policies/{id}/levels/{level}``: replace one level's rule."""
+        return await self._exchange(
+            "PUT", f"{self.api_url}/escalation-policies/{policy_id}/levels/{level}",
+            body=json.dumps(rule).encode(), auth=True)
+
     async def _request(
         self, method: str, url: str, *, body: bytes | None = None
     ) -> Result:
+        return (await self._exchange(method, url, body=body))[0]
+
+    async def _exchange(
+        self, method: str, url: str, *, body: bytes | None = None, auth: bool = False
+    ) -> tuple[Result, object]:
+        """One request: its result, and on success with ``auth`` the parsed JSON answer."""
         if self._session is None:
             raise RuntimeError("IlertClient used before start()")
+        headers = {**(_JSON if body is not None else {}), **(self._auth if auth else {})}
+        answer: object = None
         try:
             async with self._session.request(
-                method, url, data=body, allow_redirects=False,
-                headers=_JSON if body is not None else None,
+                method, url, data=body, allow_redirects=False, headers=headers or None,
             ) as response:
                 status = response.status
-                # the body only matters to explain a failure
-                text = ("" if method == "HEAD" or 200 <= status < 300
+                # the body only matters to explain a failure, or as a policy call's answer
+                wanted = auth or not 200 <= status < 300
+                text = ("" if method == "HEAD" or not wanted
                         else await response.text(errors="replace"))
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.last_connection_failure = self.last_connection_failure or time.monotonic()
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return Result(Outcome.RETRY, None, mask(reason))
+            return Result(Outcome.RETRY, None, mask(reason)), None
         self.last_connection_failure = None
         outcome = classify(status)
         if status == 404 and not _ilert_error(text):
@@ -155,12 +185,18 @@ class IlertClient:
                          "right (it ends in /api)? The event is kept and retried",
                          method, mask(url))
             outcome = Outcome.RETRY
+        if auth and 200 <= status < 300:
+            try:
+                answer = json.loads(text)
+            except ValueError:
+                answer = None
+            text = ""
         return Result(
             outcome,
             status,
             mask(text[:BODY_EXCERPT]) if text else "",
             retry_after=retry_after if status == 429 else None,
-        )
+        ), answer
 
 
 def _ilert_error(text: str) -> bool:

@@ -43,6 +43,8 @@ class DropReason(enum.StrEnum):
     NO_KEY = "no_key"
     INVALID_EVENT_TYPE = "invalid_event_type"
     INVALID_PRIORITY = "invalid_priority"
+    NO_EMAIL = "no_email"  # policy messages
+    NO_ROUTING_KEY = "no_routing_key"
 
 
 @dataclass(frozen=True)
@@ -88,15 +90,15 @@ def decode_text(data: bytes | None) -> str:
         return ""
 
 
-_MISSING = object()
+MISSING = object()
 
 
-def _lookup(document: Any, path: str) -> Any:
-    """Follow a dot path through JSON objects (no array indices); ``_MISSING`` when it breaks off."""
+def lookup(document: Any, path: str) -> Any:
+    """Follow a dot path through JSON objects (no array indices); ``MISSING`` when it breaks off."""
     current = document
     for key in path.split("."):
         if not isinstance(current, Mapping) or key not in current:
-            return _MISSING
+            return MISSING
         current = current[key]
     return current
 
@@ -124,7 +126,7 @@ def map_message(
     problem = _type_problem(document)
     if problem:
         return Dropped(DropReason.INVALID_MESSAGE, problem)
-    reason = _filter_reason(rules, document)
+    reason = filter_reason(rules, document)
     if reason:
         return Dropped(DropReason.FILTERED, reason)
 
@@ -140,19 +142,19 @@ def map_message(
     for option, target in (("map_key_alert_key", "alertKey"), ("map_key_summary", "summary")):
         path = getattr(rules, option)
         if path is not None:
-            value = _lookup(document, path)
+            value = lookup(document, path)
             if isinstance(value, str):
                 event[target] = value
-            elif value is not _MISSING:
+            elif value is not MISSING:
                 warnings.append(f"--{option} '{path}' is not a string; ignored")
             else:
                 missing.append(f"--{option} '{path}' is not in the message")
     raw_type = ""
     if rules.map_key_etype is not None:
-        value = _lookup(document, rules.map_key_etype)
+        value = lookup(document, rules.map_key_etype)
         if isinstance(value, str):
             raw_type = event["eventType"] = value
-        elif value is not _MISSING:
+        elif value is not MISSING:
             warnings.append(f"--map_key_etype '{rules.map_key_etype}' is not a string; ignored")
         else:
             missing.append(f"--map_key_etype '{rules.map_key_etype}' is not in the message")
@@ -219,7 +221,7 @@ def parse_json(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
-def _filter_reason(rules: MappingRules, document: dict[str, Any]) -> str | None:
+def filter_reason(rules: MappingRules, document: dict[str, Any]) -> str | None:
     if rules.filter_key is None:
         return None
     if rules.filter_key not in document:

@@ -94,6 +94,12 @@ class Metrics:
                                  registry=r)
         self.mqtt_unacked = Gauge("ilagent_mqtt_unacknowledged",
                                   "QoS 1 messages received and not yet acknowledged.", registry=r)
+        self.policy_updates = Counter("ilagent_policy_updates",
+                                      "Escalation-policy levels ilert updated.", ["source"],
+                                      registry=r)
+        self.policy_key_refused = Gauge("ilagent_policy_api_key_refused",
+                                        "1 while ilert refuses the API key of policy sync "
+                                        "(401/403); the updates wait.", registry=r)
         self.queue_depth = Gauge("ilagent_queue_depth", "Events waiting in the durable queue.",
                                  registry=r)
         self.queue_oldest_age = Gauge("ilagent_queue_oldest_age_seconds",

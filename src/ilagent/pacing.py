@@ -66,40 +66,44 @@ class Pacer:
         per_key: int,
         total: int,
         per_heartbeat: int = 0,
+        per_policy: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_key = per_key
         self._per_heartbeat = per_heartbeat
+        self._per_policy = per_policy
         self._clock = clock
         self._total = TokenBucket(total, clock=clock) if total > 0 else None
-        self._keys: dict[tuple[str, bool], TokenBucket] = {}
+        self._keys: dict[tuple[str, str], TokenBucket] = {}
 
-    def _bucket(self, key: str, heartbeat: bool) -> TokenBucket | None:
-        limit = self._per_heartbeat if heartbeat else self.per_key
+    def _bucket(self, key: str, kind: str) -> TokenBucket | None:
+        limit = {"heartbeat": self._per_heartbeat, "policy": self._per_policy}.get(
+            kind, self.per_key)
         if limit <= 0:
             return None
-        bucket = self._keys.get((key, heartbeat))
+        bucket = self._keys.get((key, kind))
         if bucket is None:
             if len(self._keys) > 10_000:  # forget idle keys so memory follows the live key set
                 self._keys = {k: b for k, b in self._keys.items() if not b.idle()}
-            bucket = self._keys[(key, heartbeat)] = TokenBucket(limit, clock=self._clock)
+            bucket = self._keys[(key, kind)] = TokenBucket(limit, clock=self._clock)
         return bucket
 
-    def wait(self, key: str, *, heartbeat: bool = False) -> float:
-        """Seconds until the key's own bucket has a token (the total one is not looked at)."""
-        bucket = self._bucket(key, heartbeat)
+    def wait(self, key: str, *, kind: str = "key") -> float:
+        """Seconds until the key's own bucket has a token (the total one is not looked at);
+        ``kind`` is "key" (events), "heartbeat" or "policy"."""
+        bucket = self._bucket(key, kind)
         return bucket.wait() if bucket is not None else 0.0
 
-    def take(self, key: str, *, heartbeat: bool = False) -> tuple[float, str | None]:
+    def take(self, key: str, *, kind: str = "key") -> tuple[float, str | None]:
         """Take the key's and the total token if both are available now: ``(0.0, None)``.
 
-        Otherwise take nothing and return how long to wait and which limit ("key",
-        "heartbeat" or "total") made it wait.
+        Otherwise take nothing and return how long to wait and which limit (``kind`` or
+        "total") made it wait.
         """
-        bucket = self._bucket(key, heartbeat)
+        bucket = self._bucket(key, kind)
         waits = []
         if bucket is not None:
-            waits.append((bucket.wait(), "heartbeat" if heartbeat else "key"))
+            waits.append((bucket.wait(), kind))
         if self._total is not None:
             waits.append((self._total.wait(), "total"))
         wait, scope = max(waits, default=(0.0, None))

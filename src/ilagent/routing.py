@@ -11,6 +11,10 @@ from collections.abc import Hashable
 from typing import Any
 
 from ilagent.mapping import Mapped
+from ilagent.policy import PolicyUpdate
+
+POLICY_KEY = "policy"  # the integration-key slot of a policy job: pacing, gate, spool caps
+POLICY_PATH = "ilagent:policy"  # the path of a queued policy update (buffered MQTT)
 
 
 def alert_lane(integration_key: str, alert_key: object) -> Hashable | None:
@@ -39,3 +43,8 @@ def message_lane(mapped: Mapped, message_key: bytes | None) -> Hashable | None:
 def heartbeat_lane(integration_key: str) -> Hashable:
     """Pings of one heartbeat key go one after another."""
     return ("heartbeat", integration_key)
+
+
+def policy_lane(update: PolicyUpdate) -> Hashable:
+    """Updates of one level of one routing key's policy go one after another."""
+    return ("policy", update.routing_key, update.level)

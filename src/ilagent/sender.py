@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 
 from ilagent.gate import Admission, Gate
 from ilagent.ilert import IlertClient, Outcome, Result
-from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
 
 if TYPE_CHECKING:
     from ilagent.delivery import Job
+    from ilagent.policy_sync import PolicySync
 
 
 class Sender:
@@ -42,8 +42,10 @@ class Sender:
         metrics: Metrics,
         max_in_flight: int,
         withdrawn: Callable[[Job], bool],
+        policies: PolicySync | None = None,
     ) -> None:
         self._client = client
+        self._policies = policies
         self._gate = gate
         self._pacer = pacer
         self._metrics = metrics
@@ -56,8 +58,8 @@ class Sender:
 
     @staticmethod
     def gate_key(job: Job) -> str:
-        """The gate's key of a job: heartbeat keys apart from integration keys."""
-        return f"heartbeat:{job.integration_key}" if job.heartbeat else job.integration_key
+        """The gate's key of a job: heartbeat keys and policy sync apart from integration keys."""
+        return f"{job.kind}:{job.integration_key}" if job.kind != "key" else job.integration_key
 
     def wake(self) -> None:
         """Wake every waiting job to check whether it was withdrawn."""
@@ -73,7 +75,11 @@ class Sender:
             if admission is None:
                 return None
         try:
-            if job.body is None:
+            if job.policy is not None:
+                if self._policies is None:
+                    raise RuntimeError("a policy update without policy sync configured")
+                result = await self._policies.apply(job.policy)
+            elif job.body is None:
                 result = await self._client.ping_heartbeat(job.integration_key)
             else:
                 result = await self._client.post_event(job.path, job.body)
@@ -87,25 +93,24 @@ class Sender:
         block = self._gate.settle(key, job.lane, result.outcome, admission=admission,
                                   retry_after=result.retry_after)
         if block:
-            self._metrics.key_blocked.labels(mask_key(job.integration_key)).set(block)
+            self._metrics.key_blocked.labels(job.shown_key).set(block)
             self._blocked.add(key)
         elif key in self._blocked and result.outcome is not Outcome.RETRY:
             self._blocked.discard(key)
-            self._metrics.key_blocked.remove(mask_key(job.integration_key))
+            self._metrics.key_blocked.remove(job.shown_key)
         return result
 
     async def _admit(self, job: Job, key: str) -> Admission | None:
         """Wait until the job may go; return its admission, holding a slot (None: withdrawn)."""
-        heartbeat = job.heartbeat
+        kind = job.kind
         while True:
             if self._withdrawn(job):
                 return None
             blocked = self._gate.blocked_until(key) - time.monotonic()
-            paced = self._pacer.wait(job.integration_key, heartbeat=heartbeat)
+            paced = self._pacer.wait(job.integration_key, kind=kind)
             wait = max(blocked, paced)
             if wait > 0:
-                self._count_wait("rate_limited" if blocked >= paced
-                                 else "heartbeat" if heartbeat else "key")
+                self._count_wait("rate_limited" if blocked >= paced else kind)
                 if not await self.sleep(job, wait):
                     return None
                 continue
@@ -116,7 +121,7 @@ class Sender:
                 self._count_gate(admission.reason)
                 await self._gate.wait(admission)
                 continue
-            wait, scope = self._pacer.take(job.integration_key, heartbeat=heartbeat)
+            wait, scope = self._pacer.take(job.integration_key, kind=kind)
             if wait > 0:
                 self._gate.cancel(key, admission)
                 self._slots.release()

@@ -92,8 +92,8 @@ def test_heartbeat_keys_have_their_own_limit() -> None:
     """Pings are paced at their own rate (5/min), apart from the events of the same key."""
     clock = Clock()
     pacer = Pacer(per_key=50, total=0, per_heartbeat=5, clock=clock)
-    assert pacer.take("k", heartbeat=True) == (0.0, None)
-    wait, scope = pacer.take("k", heartbeat=True)
+    assert pacer.take("k", kind="heartbeat") == (0.0, None)
+    wait, scope = pacer.take("k", kind="heartbeat")
     assert scope == "heartbeat" and wait == pytest.approx(15.0)
     assert pacer.take("k") == (0.0, None)
-    assert pacer.wait("k", heartbeat=True) == pytest.approx(15.0)
+    assert pacer.wait("k", kind="heartbeat") == pytest.approx(15.0)

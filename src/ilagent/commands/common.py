@@ -17,8 +17,11 @@ from ilagent.config import (
     DEFAULT_API_URL,
     DEFAULT_BEAT_URL,
     DEFAULT_DB_FILE,
+    DEFAULT_MAP_KEY_EMAIL,
+    DEFAULT_MAP_KEY_SHIFT,
     DEFAULT_TIMEOUT,
     MappingRules,
+    PolicyRules,
 )
 from ilagent.errors import EXIT_USAGE, ConfigError
 
@@ -143,6 +146,30 @@ def add_ilert_options(parser: Parser) -> None:
                        help="timeout of one request to ilert (default %(default)s)")
 
 
+def add_policy_options(parser: Parser) -> None:
+    """ilagent 0.9's policy-message flags (``daemon`` and ``map``)."""
+    group = parser.add_argument_group("escalation-policy sync (ilagent 0.9 rules)")
+    group.add_argument("--policy_routing_keys", metavar="NAMES",
+                       help="comma-separated payload fields (top-level names, else dot paths) "
+                            "whose values, joined without a separator, are the routing key of "
+                            "the escalation policy")
+    group.add_argument("--map_key_email", metavar="PATH", default=DEFAULT_MAP_KEY_EMAIL,
+                       help="payload field (dot path) with the user's e-mail "
+                            "(default %(default)s)")
+    group.add_argument("--map_key_shift", metavar="PATH", default=DEFAULT_MAP_KEY_SHIFT,
+                       help="payload field (dot path) with the shift: the level's index "
+                            "(default %(default)s)")
+    group.add_argument("--shift_offset", metavar="N", type=int, default=0,
+                       help="added to the shift, e.g. -1 when shifts count from 1 (default 0)")
+
+
+def policy_rules(args: argparse.Namespace) -> PolicyRules:
+    """The policy rules the parsed flags describe."""
+    names = tuple(n.strip() for n in (args.policy_routing_keys or "").split(",") if n.strip())
+    return PolicyRules(routing_keys=names, map_key_email=args.map_key_email,
+                       map_key_shift=args.map_key_shift, shift_offset=args.shift_offset)
+
+
 def add_mapping_options(parser: Parser) -> None:
     """ilagent 0.9's mapping and filter flags (``daemon`` and ``map``)."""
     group = parser.add_argument_group("mapping and filtering (ilagent 0.9 rules)")
@@ -179,3 +206,12 @@ def mapping_rules(args: argparse.Namespace) -> MappingRules:
         map_val_etype_accept=args.map_val_etype_accept,
         map_val_etype_resolve=args.map_val_etype_resolve, filter_key=args.filter_key,
         filter_val=args.filter_val, forward_message_payload=args.forward_message_payload)
+
+
+def topics(given: list[str]) -> tuple[str, ...]:
+    """Topics of one kind: each given value split on commas, except regexes (``^…``)."""
+    out: list[str] = []
+    for value in given:
+        out += [value] if value.startswith("^") else [t.strip() for t in value.split(",")
+                                                      if t.strip()]
+    return tuple(dict.fromkeys(out))

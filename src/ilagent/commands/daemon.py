@@ -8,10 +8,7 @@ instead of a silent exit.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import re
-import socket
 from pathlib import Path
 
 from ilagent.commands.common import (
@@ -20,16 +17,20 @@ from ilagent.commands.common import (
     add_global_options,
     add_ilert_options,
     add_mapping_options,
+    add_policy_options,
     check_url,
     db_file,
     key_value,
     mapping_rules,
     more_than_zero,
+    policy_rules,
     port,
     positive_int,
     positive_seconds,
     seconds,
+    topics,
 )
+from ilagent.commands.mqtt_options import MQTT_ONLY, add_mqtt_options, mqtt_settings
 from ilagent.commands.sources import Sources
 from ilagent.config import (
     DEFAULT_CIRCUIT_FAILURES,
@@ -40,22 +41,17 @@ from ilagent.config import (
     DEFAULT_MAX_BUFFERED,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
-    DEFAULT_MQTT_CERT_RELOAD,
-    DEFAULT_MQTT_PORT,
     DEFAULT_RATE_LIMIT_PER_KEY,
     DEFAULT_RATE_LIMIT_TOTAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
-    MQTT_VERSIONS,
     DaemonConfig,
     HttpSettings,
     IlertSettings,
     KafkaSettings,
-    MqttSettings,
     RetryPolicy,
 )
 from ilagent.errors import ConfigError
 from ilagent.kafka.properties import for_librdkafka, parse_properties
-from ilagent.mqtt.topics import filter_problem
 
 
 def add_parser(sub: Subparsers) -> Parser:
@@ -92,6 +88,9 @@ def add_options(daemon: Parser) -> None:
                             "regex starting with ^; MQTT: a filter with + and #")
     topic.add_argument("-r", "--heartbeat_topic", action="append", default=[], metavar="TOPIC",
                        help='topic of heartbeat messages {"integrationKey": …}: as --event_topic')
+    topic.add_argument("--policy_topic", action="append", default=[], metavar="TOPIC",
+                       help="topic of escalation-policy updates (\"who is on shift N\"): as "
+                            "--event_topic; needs ILERT_API_KEY and --policy_routing_keys")
     kafka = daemon.add_argument_group("Kafka")
     kafka.add_argument("--kafka_brokers", metavar="HOST:PORT[,…]", help="bootstrap brokers")
     kafka.add_argument("--kafka_group_id", default=DEFAULT_KAFKA_GROUP_ID,
@@ -132,6 +131,7 @@ def add_options(daemon: Parser) -> None:
                             "(default %(default)s)"),
     add_mqtt_options(daemon)
     add_mapping_options(daemon)
+    add_policy_options(daemon)
     delivery = daemon.add_argument_group("delivery")
     delivery.add_argument("--max_in_flight", type=more_than_zero, default=DEFAULT_MAX_IN_FLIGHT,
                           help="concurrent requests to ilert (default %(default)s)")
@@ -168,110 +168,10 @@ def add_options(daemon: Parser) -> None:
                           help="how long in-flight deliveries may finish at shutdown "
                                "(default %(default)s)")
     add_ilert_options(daemon)
-
-
-def add_mqtt_options(daemon: Parser) -> None:
-    """The MQTT options, ilagent 0.9's names and defaults (plus a few of our own)."""
-    mqtt = daemon.add_argument_group("MQTT")
-    mqtt.add_argument("-m", "--mqtt_host", metavar="HOST", help="MQTT broker to subscribe at")
-    mqtt.add_argument("-q", "--mqtt_port", type=port, default=DEFAULT_MQTT_PORT,
-                      help="MQTT broker port (default %(default)s; TLS usually 8883)")
-    mqtt.add_argument("-n", "--mqtt_name", metavar="CLIENT_ID",
-                      help="MQTT client id (default: ilagent-<host>-<hash of the -f path>, "
-                           "stable for one installation; changing it abandons the broker "
-                           "session and the messages it holds)")
-    mqtt.add_argument("--mqtt_username", metavar="NAME", help="MQTT user name")
-    mqtt.add_argument("--mqtt_password", metavar="PASSWORD",
-                      help="MQTT password (better from ILAGENT_MQTT_PASSWORD or the config "
-                           "file than on the command line)")
-    mqtt.add_argument("--mqtt_tls", action="store_true", help="connect with TLS")
-    mqtt.add_argument("--mqtt_ca", metavar="PEM",
-                      help="CA certificate(s) to verify the broker (default: the system's)")
-    mqtt.add_argument("--mqtt_client_cert", metavar="PEM",
-                      help="client certificate (mutual TLS; with --mqtt_client_key)")
-    mqtt.add_argument("--mqtt_client_key", metavar="PEM", help="client private key (mutual TLS)")
-    mqtt.add_argument("--mqtt_cert_reload", type=positive_seconds,
-                      default=DEFAULT_MQTT_CERT_RELOAD, metavar="SECONDS",
-                      help="how often the TLS files are checked for changes; a changed set "
-                           "is used at once (default %(default)s)")
-    mqtt.add_argument("--mqtt_qos", type=int, choices=(0, 1, 2), default=0,
-                      help="subscription QoS: 1 or 2 = at least once (2 is received as 1), "
-                           "0 only with --mqtt_buffer (default %(default)s)")
-    mqtt.add_argument("--mqtt_buffer", action="store_true",
-                      help="commit each message to the queue file, acknowledge it, then deliver "
-                           "it from there")
-    mqtt.add_argument("--mqtt_shared_group", metavar="GROUP",
-                      help="share the subscriptions in this group ($share/GROUP/…): each "
-                           "message goes to one daemon of the group")
-    mqtt.add_argument("--mqtt_version", choices=MQTT_VERSIONS, default="5",
-                      help="MQTT protocol version (default %(default)s)")
-
-
-def mqtt_settings(args: argparse.Namespace, sources: Sources) -> MqttSettings | None:
-    """The MQTT settings, or None without --mqtt_host; raises ``ConfigError``."""
-    if not args.mqtt_host:
-        return None
-    events, beats = topics(args.event_topic), topics(args.heartbeat_topic)
-    if not (events or beats):
-        raise ConfigError("--mqtt_host needs at least one topic: --event_topic or "
-                          "--heartbeat_topic")
-    for name in (*events, *beats):
-        check_mqtt_topic(name, also_kafka=bool(args.kafka_brokers))
-    if args.mqtt_qos == 0 and not args.mqtt_buffer:
-        raise ConfigError("--mqtt_qos 0 needs --mqtt_buffer: a QoS 0 message is never "
-                          "acknowledged, so nothing could hold it back while ilert fails; use "
-                          "--mqtt_qos 1 (at least once), or --mqtt_buffer to queue it")
-    if bool(args.mqtt_username) != bool(args.mqtt_password):
-        given, missing = (("--mqtt_username", "--mqtt_password") if args.mqtt_username
-                          else ("--mqtt_password", "--mqtt_username"))
-        raise ConfigError(f"{given} needs {missing}")
-    if bool(args.mqtt_client_cert) != bool(args.mqtt_client_key):
-        raise ConfigError("--mqtt_client_cert and --mqtt_client_key go together")
-    tls_files = [f"--{o}" for o in ("mqtt_ca", "mqtt_client_cert", "mqtt_client_key")
-                 if sources.of.get(o) == "flag"]
-    if tls_files and not args.mqtt_tls:
-        raise ConfigError(f"{tls_files[0]} needs --mqtt_tls")
-    if args.mqtt_tls:
-        for option in ("mqtt_ca", "mqtt_client_cert", "mqtt_client_key"):
-            value = getattr(args, option)
-            if value and not os.access(value, os.R_OK):
-                raise ConfigError(f"--{option} {value}: the file cannot be read")
-    if args.mqtt_shared_group and not SHARE_GROUP.fullmatch(args.mqtt_shared_group):
-        raise ConfigError("--mqtt_shared_group must not contain /, + or #")
-    return MqttSettings(
-        host=args.mqtt_host, port=args.mqtt_port,
-        client_id=args.mqtt_name or default_client_id(db_file(args)),
-        username=args.mqtt_username, password=args.mqtt_password, tls=args.mqtt_tls,
-        ca=args.mqtt_ca if args.mqtt_tls else None,
-        client_cert=args.mqtt_client_cert if args.mqtt_tls else None,
-        client_key=args.mqtt_client_key if args.mqtt_tls else None,
-        qos=args.mqtt_qos, buffer=args.mqtt_buffer, shared_group=args.mqtt_shared_group,
-        version=args.mqtt_version, event_topics=events, heartbeat_topics=beats,
-        cert_reload=args.mqtt_cert_reload, receive_maximum=min(args.max_buffered, 65535))
-
-
-SHARE_GROUP = re.compile(r"[^/+#]+")
-KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
-
-
-def check_mqtt_topic(name: str, *, also_kafka: bool) -> None:
-    """Refuse a topic MQTT cannot subscribe to (or, with Kafka too, Kafka cannot)."""
-    problem = filter_problem(name)
-    if name.startswith("^"):
-        problem = "it is a Kafka regex; MQTT filters use + and #"
-    elif also_kafka and problem is None and not KAFKA_TOPIC.fullmatch(name):
-        problem = ("topics apply to Kafka and MQTT alike, and Kafka topic names are letters, "
-                   "digits, '.', '_' and '-'")
-    if problem:
-        raise ConfigError(f"topic {name!r} cannot be used: {problem}")
-
-
-def default_client_id(spool: str) -> str:
-    """``ilagent-<host>-<8 hex of the spool path>``: stable for one installation, different
-    between installations (ilagent 0.9's fixed "ilagent" made two daemons kick each other off)."""
-    host = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:20] or "host"
-    digest = hashlib.sha256(os.path.abspath(spool).encode()).hexdigest()[:8]
-    return f"ilagent-{host}-{digest}"
+    daemon.add_argument_group("ilert").add_argument(
+        "--ilert_api_key", metavar="KEY",
+        help="ilert user API key for policy sync (better from ILERT_API_KEY; a leading "
+             "'Bearer ' is dropped)")
 
 
 def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> DaemonConfig:
@@ -284,6 +184,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
         kafka = KafkaSettings(
             brokers=args.kafka_brokers, group_id=args.kafka_group_id,
             event_topics=topics(args.event_topic), heartbeat_topics=topics(args.heartbeat_topic),
+            policy_topics=topics(args.policy_topic),
             offset_reset=args.kafka_offset_reset,
             extra=tuple(kafka_properties(args, sources or Sources()).items()),
             dlq_topic=args.dlq_topic, max_buffered=args.max_buffered,
@@ -307,6 +208,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
         circuit_failures=args.circuit_failures,
         circuit_probe_interval=args.circuit_probe_interval,
         http=http, kafka=kafka, mqtt=mqtt, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
+        policy=policy_rules(args), api_key=api_key(args),
         db_file=db_file(args))
     config.validate()
     return config
@@ -326,10 +228,8 @@ KAFKA_ONLY = ("kafka_config", "kafka_group_id",
               "kafka_ssl_key", "kafka_ssl_key_password")
 
 
-MQTT_ONLY = ("mqtt_port", "mqtt_name", "mqtt_username", "mqtt_password", "mqtt_tls", "mqtt_ca",
-             "mqtt_client_cert", "mqtt_client_key", "mqtt_cert_reload", "mqtt_qos",
-             "mqtt_buffer", "mqtt_shared_group", "mqtt_version")
-CONSUMER_ONLY = ("event_topic", "heartbeat_topic")
+CONSUMER_ONLY = ("event_topic", "heartbeat_topic", "policy_topic")
+POLICY_ONLY = ("policy_routing_keys", "map_key_email", "map_key_shift", "shift_offset")
 
 
 def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) -> None:
@@ -348,6 +248,25 @@ def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) 
     if not (args.kafka_brokers or args.mqtt_host) and given(CONSUMER_ONLY):
         raise ConfigError(f"--{given(CONSUMER_ONLY)[0]} needs --kafka_brokers or --mqtt_host "
                           "(without them no topic is read)")
+    if not args.policy_topic and given(POLICY_ONLY):
+        raise ConfigError(f"--{given(POLICY_ONLY)[0]} needs --policy_topic (without it no "
+                          "policy message is read)")
+    if args.policy_topic and (args.kafka_brokers or args.mqtt_host):
+        if not args.policy_routing_keys:
+            raise ConfigError("--policy_topic needs --policy_routing_keys: the payload fields "
+                              "that name the escalation policy (ilagent 0.9 drops every "
+                              "message without them)")
+        if not api_key(args):
+            raise ConfigError("--policy_topic needs ILERT_API_KEY: an ilert user API key that "
+                              "may edit escalation policies (or --ilert_api_key)")
+
+
+def api_key(args: argparse.Namespace) -> str | None:
+    """The user API key for policy sync, without a leading ``Bearer `` (as ilagent 0.9)."""
+    key = (args.ilert_api_key or "").strip()
+    if key[:7].lower() == "bearer ":
+        key = key[7:].strip()
+    return key or None
 
 
 FIRST_CLASS = {  # option → librdkafka property
@@ -361,15 +280,6 @@ FIRST_CLASS = {  # option → librdkafka property
     "kafka_ssl_key_password": "ssl.key.password",
 }
 FILE_OPTIONS = ("kafka_ssl_ca", "kafka_ssl_cert", "kafka_ssl_key")
-
-
-def topics(given: list[str]) -> tuple[str, ...]:
-    """Topics of one kind: each given value split on commas, except regexes (``^…``)."""
-    out: list[str] = []
-    for value in given:
-        out += [value] if value.startswith("^") else [t.strip() for t in value.split(",")
-                                                      if t.strip()]
-    return tuple(dict.fromkeys(out))
 
 
 def kafka_properties(args: argparse.Namespace, sources: Sources) -> dict[str, str]:

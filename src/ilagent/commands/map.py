@@ -1,7 +1,8 @@
 """``ilagent map``: a dry run of the mapping flags over messages given line by line.
 
-Each message goes through the same :func:`ilagent.mapping.map_message` the daemon uses, and the
-outcome is printed as one JSON object per line; nothing is sent anywhere. The printed URL and
+Each message goes through the same :func:`ilagent.mapping.map_message` the daemon uses (with
+``--policy``, :func:`ilagent.policy.map_policy` and the three ilert calls it would make), and
+the outcome is printed as one JSON object per line; nothing is sent anywhere. The printed URL and
 event show the integration key in clear: this is a local dry run the user asked for, on their
 own input, and the point of it is to see exactly what would be posted where.
 """
@@ -13,16 +14,20 @@ import json
 import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from ilagent.commands.common import (
     Parser,
     Subparsers,
     add_mapping_options,
+    add_policy_options,
     mapping_rules,
+    policy_rules,
 )
-from ilagent.config import DEFAULT_API_URL
+from ilagent.config import DEFAULT_API_URL, PolicyRules
 from ilagent.errors import UsageError
 from ilagent.mapping import Dropped, Mapped, MappingRules, map_message
+from ilagent.policy import map_policy
 
 EXIT_OK = 0
 EXIT_DROPPED = 1  # with --check: at least one message would not become an event
@@ -52,7 +57,11 @@ def add_parser(sub: Subparsers) -> Parser:
                         help="exit 1 if any message would be dropped or misses a mapped field")
     mapper.add_argument("--ilert_api_url", default=DEFAULT_API_URL,
                         metavar="URL", help="API base URL shown in the output")
+    mapper.add_argument("--policy", action="store_true",
+                        help="read the messages as escalation-policy updates (--policy_topic) "
+                             "and print the three calls each would make")
     add_mapping_options(mapper)
+    add_policy_options(mapper)
     return mapper
 
 
@@ -64,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     with source:
+        if args.policy:
+            return run_policy(policy_rules(args), mapping_rules(args), source,
+                              api_url=args.ilert_api_url.rstrip("/"), check=args.check,
+                              out=sys.stdout)
         return run_map(mapping_rules(args), source, topic=args.event_topic,
                        api_url=args.ilert_api_url.rstrip("/"), check=args.check,
                        out=sys.stdout, message_key=args.message_key)
@@ -96,6 +109,34 @@ def run_map(
         any_dropped = any_dropped or isinstance(result, Dropped) or bool(
             isinstance(result, Mapped) and result.missing)
         report = _report(number, result, base_url=base_url)
+        out.write(json.dumps(report, ensure_ascii=False) + "\n")
+    return EXIT_DROPPED if check and any_dropped else EXIT_OK
+
+
+def run_policy(rules: PolicyRules, filters: MappingRules, lines: Iterable[str], *, api_url: str,
+               check: bool, out: TextIO) -> int:
+    """For each non-blank line, the three ilert calls the policy message would make (or why it
+    makes none), one JSON result per line; like :func:`run_map` otherwise."""
+    any_dropped = False
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        update = map_policy(rules, filters, _to_bytes(line.rstrip("\r\n")))
+        report: dict[str, Any] = {"line": number}
+        if isinstance(update, Dropped):
+            any_dropped = True
+            report.update(result="dropped", reason=update.reason.value, detail=update.detail)
+        else:
+            report.update(result="policy_update", calls=[
+                {"method": "POST", "url": f"{api_url}/users/search-email",
+                 "body": {"email": update.email}},
+                {"method": "GET", "url": f"{api_url}/escalation-policies/resolve?routing-key="
+                                         f"{quote(update.routing_key, safe='')}"},
+                {"method": "PUT",
+                 "url": f"{api_url}/escalation-policies/<policy id>/levels/{update.level}",
+                 "body": {"escalationTimeout": "<the level's own, else 1>",
+                          "users": [{"id": "<the user's id>"}]}},
+            ])
         out.write(json.dumps(report, ensure_ascii=False) + "\n")
     return EXIT_DROPPED if check and any_dropped else EXIT_OK
 

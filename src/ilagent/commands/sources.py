@@ -5,7 +5,8 @@ Precedence, highest first:
 =====================================  ==========================================
 flag on the command line               ``--kafka_brokers b:9092``
 ``ILAGENT_<OPTION>``                   ``ILAGENT_KAFKA_BROKERS=b:9092``
-ilert's variables (kept as aliases)    ``ILERT_API_URL``, ``ILERT_BEAT_URL``, ``ILERT_INTEGRATION_KEY``
+ilert's variables (kept as aliases)    ``ILERT_API_URL``, ``ILERT_BEAT_URL``, ``ILERT_INTEGRATION_KEY``,
+                                       ``ILERT_API_KEY``
 TOML file (``--config``, ``ILAGENT_CONFIG``)  ``kafka_brokers = "b:9092"``
 built-in default                       shown in ``--help``
 =====================================  ==========================================
@@ -36,6 +37,7 @@ ALIASES = {
     "ilert_api_url": "ILERT_API_URL",
     "ilert_beat_url": "ILERT_BEAT_URL",
     "integration_key": "ILERT_INTEGRATION_KEY",
+    "ilert_api_key": "ILERT_API_KEY",
 }
 # options no environment or file may set: confirmations, actions, and what the command line
 # itself is (which config file, what to show)

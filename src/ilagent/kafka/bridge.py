@@ -22,7 +22,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from ilagent.config import KafkaSettings, MappingRules, RetryPolicy
+from ilagent.config import KafkaSettings, MappingRules, PolicyRules, RetryPolicy
 from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.errors import EventError
 from ilagent.events import encode_event
@@ -32,9 +32,10 @@ from ilagent.kafka.deadletter import DeadLetterWriter
 from ilagent.kafka.partitions import Handoff, PartitionState, TPKey, offset_of, origin
 from ilagent.kafka.topics import TopicRouter
 from ilagent.logs import EACH, mask_key
-from ilagent.mapping import Mapped, heartbeat_key, map_message
+from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
-from ilagent.routing import heartbeat_lane, message_lane
+from ilagent.policy import map_policy
+from ilagent.routing import POLICY_KEY, heartbeat_lane, message_lane, policy_lane
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +43,21 @@ SOURCE = "kafka"
 
 
 class KafkaBridge:
-    """Consumes the event and heartbeat topics and delivers them through a Deliverer."""
+    """Consumes the event, heartbeat and policy topics and delivers them through a Deliverer."""
 
     def __init__(
         self,
         *,
         settings: KafkaSettings,
         rules: MappingRules,
+        policy_rules: PolicyRules | None = None,
         deliverer: Deliverer,
         metrics: Metrics,
         policy: RetryPolicy,
     ) -> None:
         self.settings = settings
         self._rules = rules
+        self._policy_rules = policy_rules or PolicyRules()
         self._deliverer = deliverer
         self._metrics = metrics
         self._handoff = Handoff()
@@ -62,7 +65,8 @@ class KafkaBridge:
         self._poller: PollThread | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._route = TopicRouter(event=settings.event_topics,
-                                  heartbeat=settings.heartbeat_topics)
+                                  heartbeat=settings.heartbeat_topics,
+                                  policy=settings.policy_topics)
         self._consumed = metrics.consumed.labels(SOURCE)
         self._filtered = metrics.filtered.labels(SOURCE)
 
@@ -221,6 +225,22 @@ class KafkaBridge:
                     continue
                 self._start(state, offset, started)
                 self._reject(state, message, outcome.reason.value, outcome.detail)
+                continue
+            if kind == "policy":
+                update = map_policy(self._policy_rules, rules, message.value())
+                if isinstance(update, Dropped) and update.filtered:
+                    state.tracker.skip(offset)
+                    filtered += 1
+                    done[state.key] = state
+                    continue
+                self._start(state, offset, started)
+                if isinstance(update, Dropped):
+                    self._reject(state, message, update.reason.value, update.detail)
+                    continue
+                state.waiting[offset] = ("policy", policy_lane(update))
+                deliverer.submit(Job(
+                    owner=self, source=SOURCE, lane=policy_lane(update), integration_key=POLICY_KEY,
+                    policy=update, origin=origin(message), context=(state, message)))
                 continue
             self._start(state, offset, started)
             key = heartbeat_key(message.value()) if kind == "heartbeat" else None

@@ -144,7 +144,8 @@ class PollThread:
 
     def _run(self, consumer: Consumer) -> None:
         try:
-            topics = [*self._settings.event_topics, *self._settings.heartbeat_topics]
+            topics = [*self._settings.event_topics, *self._settings.heartbeat_topics,
+                      *self._settings.policy_topics]
             consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                on_lost=self._on_lost)
             logger.info("subscribed to %s as group %s", ", ".join(topics),

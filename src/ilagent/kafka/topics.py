@@ -1,8 +1,9 @@
 """Which kind a consumed message is, by the topic option its topic matched.
 
-``-e``/``-r`` (and, later, the policy topic) take topic names and regular expressions starting
+``-e``/``-r``/``--policy_topic`` take topic names and regular expressions starting
 with ``^``, as librdkafka subscribes to them. A message is routed by the first kind whose
-names or patterns its topic matches (events before heartbeats), never by "not an event topic".
+names or patterns its topic matches (events, then heartbeats, then policy updates), never by
+"not an event topic".
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from ilagent.errors import ConfigError
 
 
 class TopicRouter:
-    """``router(topic)`` → ``"event"``, ``"heartbeat"`` or None; remembers each topic's answer."""
+    """``router(topic)`` → ``"event"``, ``"heartbeat"``, ``"policy"`` or None; remembers each
+    topic's answer."""
 
-    def __init__(self, *, event: Iterable[str], heartbeat: Iterable[str]) -> None:
+    def __init__(self, *, event: Iterable[str], heartbeat: Iterable[str],
+                 policy: Iterable[str] = ()) -> None:
         self._kinds = [(kind, _matchers(topics)) for kind, topics in
-                       (("event", event), ("heartbeat", heartbeat))]
+                       (("event", event), ("heartbeat", heartbeat), ("policy", policy))]
         self._known: dict[str, str | None] = {}
 
     def __call__(self, topic: str) -> str | None:

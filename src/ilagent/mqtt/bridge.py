@@ -8,8 +8,8 @@ before that makes the broker send it again.
 
 With ``--mqtt_buffer`` an event is committed to the daemon's SQLite queue first and then
 acknowledged; the queue worker delivers it like an event of the HTTP intake (same order per
-alert, pacing, retries, ``--max_retries`` and dead letters). Heartbeat messages are never
-buffered: a ping is only worth something now.
+alert, pacing, retries, ``--max_retries`` and dead letters); policy updates are queued as
+their own kind. Heartbeat messages are never buffered: a ping is only worth something now.
 
 Dead letters go to the queue's ``dead_letters`` table with ``--mqtt_buffer`` (see
 ``ilagent queue list --dead``), else to the log at ERROR, one line each. Events are posted to
@@ -25,18 +25,19 @@ import sqlite3
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ilagent.config import MappingRules, MqttSettings
+from ilagent.config import MappingRules, MqttSettings, PolicyRules
 from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.errors import EventError
 from ilagent.events import encode_event
 from ilagent.ilert import Result
 from ilagent.logs import EACH, mask, mask_key
-from ilagent.mapping import Mapped, heartbeat_key, map_message
+from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
 from ilagent.mqtt.acks import AckWindow, Unacked
 from ilagent.mqtt.connection import MqttConnection, Received
 from ilagent.mqtt.topics import TopicClassifier
-from ilagent.routing import alert_lane, heartbeat_lane
+from ilagent.policy import PolicyUpdate, map_policy
+from ilagent.routing import POLICY_KEY, POLICY_PATH, alert_lane, heartbeat_lane, policy_lane
 from ilagent.spool.legacy import Converted
 
 if TYPE_CHECKING:
@@ -50,20 +51,24 @@ STORE_RETRY_DELAY = 1.0
 
 
 class MqttBridge:
-    """Subscribes to the event and heartbeat topics and delivers them (or queues them)."""
+    """Subscribes to the event, heartbeat and policy topics and delivers them (or queues
+    them)."""
 
     def __init__(self, *, settings: MqttSettings, rules: MappingRules, deliverer: Deliverer,
-                 metrics: Metrics, store: QueueStore | None = None,
+                 metrics: Metrics, policy_rules: PolicyRules | None = None,
+                 store: QueueStore | None = None,
                  notify: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self._rules = rules
+        self._policy_rules = policy_rules or PolicyRules()
         self._deliverer = deliverer
         self._metrics = metrics
         self._store = store if settings.buffer else None
         self._notify = notify
         self._window = AckWindow()
         self._classify = TopicClassifier(event=settings.event_topics,
-                                         heartbeat=settings.heartbeat_topics)
+                                         heartbeat=settings.heartbeat_topics,
+                                         policy=settings.policy_topics)
         self.connection = MqttConnection(settings=settings, metrics=metrics,
                                          on_message=self._received,
                                          on_connected=self._connected)
@@ -132,6 +137,9 @@ class MqttBridge:
                 owner=self, source=SOURCE, lane=heartbeat_lane(key), integration_key=key,
                 origin=message.topic, context=unacked))
             return
+        if kind == "policy":
+            self._policy(message, unacked)
+            return
         if kind != "event":
             self._dead_letter(message, unacked, "unrouted",
                               f"{message.topic} matches no topic option")
@@ -153,7 +161,8 @@ class MqttBridge:
         for warning in outcome.warnings:
             logger.warning("MQTT %s: %s", message.topic, warning)
         if self._store is not None:
-            self._spawn(self._queue(outcome, body, unacked))
+            self._spawn(self._queue(outcome.integration_key, outcome.path, body.decode(),
+                                    unacked))
             return
         self._deliverer.submit(Job(
             owner=self, source=SOURCE, lane=alert_lane(outcome.integration_key,
@@ -161,12 +170,35 @@ class MqttBridge:
             integration_key=outcome.integration_key, path=outcome.path, body=body,
             origin=message.topic, context=unacked))
 
+    def _policy(self, message: Received, unacked: Unacked | None) -> None:
+        update = map_policy(self._policy_rules, self._rules, message.payload)
+        if isinstance(update, Dropped):
+            if update.filtered:
+                self._filtered.inc()
+                self._settle(unacked)
+            else:
+                self._dead_letter(message, unacked, update.reason.value, update.detail)
+            return
+        if self._store is not None:
+            self._spawn(self._queue(POLICY_KEY, POLICY_PATH, update.to_json(), unacked))
+            return
+        self._deliverer.submit(Job(
+            owner=self, source=SOURCE, lane=policy_lane(update), integration_key=POLICY_KEY,
+            policy=update, origin=message.topic, context=unacked))
+
     def convert_legacy(self, topic: str, payload: bytes) -> Converted:
         """What becomes of an MQTT message ilagent 0.9 left in its ``mqtt_queue``: mapped with
         today's options; a heartbeat ping that old is dropped, as 0.9 drops it."""
         kind = self._classify(topic)
         if kind == "heartbeat":
             return Converted()
+        if kind == "policy":
+            update = map_policy(self._policy_rules, self._rules, payload)
+            if isinstance(update, PolicyUpdate):
+                return Converted(integration_key=POLICY_KEY, path=POLICY_PATH,
+                                 event=update.to_json())
+            return Converted() if update.filtered else Converted(
+                reason=update.reason.value, detail=update.detail)
         if kind != "event":
             return Converted(reason="unrouted", detail=f"{topic} matches no topic option")
         try:
@@ -182,19 +214,19 @@ class MqttBridge:
 
     # ---- buffer mode -------------------------------------------------------------------------
 
-    async def _queue(self, mapped: Mapped, body: bytes, unacked: Unacked | None) -> None:
-        """Commit the event to the queue (retrying while the file fails), then acknowledge."""
+    async def _queue(self, key: str, path: str, text: str, unacked: Unacked | None) -> None:
+        """Commit an event (or policy update) to the queue (retrying while the file fails),
+        then acknowledge."""
         assert self._store is not None
         while True:
             try:
-                row_id = await self._store.enqueue(integration_key=mapped.integration_key,
-                                                   path=mapped.path, event=body.decode())
+                row_id = await self._store.enqueue(integration_key=key, path=path, event=text)
                 break
             except sqlite3.Error as exc:
-                logger.error("could not queue an MQTT event for %s (%s); retrying",
-                             mask_key(mapped.integration_key), exc)
+                logger.error("could not queue an MQTT message for %s (%s); retrying",
+                             mask_key(key), exc)
                 await asyncio.sleep(STORE_RETRY_DELAY)
-        logger.debug("queued MQTT event as queue#%d", row_id)
+        logger.debug("queued MQTT message as queue#%d", row_id)
         if self._notify is not None:
             self._notify()
         self._settle(unacked)

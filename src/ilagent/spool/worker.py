@@ -29,7 +29,8 @@ from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.ilert import Result
 from ilagent.logs import EACH
 from ilagent.metrics import Metrics
-from ilagent.routing import event_lane
+from ilagent.policy import PolicyUpdate
+from ilagent.routing import POLICY_PATH, event_lane, policy_lane
 from ilagent.spool.db import QueuedEvent, QueueStats
 from ilagent.spool.store import QueueStore
 from ilagent.spool.window import DEFAULT_SIZE, Window
@@ -207,8 +208,13 @@ class SpoolWorker:
 
     def _job(self, row: QueuedEvent) -> Job | None:
         """The delivery job of a row; None (and dead-lettered) when the row is corrupt."""
+        update: PolicyUpdate | None = None
         try:
-            event = json.loads(row.event)
+            if row.path == POLICY_PATH:
+                update = PolicyUpdate.from_json(row.event)
+                event: dict[str, object] = {}
+            else:
+                event = json.loads(row.event)
         except ValueError as exc:
             logger.error("queue#%d is not valid JSON (%s); dead-lettering it", row.id, exc,
                          extra=EACH)
@@ -223,10 +229,12 @@ class SpoolWorker:
         return Job(
             owner=self,
             source=SOURCE,
-            lane=event_lane(row.integration_key, event),
+            lane=policy_lane(update) if update else event_lane(row.integration_key, event),
             integration_key=row.integration_key,
             path=row.path,
-            body=row.event.encode(),  # sent as it was stored: serialised once, at the intake
+            # sent as it was stored: serialised once, at the intake
+            body=None if update else row.event.encode(),
+            policy=update,
             origin=f"queue#{row.id}",
             received=time.monotonic() - age,
             attempts=row.attempts,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ilagent.cli import build_parser
-from ilagent.commands.daemon import daemon_config, default_client_id
+from ilagent.commands.daemon import daemon_config
+from ilagent.commands.mqtt_options import default_client_id
 from ilagent.errors import ConfigError
 
 
