@@ -144,6 +144,8 @@ class HttpSettings:
     host: str = DEFAULT_HTTP_HOST
     token: str | None = field(default=None, repr=False)
     max_body: int = DEFAULT_HTTP_MAX_BODY
+    # off: only the probes and /metrics, no event intake and no spool file (--intake off)
+    intake: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,10 @@ class DaemonConfig:
         """Refuse combinations that cannot work, with a message naming the flag."""
         if self.http is None and self.kafka is None and self.heartbeat_key is None:
             raise ConfigError("nothing to run: give --port, --kafka_brokers or --heartbeat")
+        if (self.http is not None and not self.http.intake and self.kafka is None
+                and self.heartbeat_key is None):
+            raise ConfigError("nothing to run: with --intake off the HTTP server only answers "
+                              "probes; give --kafka_brokers or --heartbeat too")
         if self.kafka is not None:
             if not (self.kafka.event_topics or self.kafka.heartbeat_topics):
                 raise ConfigError("--kafka_brokers needs at least one topic: "

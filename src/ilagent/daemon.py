@@ -74,7 +74,7 @@ class Daemon:
         self.store: QueueStore | None = None
         self.worker: SpoolWorker | None = None
         self.lock: SpoolLock | None = None
-        if config.http is not None:
+        if config.http is not None and config.http.intake:
             self.lock = SpoolLock(config.db_file)
             # one engine for both sources: one --max_in_flight, one pacing towards ilert;
             # queued events carry the queue's own retry limit
@@ -134,10 +134,13 @@ class Daemon:
             topics = ", ".join([*config.kafka.event_topics, *config.kafka.heartbeat_topics])
             logger.info("Kafka: %s as group %s from %s", topics, config.kafka.group_id,
                         config.kafka.brokers)
-        if config.http is not None:
+        if config.http is not None and config.http.intake:
             logger.info("HTTP intake on %s:%d (%s), spool file %s", config.http.host,
                         config.http.port, "token required" if config.http.token else "no token",
                         config.db_file)
+        elif config.http is not None:
+            logger.info("HTTP probes and metrics on %s:%d (intake off, no spool file)",
+                        config.http.host, config.http.port)
         if config.heartbeat_key:
             logger.info("own heartbeat %s every %.0f s", mask_key(config.heartbeat_key),
                         config.heartbeat_interval)
@@ -199,7 +202,7 @@ class Daemon:
             raise ResourceError(f"cannot listen on {http.host}:{http.port}: "
                                 f"{exc.strerror or exc}") from None
         logger.info("HTTP server listening on %s:%d", http.host, http.port)
-        if not http.token and not http.host.startswith(LOOPBACK):
+        if http.intake and not http.token and not http.host.startswith(LOOPBACK):
             logger.warning("the HTTP server on %s:%d takes events from anyone who can reach "
                            "it: set --http_token (or ILAGENT_HTTP_TOKEN) to require a token",
                            http.host, http.port)

@@ -75,6 +75,10 @@ def add_options(daemon: Parser) -> None:
                              "and /ready (env ILAGENT_HTTP_TOKEN)")
     daemon.add_argument("--http_max_body", type=more_than_zero, default=DEFAULT_HTTP_MAX_BODY,
                         metavar="BYTES", help="largest request body (default %(default)s)")
+    daemon.add_argument("--intake", type=str.lower, choices=("on", "off"), default="on",
+                        help="with -p: 'on' also takes events and heartbeats (into the spool "
+                             "file -f), 'off' serves only /health, /ready and /metrics "
+                             "(default %(default)s)")
     daemon.add_argument("-b", "--heartbeat", metavar="KEY",
                         help="ping this heartbeat every 30 s while the daemon is ready")
     kafka = daemon.add_argument_group("Kafka")
@@ -179,7 +183,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
     http = None
     if args.port is not None:
         http = HttpSettings(port=args.port, host=args.http_host, token=args.http_token,
-                            max_body=args.http_max_body)
+                            max_body=args.http_max_body, intake=args.intake == "on")
     config = DaemonConfig(
         ilert=IlertSettings(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,
                             timeout=args.ilert_timeout),
@@ -212,8 +216,11 @@ KAFKA_ONLY = ("event_topic", "heartbeat_topic", "kafka_config", "kafka_group_id"
 
 
 def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) -> None:
-    """Kafka options given on the command line without --kafka_brokers would be ignored: a usage
-    error (ilagent 0.9 ignores them). From the environment or a file they are just unused."""
+    """Kafka options given on the command line without --kafka_brokers, or --intake without
+    --port, would be ignored: a usage error (ilagent 0.9 ignores them). From the environment
+    or a file they are just unused."""
+    if args.port is None and sources.of.get("intake") == "flag":
+        raise ConfigError("--intake needs --port (it chooses what the HTTP server serves)")
     if args.kafka_brokers:
         return
     given = [name for name in KAFKA_ONLY if sources.of.get(name) == "flag"]
