@@ -16,12 +16,19 @@ from helpers import Sandbox, http, unique, wait_until
 
 
 def ilagent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ilagent", *args], capture_output=True,
-                          text=True, timeout=60, check=False, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "ilagent", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_with_the_intake_off_only_probes_and_metrics_are_served(
-        sandbox: Sandbox, run_ilagent: Any, tmp_path: Path) -> None:
+    sandbox: Sandbox, run_ilagent: Any, tmp_path: Path
+) -> None:
     """/health, /ready and /metrics answer; the event and heartbeat routes are 404; the spool
     file and its lock are never created; the daemon's own heartbeat still goes out."""
     db, beat = tmp_path / "spool.db3", unique("il1hbtoff")
@@ -29,12 +36,18 @@ def test_with_the_intake_off_only_probes_and_metrics_are_served(
     assert http("GET", f"{base}/ready")[0] == 204
     status, text = http("GET", f"{base}/metrics")
     assert status == 200 and "ilagent_ready" in text
-    status, body = http("POST", f"{base}/api/events",
-                        {"integrationKey": "il1apiX1", "eventType": "ALERT", "summary": "s"})
+    status, body = http(
+        "POST",
+        f"{base}/api/events",
+        {"integrationKey": "il1apiX1", "eventType": "ALERT", "summary": "s"},
+    )
     assert status == 404 and body["status"] == 404, body
     assert http("GET", f"{base}/api/heartbeats/{beat}")[0] == 404
-    wait_until(lambda: http("GET", f"{sandbox.url}/sandbox/heartbeats?key={beat}")[1],
-               timeout=30, what="the daemon's own heartbeat")
+    wait_until(
+        lambda: http("GET", f"{sandbox.url}/sandbox/heartbeats?key={beat}")[1],
+        timeout=30,
+        what="the daemon's own heartbeat",
+    )
     assert not db.exists() and not Path(f"{db}.lock").exists()
     assert daemon.alive(), daemon.output()
 
