@@ -101,6 +101,7 @@ def exported(
     import broker
 
     sandbox, folder = sandbox_process, tmp_path_factory.mktemp("monitoring")
+    sandbox.reset()  # no fault another test scripted may still be live
     kafka_key, http_key = unique("il1apiobs"), unique("il1apiobsh")
     sandbox.fault(status=503, integration_key=kafka_key, count=1)
     sandbox.fault(status=429, integration_key=http_key, count=1, retry_after="1")
