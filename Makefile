@@ -24,7 +24,12 @@ $(VENV)/.installed: pyproject.toml
 	@command -v openssl >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 	@touch $@
 
-setup: $(VENV)/.installed .kafka-libs/.complete .chromium .openssl
+# Debian's Mosquitto for the MQTT tests (skipped when already there)
+.mosquitto:
+	@test -x /usr/sbin/mosquitto || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; }
+	@touch $@
+
+setup: $(VENV)/.installed .kafka-libs/.complete .chromium .openssl .mosquitto
 
 test: setup
 	$(PY) -m ruff check src tests tools bench
@@ -32,7 +37,7 @@ test: setup
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
-demo: $(VENV)/.installed .kafka-libs/.complete .openssl
+demo: $(VENV)/.installed .kafka-libs/.complete .openssl .mosquitto
 	$(PY) tools/demo.py
 
 bench: setup
@@ -45,4 +50,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .kafka-libs .chromium .openssl
+	rm -rf $(VENV) .kafka-libs .chromium .openssl .mosquitto

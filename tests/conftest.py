@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # Playwright is needed by the browser tests only, imported wh
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "kafka"))
+sys.path.insert(0, str(ROOT / "tools" / "mqtt"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import DAEMON_LOGS, SECRETS, DaemonProcess, Sandbox, start_sandbox  # noqa: E402
@@ -54,6 +55,19 @@ def secured_kafka(kafka_broker: object | None) -> object:
         pytest.skip("KAFKA_BOOTSTRAP points at a broker without the suite's TLS listeners")
     SECRETS.add(kafka_broker.scram_password)  # type: ignore[attr-defined]
     return kafka_broker
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The session's Mosquitto: plain, password, TLS and mutual-TLS listeners on 127.0.0.1."""
+    import mosquitto as broker
+
+    running = broker.start(tmp_path_factory.mktemp("mosquitto"))
+    SECRETS.add(running.password)
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="session")

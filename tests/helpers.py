@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
@@ -25,6 +26,19 @@ T = TypeVar("T")
 # secret ever reached a log line (tests/test_no_secrets_leaked.py runs last)
 DAEMON_LOGS: list[Path] = []
 SECRETS: set[str] = set()
+
+# ilagent 0.9's tables after its five migrations (as its db.rs leaves them)
+LEGACY_SCHEMA = """
+CREATE TABLE ilagent (key TEXT PRIMARY KEY, val TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE event_items (id TEXT PRIMARY KEY, integration_key TEXT NOT NULL,
+    event_type TEXT NOT NULL, alert_key TEXT NULL, summary TEXT NOT NULL, created_at TEXT NOT NULL,
+    priority TEXT NULL, images TEXT NULL, links TEXT NULL, custom_details TEXT NULL,
+    details TEXT NULL, inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')),
+    event_api_path TEXT NULL);
+CREATE TABLE mqtt_queue (id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT NULL,
+    inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')));
+"""
+
 
 
 def secret(prefix: str) -> str:
@@ -114,6 +128,26 @@ class Sandbox:
 
     def clear_faults(self) -> None:
         http("DELETE", f"{self.url}/sandbox/faults")
+
+    def seed(self, **seed: Any) -> dict[str, Any]:
+        """POST /sandbox/seed (``apiKeys``, ``users``, ``policies``); what was added, ids set."""
+        for key in seed.get("apiKeys", ()):
+            SECRETS.add(key)  # a daemon given this key must never log it
+        status, body = http("POST", f"{self.url}/sandbox/seed", seed)
+        assert status == 201, body
+        return dict(body)
+
+    def policies(self, routing_key: str | None = None) -> list[dict[str, Any]]:
+        """Escalation policies as ilert shows them, plus ``rev`` and ``updatedAt``."""
+        query = f"?routing_key={urllib.parse.quote(routing_key)}" if routing_key else ""
+        status, body = http("GET", f"{self.url}/sandbox/policies{query}")
+        assert status == 200, body
+        return list(body)
+
+    def level_emails(self, routing_key: str, level: int) -> list[str]:
+        """The e-mails of the users on one level of the policy with this routing key."""
+        [policy] = self.policies(routing_key)
+        return [user["email"] for user in policy["escalationRules"][level]["users"]]
 
 
 def start_sandbox(port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:

@@ -1,9 +1,10 @@
-"""``make demo``: the whole pipeline on one machine — Kafka, the ilert sandbox, the daemon.
+"""``make demo``: the whole pipeline on one machine — Kafka, MQTT, the ilert sandbox, the daemon.
 
-Starts a local Apache Kafka (the test recipe), ``ilagent sandbox`` and ``ilagent daemon`` with
-the mapping flags of ilert's Kafka guide, produces a short story of machine alarms (raised,
-acknowledged, cleared, plus noise the filter drops), prints the sandbox URL and keeps running
-until Ctrl+C; then it stops everything it started.
+Starts a local Apache Kafka (the test recipe), a local Mosquitto, ``ilagent sandbox`` and
+``ilagent daemon`` with the mapping flags of ilert's Kafka guide on both, produces a short story
+of machine alarms to Kafka (raised, acknowledged, cleared, plus noise the filter drops) and a
+building alarm over MQTT, prints the sandbox URL and keeps running until Ctrl+C; then it stops
+everything it started.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "kafka"))
+sys.path.insert(0, str(ROOT / "tools" / "mqtt"))
 
 import broker  # noqa: E402
+import mosquitto  # noqa: E402
 
 TOPIC = "test-topic"
 DEMO_KEY = "il1api-demo-0000"
@@ -87,6 +90,32 @@ def produce_story(bootstrap: str) -> None:
               f"{message['comment']}", flush=True)
 
 
+# told over MQTT once the Kafka story is done: a building alarm raised and acknowledged
+MQTT_STORY: list[dict[str, str]] = [
+    {"type": "ALARM", "mCode": "HVAC-B2", "comment": "Server room B2 at 31 °C (via MQTT)",
+     "state": "SET"},
+    {"type": "ALARM", "mCode": "HVAC-B2", "comment": "Facility team informed", "state": "ACK"},
+]
+
+
+def publish_story(port: int) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for message in MQTT_STORY:
+            time.sleep(1.0)
+            client.publish(TOPIC, json.dumps(message), qos=1).wait_for_publish(10)
+            print(f"  published {message['type']:<8} {message['mCode']:<9} "
+                  f"{message['state']:<4} {message['comment']}", flush=True)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 @contextlib.contextmanager
 def process(args: list[str], log: Path, env: dict[str, str] | None = None
             ) -> Iterator[subprocess.Popen[bytes]]:
@@ -126,9 +155,13 @@ def main() -> int:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     python = [sys.executable, "-m", "ilagent"]
-    print("demo: starting Apache Kafka (first run fetches the jars) …", flush=True)
+    print("demo: starting Apache Kafka (first run fetches the jars) and Mosquitto …",
+          flush=True)
     kafka = broker.start(work / "kafka")
+    mqtt_broker = None
     try:
+        mqtt_broker = mosquitto.start(work / "mosquitto")
+        mqtt_port = mqtt_broker.ports["plain"]
         from confluent_kafka.admin import AdminClient, NewTopic
 
         admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
@@ -144,6 +177,8 @@ def main() -> int:
             daemon_args = [*python, "daemon", "-p", str(daemon_port), "--http_host", "127.0.0.1",
                            "-v", "-v", "--kafka_brokers", kafka.bootstrap,
                            "--kafka_group_id", "ilagentsub", "-e", TOPIC,
+                           "-m", "127.0.0.1", "-q", str(mqtt_port), "--mqtt_qos", "1",
+                           "-f", str(work / "ilagent.db3"),
                            "--event_key", DEMO_KEY, *GUIDE_FLAGS]
             env = {"ILERT_API_URL": f"{sandbox_url}/api", "ILERT_BEAT_URL": f"{sandbox_url}/api"}
             with process(daemon_args, work / "daemon.log", env) as daemon:
@@ -152,12 +187,16 @@ def main() -> int:
                 print(f"  daemon:         http://127.0.0.1:{daemon_port}/metrics", flush=True)
                 print(f"  logs:           {work}/\n", flush=True)
                 produce_story(kafka.bootstrap)
-                print("\ndemo: story told; produce more to 'test-topic' or press Ctrl+C to stop",
-                      flush=True)
+                publish_story(mqtt_port)
+                print(f"\ndemo: story told; produce to Kafka topic '{TOPIC}' at "
+                      f"{kafka.bootstrap} or publish to MQTT topic '{TOPIC}' at "
+                      f"127.0.0.1:{mqtt_port}, or press Ctrl+C to stop", flush=True)
                 while not stop and daemon.poll() is None and sandbox.poll() is None:
                     time.sleep(0.3)
     finally:
-        print("demo: stopping the daemon, the sandbox and Kafka …", flush=True)
+        print("demo: stopping the daemon, the sandbox, Mosquitto and Kafka …", flush=True)
+        if mqtt_broker is not None:
+            mqtt_broker.stop()
         kafka.destroy()
     print("demo: stopped", flush=True)
     return 0

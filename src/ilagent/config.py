@@ -21,6 +21,7 @@ __all__ = [
     "IlertSettings",
     "KafkaSettings",
     "MappingRules",
+    "MqttSettings",
     "RetryPolicy",
 ]
 
@@ -36,6 +37,11 @@ DEFAULT_OFFSET_RESET = "latest"
 DEFAULT_MAX_BUFFERED = 2000  # per partition; above it the partition is paused
 DEFAULT_CIRCUIT_FAILURES = 5
 DEFAULT_CIRCUIT_PROBE_INTERVAL = 5.0
+
+DEFAULT_MQTT_PORT = 1883
+DEFAULT_MQTT_CERT_RELOAD = 30.0  # as ilagent 0.9
+DEFAULT_MQTT_KEEPALIVE = 30
+MQTT_VERSIONS = ("5", "3.1.1")
 
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_RATE_LIMIT_PER_KEY = 50
@@ -128,6 +134,40 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True)
+class MqttSettings:
+    """The MQTT connection and what it subscribes to (from the ``daemon`` flags)."""
+
+    host: str
+    client_id: str
+    port: int = DEFAULT_MQTT_PORT
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    qos: int = 0
+    buffer: bool = False
+    shared_group: str | None = None
+    version: str = "5"
+    event_topics: tuple[str, ...] = ()
+    heartbeat_topics: tuple[str, ...] = ()
+    cert_reload: float = DEFAULT_MQTT_CERT_RELOAD
+    keepalive: int = DEFAULT_MQTT_KEEPALIVE
+    receive_maximum: int = DEFAULT_MAX_BUFFERED  # QoS 1 messages in hand before the broker waits
+    reconnect_max_delay: float = 30.0
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every configured topic filter."""
+        return (*self.event_topics, *self.heartbeat_topics)
+
+    def secrets(self) -> list[str]:
+        """Values never to show in clear."""
+        return [self.password] if self.password else []
+
+
+@dataclass(frozen=True)
 class IlertSettings:
     """Where ilert is and how to talk to it."""
 
@@ -162,24 +202,28 @@ class DaemonConfig:
     circuit_probe_interval: float = DEFAULT_CIRCUIT_PROBE_INTERVAL
     http: HttpSettings | None = None
     kafka: KafkaSettings | None = None
+    mqtt: MqttSettings | None = None
     rules: MappingRules = field(default_factory=MappingRules)
     heartbeat_key: str | None = field(default=None, repr=False)
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     db_file: str = DEFAULT_DB_FILE
 
     def __repr__(self) -> str:  # keys never in clear, even in a debug dump
-        return (f"DaemonConfig(ilert={self.ilert!r}, kafka={self.kafka!r}, http={self.http!r}, "
+        return (f"DaemonConfig(ilert={self.ilert!r}, kafka={self.kafka!r}, mqtt={self.mqtt!r}, "
+                f"http={self.http!r}, "
                 f"heartbeat_key={mask_key(self.heartbeat_key)!r}, "
                 f"max_in_flight={self.max_in_flight})")
 
     def validate(self) -> None:
         """Refuse combinations that cannot work, with a message naming the flag."""
-        if self.http is None and self.kafka is None and self.heartbeat_key is None:
-            raise ConfigError("nothing to run: give --port, --kafka_brokers or --heartbeat")
-        if (self.http is not None and not self.http.intake and self.kafka is None
+        if (self.http is None and self.kafka is None and self.mqtt is None
                 and self.heartbeat_key is None):
+            raise ConfigError("nothing to run: give --port, --kafka_brokers, --mqtt_host or "
+                              "--heartbeat")
+        if (self.http is not None and not self.http.intake and self.kafka is None
+                and self.mqtt is None and self.heartbeat_key is None):
             raise ConfigError("nothing to run: with --intake off the HTTP server only answers "
-                              "probes; give --kafka_brokers or --heartbeat too")
+                              "probes; give --kafka_brokers, --mqtt_host or --heartbeat too")
         if self.kafka is not None:
             if not (self.kafka.event_topics or self.kafka.heartbeat_topics):
                 raise ConfigError("--kafka_brokers needs at least one topic: "

@@ -35,6 +35,7 @@ from ilagent.web.server import AccessLogger, Probes, build_app
 
 if TYPE_CHECKING:
     from ilagent.kafka.bridge import KafkaBridge
+    from ilagent.mqtt.bridge import MqttBridge
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         for secret in (config.http.token if config.http else None, config.rules.event_key,
-                       *(config.kafka.secrets() if config.kafka else ())):
+                       *(config.kafka.secrets() if config.kafka else ()),
+                       *(config.mqtt.secrets() if config.mqtt else ())):
             register_secret(secret)
         self.metrics = Metrics()
         self.probes = Probes()
@@ -74,13 +76,22 @@ class Daemon:
         self.store: QueueStore | None = None
         self.worker: SpoolWorker | None = None
         self.lock: SpoolLock | None = None
-        if config.http is not None and config.http.intake:
+        if ((config.http is not None and config.http.intake)
+                or (config.mqtt is not None and config.mqtt.buffer)):
             self.lock = SpoolLock(config.db_file)
-            # one engine for both sources: one --max_in_flight, one pacing towards ilert;
+            # one engine for every source: one --max_in_flight, one pacing towards ilert;
             # queued events carry the queue's own retry limit
             self.store = QueueStore(config.db_file)
             self.worker = SpoolWorker(store=self.store, deliverer=self.deliverer,
                                       metrics=self.metrics)
+        self.mqtt: MqttBridge | None = None
+        if config.mqtt is not None:
+            from ilagent.mqtt.bridge import MqttBridge  # paho only when MQTT is used
+
+            self.mqtt = MqttBridge(settings=config.mqtt, rules=config.rules,
+                                   deliverer=self.deliverer, metrics=self.metrics,
+                                   store=self.store,
+                                   notify=self.worker.notify if self.worker else None)
         self._stop = asyncio.Event()
         self._exit_code = 0
         self._signals = 0
@@ -115,7 +126,12 @@ class Daemon:
             raise
         if self.worker is not None:
             self.worker.start()
-            self.probes.parts["intake"] = self.worker.readiness
+            if self.config.http is not None and self.config.http.intake:
+                self.probes.parts["intake"] = self.worker.readiness
+        if self.mqtt is not None:
+            self.mqtt.start()
+            self.probes.parts["mqtt"] = self.mqtt.connection.readiness
+            tasks.append(loop.create_task(self._watch_mqtt()))
         self.probes.details = self._ilert_details
         if self.config.heartbeat_key:
             tasks.append(loop.create_task(self._heartbeat_loop(self.config.heartbeat_key)))
@@ -134,6 +150,13 @@ class Daemon:
             topics = ", ".join([*config.kafka.event_topics, *config.kafka.heartbeat_topics])
             logger.info("Kafka: %s as group %s from %s", topics, config.kafka.group_id,
                         config.kafka.brokers)
+        if config.mqtt is not None:
+            mqtt = config.mqtt
+            logger.info("MQTT %s: %s from %s:%d as %s (QoS %d, %s)", mqtt.version,
+                        ", ".join(mqtt.topics), mqtt.host, mqtt.port, mqtt.client_id,
+                        min(mqtt.qos, 1),
+                        f"queued in {config.db_file}" if mqtt.buffer
+                        else "acknowledged after delivery")
         if config.http is not None and config.http.intake:
             logger.info("HTTP intake on %s:%d (%s), spool file %s", config.http.host,
                         config.http.port, "token required" if config.http.token else "no token",
@@ -177,10 +200,16 @@ class Daemon:
             logger.warning("took over %d event(s) ilagent 0.9 had queued in %s (%d refused, "
                            "kept as dead letters)", taken.queued + taken.refused,
                            self.store.path, taken.refused)
-        if taken.mqtt_waiting:
+        if taken.mqtt_waiting and self.mqtt is not None:
+            moved = await self.store.take_over_mqtt(self.mqtt.convert_legacy)
+            logger.warning("took over %d MQTT message(s) ilagent 0.9 had buffered in %s "
+                           "(%d queued, %d kept as dead letters, the rest filtered or stale "
+                           "heartbeats)", taken.mqtt_waiting, self.store.path, moved.queued,
+                           moved.refused)
+        elif taken.mqtt_waiting:
             logger.warning("%d MQTT message(s) of ilagent 0.9 wait in mqtt_queue of %s; "
-                           "this version does not deliver them yet", taken.mqtt_waiting,
-                           self.store.path)
+                           "run the daemon with --mqtt_host and its MQTT options to take "
+                           "them over", taken.mqtt_waiting, self.store.path)
 
     async def _start_http(self) -> web.AppRunner | None:
         http = self.config.http
@@ -188,7 +217,7 @@ class Daemon:
             return None
         app = build_app(metrics=self.metrics, probes=self.probes, token=http.token,
                         max_body=http.max_body)
-        if self.store is not None and self.worker is not None:
+        if http.intake and self.store is not None and self.worker is not None:
             Intake(store=self.store, worker=self.worker, client=self.client,
                    metrics=self.metrics, max_body=http.max_body).add_routes(app)
         runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
@@ -214,9 +243,11 @@ class Daemon:
         step = logger.debug if quiet else logger.info
         self.probes.shutting_down = True
         timeout = self.config.shutdown_timeout
-        step("shutdown 1/4: stop fetching from Kafka and loading from the queue")
+        step("shutdown 1/4: stop fetching from Kafka and MQTT and loading from the queue")
         if self.bridge is not None:
             self.bridge.stop_fetching()
+        if self.mqtt is not None:
+            self.mqtt.stop_fetching()
         if self.worker is not None:
             self.worker.stop_loading()
         step("shutdown 2/4: waiting up to %.0f s for %d unfinished deliveries", timeout,
@@ -226,9 +257,12 @@ class Daemon:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        step("shutdown 3/4: commit offsets and leave the consumer group")
+        step("shutdown 3/4: commit offsets, leave the consumer group, acknowledge and "
+             "disconnect from MQTT")
         if self.bridge is not None:
             await self.bridge.close()
+        if self.mqtt is not None:
+            await self.mqtt.close()
         if self.worker is not None:
             await self.worker.close()
         step("shutdown 4/4: stop the HTTP server and close the queue file")
@@ -261,6 +295,16 @@ class Daemon:
             logger.error("the Kafka consumer stopped unexpectedly (%s); shutting down",
                          bridge.last_error)
             self.request_stop(exit_code=1)
+
+    async def _watch_mqtt(self) -> None:
+        """Stop the daemon when MQTT could never start as configured (exit 2)."""
+        assert self.mqtt is not None
+        connection = self.mqtt.connection
+        while not connection.exited:
+            await asyncio.sleep(0.2)
+        if connection.fatal and not self._stop.is_set():
+            self._fatal = connection.fatal
+            self.request_stop(exit_code=EXIT_USAGE)
 
     def _ilert_details(self) -> dict[str, Any]:
         """What ``/health?details`` says about ilert (and the gauge that mirrors it)."""

@@ -168,6 +168,7 @@ def map_message(
     if event["customDetails"] is None:
         event["customDetails"] = (
             document if rules.forward_message_payload
+            else {"topic": topic} if source == "mqtt"
             else {"messageKey": decode_text(message_key), "topic": topic}
         )
     event["integrationKey"] = event["integrationKey"] or ""

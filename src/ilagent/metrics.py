@@ -84,6 +84,16 @@ class Metrics:
                                        "Partitions paused for backpressure.", registry=r)
         self.rebalances = Counter("ilagent_kafka_rebalances", "Partition assignment changes.",
                                   ["kind"], registry=r)
+        self.mqtt_connected = Gauge("ilagent_mqtt_connected",
+                                    "1 while connected to the MQTT broker.", registry=r)
+        self.mqtt_reconnects = Counter("ilagent_mqtt_reconnects",
+                                       "Connection attempts after a failed or lost connection.",
+                                       registry=r)
+        self.mqtt_acks = Counter("ilagent_mqtt_acks",
+                                 "QoS 1 messages acknowledged to the broker after they ended.",
+                                 registry=r)
+        self.mqtt_unacked = Gauge("ilagent_mqtt_unacknowledged",
+                                  "QoS 1 messages received and not yet acknowledged.", registry=r)
         self.queue_depth = Gauge("ilagent_queue_depth", "Events waiting in the durable queue.",
                                  registry=r)
         self.queue_oldest_age = Gauge("ilagent_queue_oldest_age_seconds",

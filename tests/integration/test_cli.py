@@ -35,8 +35,34 @@ CASES = [
     ("filter_val alone", ["daemon", "-p", "1", "--filter_val", "ALARM"], "", 2,
      "ilagent daemon: error: --filter_val needs --filter_key (the key whose value it compares)"),
     ("topic without brokers", ["daemon", "-e", "topic"], "", 2,
-     "ilagent daemon: error: --event_topic needs --kafka_brokers (without it nothing is consumed "
-     "from Kafka)"),
+     "ilagent daemon: error: --event_topic needs --kafka_brokers or --mqtt_host (without them no "
+     "topic is read)"),
+    ("mqtt option without host", ["daemon", "-p", "1", "--mqtt_qos", "1"], "", 2,
+     "ilagent daemon: error: --mqtt_qos needs --mqtt_host (without it nothing is received from "
+     "MQTT)"),
+    ("mqtt qos 0 unbuffered", ["daemon", "-m", "localhost", "-e", "a/b"], "", 2,
+     "ilagent daemon: error: --mqtt_qos 0 needs --mqtt_buffer: a QoS 0 message is never "
+     "acknowledged, so nothing could hold it back while ilert fails; use --mqtt_qos 1 (at least "
+     "once), or --mqtt_buffer to queue it"),
+    ("mqtt without topic", ["daemon", "-m", "localhost", "--mqtt_qos", "1"], "", 2,
+     "ilagent daemon: error: --mqtt_host needs at least one topic: --event_topic or "
+     "--heartbeat_topic"),
+    ("mqtt bad wildcard", ["daemon", "-m", "h", "--mqtt_qos", "1", "-e", "a/b#"], "", 2,
+     "ilagent daemon: error: topic 'a/b#' cannot be used: '#' must be a whole level and the "
+     "last one"),
+    ("mqtt and kafka topic", ["daemon", "-m", "h", "--mqtt_qos", "1", "--kafka_brokers", "k:1",
+                              "-e", "ilert/events"], "", 2,
+     "ilagent daemon: error: topic 'ilert/events' cannot be used: topics apply to Kafka and MQTT "
+     "alike, and Kafka topic names are letters, digits, '.', '_' and '-'"),
+    ("mqtt user without password", ["daemon", "-m", "h", "--mqtt_qos", "1", "-e", "t",
+                                    "--mqtt_username", "u"], "", 2,
+     "ilagent daemon: error: --mqtt_username needs --mqtt_password"),
+    ("mqtt ca without tls", ["daemon", "-m", "h", "--mqtt_qos", "1", "-e", "t", "--mqtt_ca",
+                             "ca.pem"], "", 2,
+     "ilagent daemon: error: --mqtt_ca needs --mqtt_tls"),
+    ("mqtt qos 3", ["daemon", "-m", "h", "--mqtt_qos", "3", "-e", "t"], "", 2,
+     "ilagent daemon: error: argument --mqtt_qos/--mqtt-qos: invalid choice: 3 (choose from 0, "
+     "1, 2) (see --help)"),
     ("kafka_config without brokers", ["daemon", "-p", "1", "--kafka_config", "a=b"], "", 2,
      "ilagent daemon: error: --kafka_config needs --kafka_brokers (without it nothing is "
      "consumed from Kafka)"),

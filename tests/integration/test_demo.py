@@ -35,7 +35,9 @@ def test_demo_tells_its_story_and_cleans_up(tmp_path: Path) -> None:
 
         wait_until(lambda: states() >= {"PENDING", "ACCEPTED", "RESOLVED"}, timeout=60,
                    interval=0.5, what="an alert in each state")
-        assert time.monotonic() - started < 60
+        wait_until(lambda: any("via MQTT" in a.get("summary", "") for a in sandbox.alerts()),
+                   timeout=60, interval=0.5, what="the alert told over MQTT")
+        assert time.monotonic() - started < 90
         assert f"http://127.0.0.1:{sandbox_port}/" in log.read_text()
         demo.send_signal(signal.SIGINT)
         assert demo.wait(60) == 0, log.read_text()

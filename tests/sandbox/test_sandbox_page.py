@@ -36,3 +36,61 @@ async def test_alert_row_follows_lifecycle_without_reload(
     await expect(page.locator("#rejected-count")).to_have_text("0")
     await expect(page.locator("#stream-rows li")).to_have_count(3, timeout=TIMEOUT_MS)
     assert await page.evaluate("window.sandboxPageLoadedAt") == loaded_at, "the page reloaded"
+
+
+@pytest.mark.browser
+async def test_policy_levels_show_seeding_a_shift_change_and_reset_live(
+    browser_page: Page, sandbox_url: str, http: aiohttp.ClientSession
+) -> None:
+    """A seeded policy appears with its levels, a level update shows the new user on that level
+    only, and a reset empties the list, all without reloading the page."""
+    page = browser_page
+    await page.goto(f"{sandbox_url}/")
+    loaded_at = await page.evaluate("window.sandboxPageLoadedAt")
+    await expect(page.locator("#connection")).to_have_attribute(
+        "data-state", "live", timeout=TIMEOUT_MS
+    )
+    await expect(page.locator("#no-policies")).to_be_visible()
+    seed = {
+        "apiKeys": ["page-api-key-0001"],
+        "users": [
+            {"id": 7, "email": "ann@example.com", "firstName": "Ann", "lastName": "Smith"},
+            {"id": 8, "email": "bob@example.com", "firstName": "Bob", "lastName": "Jones"},
+        ],
+        "policies": [
+            {
+                "id": 3,
+                "name": "Plant three",
+                "routingKey": "powerplantthree50",
+                "escalationRules": [
+                    {"escalationTimeout": 5, "users": [{"id": 7}]},
+                    {"escalationTimeout": 10, "users": [{"id": 7}]},
+                ],
+            }
+        ],
+    }
+    async with http.post(f"{sandbox_url}/sandbox/seed", json=seed) as response:
+        assert response.status == 201
+    policy = page.locator('[data-policy-id="3"]')
+    await expect(policy).to_contain_text("Plant three", timeout=TIMEOUT_MS)
+    await expect(policy).to_contain_text("powerplantthree50")
+    level_0, level_1 = policy.locator('tr[data-level="0"]'), policy.locator('tr[data-level="1"]')
+    await expect(level_1).to_have_attribute("data-users", "ann@example.com")
+    await expect(page.locator("#no-policies")).to_be_hidden()
+
+    update = {"escalationTimeout": 10, "users": [{"id": 8}]}
+    headers = {"Authorization": "Bearer page-api-key-0001"}
+    path = "/api/escalation-policies/3/levels/1"
+    async with http.put(sandbox_url + path, json=update, headers=headers) as response:
+        assert response.status == 200
+    await expect(level_1).to_have_attribute("data-users", "bob@example.com", timeout=TIMEOUT_MS)
+    await expect(level_1).to_contain_text("Bob Jones <bob@example.com>")
+    await expect(level_1).to_have_class("flash")
+    await expect(level_0).to_have_attribute("data-users", "ann@example.com")
+    await expect(page.locator("#stream-rows li")).to_have_count(1, timeout=TIMEOUT_MS)
+
+    async with http.delete(f"{sandbox_url}/sandbox") as response:
+        assert response.status == 200
+    await expect(policy).to_have_count(0, timeout=TIMEOUT_MS)
+    await expect(page.locator("#no-policies")).to_be_visible()
+    assert await page.evaluate("window.sandboxPageLoadedAt") == loaded_at, "the page reloaded"

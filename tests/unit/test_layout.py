@@ -30,12 +30,13 @@ def run_probe(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_importing_config_and_cli_leaves_librdkafka_out() -> None:
-    """`import ilagent.config, ilagent.cli` does not import confluent_kafka."""
-    code = "import sys, ilagent.config, ilagent.cli; print('confluent_kafka' in sys.modules)"
+def test_importing_config_and_cli_leaves_librdkafka_and_paho_out() -> None:
+    """`import ilagent.config, ilagent.cli` imports neither confluent_kafka nor paho."""
+    code = ("import sys, ilagent.config, ilagent.cli; "
+            "print('confluent_kafka' in sys.modules, 'paho' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout
-    assert out.strip() == "False"
+    assert out.strip() == "False False"
 
 
 @pytest.mark.parametrize("args", [

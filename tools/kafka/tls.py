@@ -18,6 +18,12 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+def client_certificate(directory: Path, name: str, common_name: str) -> tuple[Path, Path]:
+    """Another client certificate of the CA (``name.pem``, ``name.key``) for ``common_name``."""
+    _signed(name, f"/CN={common_name}", "extendedKeyUsage=clientAuth\n", directory)
+    return directory / f"{name}.pem", directory / f"{name}.key"
+
+
 def _signed(name: str, subject: str, extensions: str, cwd: Path) -> None:
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
              f"{name}.csr", "-subj", subject, cwd=cwd)

@@ -8,7 +8,10 @@ instead of a silent exit.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import re
+import socket
 from pathlib import Path
 
 from ilagent.commands.common import (
@@ -37,24 +40,30 @@ from ilagent.config import (
     DEFAULT_MAX_BUFFERED,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_MQTT_CERT_RELOAD,
+    DEFAULT_MQTT_PORT,
     DEFAULT_RATE_LIMIT_PER_KEY,
     DEFAULT_RATE_LIMIT_TOTAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
+    MQTT_VERSIONS,
     DaemonConfig,
     HttpSettings,
     IlertSettings,
     KafkaSettings,
+    MqttSettings,
     RetryPolicy,
 )
 from ilagent.errors import ConfigError
 from ilagent.kafka.properties import for_librdkafka, parse_properties
+from ilagent.mqtt.topics import filter_problem
 
 
 def add_parser(sub: Subparsers) -> Parser:
     """Add ``daemon`` and its options."""
     daemon: Parser = sub.add_parser(
-        "daemon", help="run the bridge: Kafka consumer, HTTP server, heartbeat",
-        description="Deliver Kafka messages and events posted to its HTTP intake to ilert: "
+        "daemon", help="run the bridge: Kafka and MQTT consumers, HTTP server, heartbeat",
+        description="Deliver Kafka and MQTT messages and events posted to its HTTP intake to "
+                    "ilert: "
                     "at least once, in order per alert, paced for ilert's limits.",
         epilog="example: ilagent daemon -p 8977 --kafka_brokers localhost:9092 "
                "--kafka_group_id ilagentsub -e test-topic --event_key il1api… "
@@ -81,16 +90,16 @@ def add_options(daemon: Parser) -> None:
                              "(default %(default)s)")
     daemon.add_argument("-b", "--heartbeat", metavar="KEY",
                         help="ping this heartbeat every 30 s while the daemon is ready")
+    topic = daemon.add_argument_group("topics (Kafka and MQTT)")
+    topic.add_argument("-e", "--event_topic", action="append", default=[], metavar="TOPIC",
+                       help="topic of event messages: repeatable, comma-separated; Kafka: a "
+                            "regex starting with ^; MQTT: a filter with + and #")
+    topic.add_argument("-r", "--heartbeat_topic", action="append", default=[], metavar="TOPIC",
+                       help='topic of heartbeat messages {"integrationKey": …}: as --event_topic')
     kafka = daemon.add_argument_group("Kafka")
     kafka.add_argument("--kafka_brokers", metavar="HOST:PORT[,…]", help="bootstrap brokers")
     kafka.add_argument("--kafka_group_id", default=DEFAULT_KAFKA_GROUP_ID,
                        help="consumer group (default %(default)s)")
-    kafka.add_argument("-e", "--event_topic", action="append", default=[], metavar="TOPIC",
-                       help="topic of event messages: repeatable, comma-separated, or a regex "
-                            "starting with ^")
-    kafka.add_argument("-r", "--heartbeat_topic", action="append", default=[], metavar="TOPIC",
-                       help='topic of heartbeat messages {"integrationKey": …}: repeatable, '
-                            "comma-separated, or a regex starting with ^")
     kafka.add_argument("--kafka_config", action="append", type=key_value, default=[],
                        metavar="KEY=VALUE",
                        help="librdkafka property, e.g. security.protocol=SASL_SSL (repeatable)")
@@ -125,6 +134,7 @@ def add_options(daemon: Parser) -> None:
                        metavar="N",
                        help="messages of one partition waiting for ilert before it is paused "
                             "(default %(default)s)"),
+    add_mqtt_options(daemon)
     add_mapping_options(daemon)
     delivery = daemon.add_argument_group("delivery")
     delivery.add_argument("--max_in_flight", type=more_than_zero, default=DEFAULT_MAX_IN_FLIGHT,
@@ -164,6 +174,110 @@ def add_options(daemon: Parser) -> None:
     add_ilert_options(daemon)
 
 
+def add_mqtt_options(daemon: Parser) -> None:
+    """The MQTT options, ilagent 0.9's names and defaults (plus a few of our own)."""
+    mqtt = daemon.add_argument_group("MQTT")
+    mqtt.add_argument("-m", "--mqtt_host", metavar="HOST", help="MQTT broker to subscribe at")
+    mqtt.add_argument("-q", "--mqtt_port", type=port, default=DEFAULT_MQTT_PORT,
+                      help="MQTT broker port (default %(default)s; TLS usually 8883)")
+    mqtt.add_argument("-n", "--mqtt_name", metavar="CLIENT_ID",
+                      help="MQTT client id (default: ilagent-<host>-<hash of the -f path>, "
+                           "stable for one installation; changing it abandons the broker "
+                           "session and the messages it holds)")
+    mqtt.add_argument("--mqtt_username", metavar="NAME", help="MQTT user name")
+    mqtt.add_argument("--mqtt_password", metavar="PASSWORD",
+                      help="MQTT password (better from ILAGENT_MQTT_PASSWORD or the config "
+                           "file than on the command line)")
+    mqtt.add_argument("--mqtt_tls", action="store_true", help="connect with TLS")
+    mqtt.add_argument("--mqtt_ca", metavar="PEM",
+                      help="CA certificate(s) to verify the broker (default: the system's)")
+    mqtt.add_argument("--mqtt_client_cert", metavar="PEM",
+                      help="client certificate (mutual TLS; with --mqtt_client_key)")
+    mqtt.add_argument("--mqtt_client_key", metavar="PEM", help="client private key (mutual TLS)")
+    mqtt.add_argument("--mqtt_cert_reload", type=positive_seconds,
+                      default=DEFAULT_MQTT_CERT_RELOAD, metavar="SECONDS",
+                      help="how often the TLS files are checked for changes; a changed set "
+                           "is used at once (default %(default)s)")
+    mqtt.add_argument("--mqtt_qos", type=int, choices=(0, 1, 2), default=0,
+                      help="subscription QoS: 1 or 2 = at least once (2 is received as 1), "
+                           "0 only with --mqtt_buffer (default %(default)s)")
+    mqtt.add_argument("--mqtt_buffer", action="store_true",
+                      help="commit each message to the queue file, acknowledge it, then deliver "
+                           "it from there")
+    mqtt.add_argument("--mqtt_shared_group", metavar="GROUP",
+                      help="share the subscriptions in this group ($share/GROUP/…): each "
+                           "message goes to one daemon of the group")
+    mqtt.add_argument("--mqtt_version", choices=MQTT_VERSIONS, default="5",
+                      help="MQTT protocol version (default %(default)s)")
+
+
+def mqtt_settings(args: argparse.Namespace, sources: Sources) -> MqttSettings | None:
+    """The MQTT settings, or None without --mqtt_host; raises ``ConfigError``."""
+    if not args.mqtt_host:
+        return None
+    events, beats = topics(args.event_topic), topics(args.heartbeat_topic)
+    if not (events or beats):
+        raise ConfigError("--mqtt_host needs at least one topic: --event_topic or "
+                          "--heartbeat_topic")
+    for name in (*events, *beats):
+        check_mqtt_topic(name, also_kafka=bool(args.kafka_brokers))
+    if args.mqtt_qos == 0 and not args.mqtt_buffer:
+        raise ConfigError("--mqtt_qos 0 needs --mqtt_buffer: a QoS 0 message is never "
+                          "acknowledged, so nothing could hold it back while ilert fails; use "
+                          "--mqtt_qos 1 (at least once), or --mqtt_buffer to queue it")
+    if bool(args.mqtt_username) != bool(args.mqtt_password):
+        given, missing = (("--mqtt_username", "--mqtt_password") if args.mqtt_username
+                          else ("--mqtt_password", "--mqtt_username"))
+        raise ConfigError(f"{given} needs {missing}")
+    if bool(args.mqtt_client_cert) != bool(args.mqtt_client_key):
+        raise ConfigError("--mqtt_client_cert and --mqtt_client_key go together")
+    tls_files = [f"--{o}" for o in ("mqtt_ca", "mqtt_client_cert", "mqtt_client_key")
+                 if sources.of.get(o) == "flag"]
+    if tls_files and not args.mqtt_tls:
+        raise ConfigError(f"{tls_files[0]} needs --mqtt_tls")
+    if args.mqtt_tls:
+        for option in ("mqtt_ca", "mqtt_client_cert", "mqtt_client_key"):
+            value = getattr(args, option)
+            if value and not os.access(value, os.R_OK):
+                raise ConfigError(f"--{option} {value}: the file cannot be read")
+    if args.mqtt_shared_group and not SHARE_GROUP.fullmatch(args.mqtt_shared_group):
+        raise ConfigError("--mqtt_shared_group must not contain /, + or #")
+    return MqttSettings(
+        host=args.mqtt_host, port=args.mqtt_port,
+        client_id=args.mqtt_name or default_client_id(db_file(args)),
+        username=args.mqtt_username, password=args.mqtt_password, tls=args.mqtt_tls,
+        ca=args.mqtt_ca if args.mqtt_tls else None,
+        client_cert=args.mqtt_client_cert if args.mqtt_tls else None,
+        client_key=args.mqtt_client_key if args.mqtt_tls else None,
+        qos=args.mqtt_qos, buffer=args.mqtt_buffer, shared_group=args.mqtt_shared_group,
+        version=args.mqtt_version, event_topics=events, heartbeat_topics=beats,
+        cert_reload=args.mqtt_cert_reload, receive_maximum=min(args.max_buffered, 65535))
+
+
+SHARE_GROUP = re.compile(r"[^/+#]+")
+KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def check_mqtt_topic(name: str, *, also_kafka: bool) -> None:
+    """Refuse a topic MQTT cannot subscribe to (or, with Kafka too, Kafka cannot)."""
+    problem = filter_problem(name)
+    if name.startswith("^"):
+        problem = "it is a Kafka regex; MQTT filters use + and #"
+    elif also_kafka and problem is None and not KAFKA_TOPIC.fullmatch(name):
+        problem = ("topics apply to Kafka and MQTT alike, and Kafka topic names are letters, "
+                   "digits, '.', '_' and '-'")
+    if problem:
+        raise ConfigError(f"topic {name!r} cannot be used: {problem}")
+
+
+def default_client_id(spool: str) -> str:
+    """``ilagent-<host>-<8 hex of the spool path>``: stable for one installation, different
+    between installations (ilagent 0.9's fixed "ilagent" made two daemons kick each other off)."""
+    host = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:20] or "host"
+    digest = hashlib.sha256(os.path.abspath(spool).encode()).hexdigest()[:8]
+    return f"ilagent-{host}-{digest}"
+
+
 def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> DaemonConfig:
     """The daemon's configuration from parsed (and resolved) arguments; raises ``ConfigError``."""
     _refuse_what_cannot_take_effect(args, sources or Sources())
@@ -180,6 +294,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
             connect_timeout=args.kafka_connect_timeout,
             # a revoked partition is handed over only once its requests finished or timed out
             revoke_timeout=max(args.shutdown_timeout, args.ilert_timeout + 1.0))
+    mqtt = mqtt_settings(args, sources or Sources())
     http = None
     if args.port is not None:
         http = HttpSettings(port=args.port, host=args.http_host, token=args.http_token,
@@ -195,7 +310,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
         rate_limit_total=args.rate_limit_total, shutdown_timeout=args.shutdown_timeout,
         circuit_failures=args.circuit_failures,
         circuit_probe_interval=args.circuit_probe_interval,
-        http=http, kafka=kafka, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
+        http=http, kafka=kafka, mqtt=mqtt, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
         db_file=db_file(args))
     config.validate()
     return config
@@ -208,25 +323,37 @@ def run(args: argparse.Namespace) -> int:
     return daemon.run(daemon_config(args, getattr(args, "sources", None)))
 
 
-KAFKA_ONLY = ("event_topic", "heartbeat_topic", "kafka_config", "kafka_group_id",
+KAFKA_ONLY = ("kafka_config", "kafka_group_id",
               "kafka_offset_reset", "dlq_topic", "max_buffered", "kafka_config_file",
               "kafka_connect_timeout", "kafka_security_protocol", "kafka_sasl_mechanism",
               "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_ca", "kafka_ssl_cert",
               "kafka_ssl_key", "kafka_ssl_key_password")
 
 
+MQTT_ONLY = ("mqtt_port", "mqtt_name", "mqtt_username", "mqtt_password", "mqtt_tls", "mqtt_ca",
+             "mqtt_client_cert", "mqtt_client_key", "mqtt_cert_reload", "mqtt_qos",
+             "mqtt_buffer", "mqtt_shared_group", "mqtt_version")
+CONSUMER_ONLY = ("event_topic", "heartbeat_topic")
+
+
 def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) -> None:
-    """Kafka options given on the command line without --kafka_brokers, or --intake without
-    --port, would be ignored: a usage error (ilagent 0.9 ignores them). From the environment
-    or a file they are just unused."""
-    if args.port is None and sources.of.get("intake") == "flag":
+    """Kafka or MQTT options given on the command line without --kafka_brokers or --mqtt_host,
+    or --intake without --port, would be ignored: a usage error (ilagent 0.9 ignores them).
+    From the environment or a file they are just unused."""
+    def given(names: tuple[str, ...]) -> list[str]:
+        return [name for name in names if sources.of.get(name) == "flag"]
+
+    if args.port is None and given(("intake",)):
         raise ConfigError("--intake needs --port (it chooses what the HTTP server serves)")
-    if args.kafka_brokers:
-        return
-    given = [name for name in KAFKA_ONLY if sources.of.get(name) == "flag"]
-    if given:
-        raise ConfigError(f"--{given[0]} needs --kafka_brokers (without it nothing is consumed "
-                          "from Kafka)")
+    if not args.kafka_brokers and given(KAFKA_ONLY):
+        raise ConfigError(f"--{given(KAFKA_ONLY)[0]} needs --kafka_brokers (without it nothing "
+                          "is consumed from Kafka)")
+    if not args.mqtt_host and given(MQTT_ONLY):
+        raise ConfigError(f"--{given(MQTT_ONLY)[0]} needs --mqtt_host (without it nothing is "
+                          "received from MQTT)")
+    if not (args.kafka_brokers or args.mqtt_host) and given(CONSUMER_ONLY):
+        raise ConfigError(f"--{given(CONSUMER_ONLY)[0]} needs --kafka_brokers or --mqtt_host "
+                          "(without them no topic is read)")
 
 
 FIRST_CLASS = {  # option → librdkafka property

@@ -1,7 +1,8 @@
-"""The sandbox's own routes: inspection, scripted faults, reset, the live stream and the web page.
+"""The sandbox's own routes: inspection, seeding, scripted faults, reset, the stream, the page.
 
 All under ``/sandbox`` (plus ``/`` and ``/static/`` for the page), answering JSON lists or
 objects. Errors use the ilert error body ``{status, message, code}`` so one client can read both.
+None of these routes is recorded or counted as an /api request.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from aiohttp import web
 
 from .core import SANDBOX
 from .faults import FaultError, parse_fault
+from .policies import INVALID_SEED
+from .seed import Refusal, parse_seed
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/sandbox/requests", list_requests)
     router.add_get("/sandbox/heartbeats", list_heartbeats)
     router.add_get("/sandbox/stats", stats)
+    router.add_get("/sandbox/users", list_users)
+    router.add_get("/sandbox/policies", list_policies)
+    router.add_post("/sandbox/seed", seed)
     router.add_get("/sandbox/stream", stream)
     router.add_post("/sandbox/faults", add_fault)
     router.add_get("/sandbox/faults", list_faults)
@@ -85,6 +91,34 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[SANDBOX].stats())
 
 
+async def list_users(request: web.Request) -> web.Response:
+    """Seeded users by id: ``{id, firstName, lastName, email}``."""
+    return web.json_response(request.app[SANDBOX].policies.users())
+
+
+async def list_policies(request: web.Request) -> web.Response:
+    """Escalation policies by id as ilert shows them, plus ``rev`` and ``updatedAt``;
+    ``?routing_key=`` picks the one with exactly that key."""
+    routing_key = request.query.get("routing_key") or None
+    return web.json_response(request.app[SANDBOX].policies.policies(routing_key=routing_key))
+
+
+async def seed(request: web.Request) -> web.Response:
+    """Add users, policies and API keys (format in ``seed.py``), all or nothing: 201
+    ``{users, policies, apiKeys}`` (what was added, ids assigned), 400 ``INVALID_SEED``,
+    409 ``SEED_CONFLICT`` for an id, e-mail or routing key already there."""
+    sandbox = request.app[SANDBOX]
+    try:
+        seeded = sandbox.seed(parse_seed(await request.json()))
+    except Refusal as refusal:
+        code = refusal.code if refusal.status == 409 else INVALID_SEED
+        return _error(refusal.status, code, refusal.message)
+    except ValueError:  # json.JSONDecodeError
+        return _error(400, INVALID_SEED, "the body is not valid JSON")
+    body = {"users": seeded.users, "policies": seeded.policies, "apiKeys": seeded.api_keys}
+    return web.json_response(body, status=201)
+
+
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: every answered /api request, with the alert it changed."""
     return await request.app[SANDBOX].hub.serve(request)
@@ -100,10 +134,11 @@ async def add_fault(request: web.Request) -> web.Response:
         return _error(400, "INVALID_FAULT", message)
     fault = sandbox.faults.add(spec, now=sandbox.monotonic())
     logger.info(
-        "sandbox fault %s scripted: status %s, latency %s ms",
+        "sandbox fault %s scripted: status %s, latency %s ms, method %s",
         fault.id,
         spec.status,
         spec.latency_ms,
+        spec.method or "any",
     )
     return web.json_response({"id": fault.id}, status=201)
 
@@ -123,7 +158,8 @@ async def clear_faults(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    """Forget everything: alerts, events, requests, heartbeats, counters, faults, rate windows."""
+    """Forget alerts, events, requests, heartbeats, counters, faults and rate windows; users,
+    policies and API keys go back to the startup seed (``--seed``, ``--api_key``)."""
     request.app[SANDBOX].reset()
     return web.json_response({"reset": True})
 

@@ -1,12 +1,20 @@
-"""The ilert-facing routes of the sandbox: events and heartbeats, answered as ilert answers them.
+"""The ilert-facing routes of the sandbox: events, heartbeats and the three policy-sync calls,
+answered as ilert answers them.
 
 Each request goes through one path (:func:`_answer`): read the body, find its integration key,
-apply a scripted fault if one matches, otherwise handle it, then record it and push it to the
-page. Any other ``/api/*`` request is answered 404 (405 for a known path) and recorded too, so a
-daemon configured with a wrong URL shows up in the sandbox rather than nowhere.
+apply a scripted fault if one matches (by key, method and path), otherwise handle it, then record
+it (path with query string) and push it to the page. Any other ``/api/*`` request is answered
+404 (405 for a known path) and recorded too, so a daemon configured with a wrong URL shows up in
+the sandbox rather than nowhere.
+
+The policy calls (:data:`USER_SEARCH_PATH`, :data:`POLICY_RESOLVE_PATH`,
+:data:`POLICY_LEVEL_PATH`; shapes in :mod:`.policies`) need ``Authorization: Bearer <key>`` with
+a seeded API key: without the header, with another scheme or another key, 401 ``UNAUTHORIZED``;
+with ``rate_limit`` on, a key's 121st call in its minute is 429 without ``Retry-After``.
 
 The integration key is masked wherever the sandbox shows it on its own (the ``integrationKey``
-fields, the key segment of recorded paths); bodies are kept exactly as received.
+fields, the key segment of recorded paths); bodies are kept exactly as received. API keys are
+neither recorded nor logged.
 """
 
 from __future__ import annotations
@@ -21,8 +29,10 @@ from aiohttp import web
 
 from ..events import EventError, validate_event, with_path_key
 from .core import SANDBOX, Accepted, Sandbox
-from .faults import Fault
+from .faults import Fault, Target
+from .policies import LevelChange, PolicyBook
 from .records import mask
+from .seed import INVALID_BODY, MISSING_FIELD, Refusal, parse_level
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +46,10 @@ EVENT_PATHS = (
 )
 HEARTBEAT_PATHS = ("/api/heartbeats/{key}", "/api/v1/heartbeats/{key}")
 PING_PATH = "/api/pings/{key}"
+USER_SEARCH_PATH = "/api/users/search-email"
+POLICY_RESOLVE_PATH = "/api/escalation-policies/resolve"
+POLICY_LEVEL_PATH = r"/api/escalation-policies/{policy_id:\d+}/levels/{level:\d+}"
+UNAUTHORIZED = "UNAUTHORIZED"
 
 _NOT_JSON = object()
 
@@ -47,6 +61,7 @@ class Reply(NamedTuple):
     answer: dict[str, Any]
     accepted: Accepted | None = None
     retry_after: str | None = None
+    policy: dict[str, Any] | None = None  # the escalation policy a level update changed
 
 
 # (sandbox, request, parsed body or _NOT_JSON, its JSON text) -> the reply
@@ -65,6 +80,13 @@ def add_routes(router: web.UrlDispatcher) -> None:
         router.add_route("*", path, handle_unknown)
     router.add_get(PING_PATH, handle_heartbeat)
     router.add_route("*", PING_PATH, handle_unknown)
+    for method, path, handler in (
+        ("POST", USER_SEARCH_PATH, handle_user_search),
+        ("GET", POLICY_RESOLVE_PATH, handle_policy_resolve),  # GET also answers HEAD
+        ("PUT", POLICY_LEVEL_PATH, handle_level_update),
+    ):
+        router.add_route(method, path, handler)
+        router.add_route("*", path, handle_unknown)
     router.add_route("*", "/api/{tail:.*}", handle_unknown)
 
 
@@ -78,6 +100,21 @@ async def handle_heartbeat(request: web.Request) -> web.StreamResponse:
     return await _answer(request, _heartbeat)
 
 
+async def handle_user_search(request: web.Request) -> web.StreamResponse:
+    """``POST {"email"}``: 200 ilert ``User``, 404 for no such user, 401 without a valid key."""
+    return await _answer(request, _user_search)
+
+
+async def handle_policy_resolve(request: web.Request) -> web.StreamResponse:
+    """``GET ?routing-key=``: 200 ilert ``EscalationPolicy``, 404 for no such routing key."""
+    return await _answer(request, _policy_resolve)
+
+
+async def handle_level_update(request: web.Request) -> web.StreamResponse:
+    """``PUT`` an ``EscalationRule``: 200 with the new rule, 404 for no such policy or level."""
+    return await _answer(request, _level_update)
+
+
 async def handle_unknown(request: web.Request) -> web.StreamResponse:
     """Any other /api request: 404, or 405 for a known path, with an ilert error body."""
     return await _answer(request, _unknown)
@@ -89,7 +126,8 @@ async def _answer(request: web.Request, handle: _Handler) -> web.StreamResponse:
     path_key = request.match_info.get("key")
     key = _key_of(body, path_key)
     # faults script ilert's endpoints; the catch-all answers as it always does
-    fault = None if handle is _unknown else sandbox.faults.take(key, now=sandbox.monotonic())
+    target = Target(request.method, request.path, key)
+    fault = None if handle is _unknown else sandbox.faults.take(target, now=sandbox.monotonic())
     if fault is not None and fault.spec.latency_ms:
         sandbox.in_flight += 1
         try:
@@ -102,6 +140,8 @@ async def _answer(request: web.Request, handle: _Handler) -> web.StreamResponse:
         reply = handle(sandbox, request, body, text)
     path = _masked_path(request.path, path_key)
     logger.debug("sandbox %s %s answered %s", request.method, path, reply.status)
+    if request.query_string:
+        path += f"?{request.query_string}"
     answer = json.dumps(reply.answer)
     sandbox.record(
         method=request.method,
@@ -114,6 +154,7 @@ async def _answer(request: web.Request, handle: _Handler) -> web.StreamResponse:
         answer=reply.answer,
         answer_text=answer,
         accepted=reply.accepted,
+        policy=reply.policy,
     )
     headers = {"correlation-id": str(uuid.uuid4())}
     if reply.retry_after is not None:
@@ -150,6 +191,71 @@ def _heartbeat(sandbox: Sandbox, request: web.Request, body: Any, text: str | No
         return _error(429, "TOO_MANY_REQUESTS", "heartbeat rate limit reached for this key")
     sandbox.ping(key)
     return Reply(202, {})
+
+
+def _user_search(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) -> Reply:
+    def find(book: PolicyBook) -> Reply:
+        email = body.get("email") if isinstance(body, dict) else None
+        if not isinstance(email, str) or not email.strip():
+            raise Refusal(400, MISSING_FIELD, 'the body must be {"email": "<e-mail address>"}')
+        return Reply(200, book.find_user(email))
+
+    return _policy_call(sandbox, request, find)
+
+
+def _policy_resolve(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) -> Reply:
+    def resolve(book: PolicyBook) -> Reply:
+        routing_key = request.query.get("routing-key", "")
+        if not routing_key.strip():
+            raise Refusal(400, MISSING_FIELD, "the query parameter 'routing-key' is required")
+        return Reply(200, book.resolve(routing_key))
+
+    return _policy_call(sandbox, request, resolve)
+
+
+def _level_update(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) -> Reply:
+    def update(book: PolicyBook) -> Reply:
+        if body is _NOT_JSON:
+            raise Refusal(400, INVALID_BODY, "the body is not valid JSON")
+        policy_id, index = int(request.match_info["policy_id"]), int(request.match_info["level"])
+        change: LevelChange = book.set_level(policy_id, index, parse_level(body))
+        return Reply(200, change.rule, policy=change.policy)
+
+    return _policy_call(sandbox, request, update)
+
+
+def _policy_call(
+    sandbox: Sandbox, request: web.Request, call: Callable[[PolicyBook], Reply]
+) -> Reply:
+    """Check the Bearer key and the key's rate limit, then make ``call``; a Refusal answers."""
+    book = sandbox.policies
+    api_key = _bearer(request.headers.get("Authorization"))
+    if api_key is None or not book.accepts(api_key):
+        return _error(401, UNAUTHORIZED, _why_unauthorized(api_key, book))
+    if not sandbox.api_call_allowed(api_key):
+        return _error(429, "TOO_MANY_REQUESTS", "API rate limit reached for this API key")
+    try:
+        return call(book)
+    except Refusal as refusal:
+        return Reply(refusal.status, refusal.as_body())
+
+
+def _bearer(header: str | None) -> str | None:
+    """The key of ``Authorization: Bearer <key>`` (scheme in any case), else None."""
+    scheme, _, key = (header or "").strip().partition(" ")
+    key = key.strip()
+    return key if scheme.casefold() == "bearer" and key else None
+
+
+def _why_unauthorized(api_key: str | None, book: PolicyBook) -> str:
+    if not book.has_api_keys:
+        return (
+            "the sandbox accepts no API key yet: start it with --api_key KEY or"
+            ' POST /sandbox/seed {"apiKeys": [KEY]}'
+        )
+    if api_key is None:
+        return "send the user API key as 'Authorization: Bearer <key>'"
+    return "the API key is not valid"
 
 
 def _unknown(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) -> Reply:

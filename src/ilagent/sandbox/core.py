@@ -2,7 +2,8 @@
 
 Everything here is synchronous and runs on the event loop; the HTTP layer (``api.py``) only
 translates requests into these calls. Alert keys are scoped to their integration key, as ilert
-scopes them to their alert source, and compared trimmed and case-insensitively.
+scopes them to their alert source, and compared trimmed and case-insensitively. Users,
+escalation policies and API keys live in :class:`~.policies.PolicyBook` (``self.policies``).
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from ..events import EventError
+from ..logs import register_secret
 from .faults import FaultBook, FixedWindowLimiter
+from .policies import PolicyBook, Seeded
 from .records import Alert, mask
+from .seed import Seed
 from .store import Store
 from .stream import Hub
 
@@ -32,6 +36,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 EVENTS_PER_MINUTE = 50  # ilert's published limit per alert-source integration key
 PINGS_PER_MINUTE = 5  # ilert's published limit per heartbeat key
+API_CALLS_PER_MINUTE = 120  # ilert's published limit of REST calls per user API key
 DEFAULT_PRIORITY = "HIGH"
 FLUSH_INTERVAL_S = 0.2  # how long writes may wait in memory before reaching SQLite
 
@@ -52,19 +57,26 @@ _TRANSITIONS: dict[str, tuple[str | None, str]] = {
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """How to run the sandbox; ``db_path`` None keeps everything in memory."""
+    """How to run the sandbox; ``db_path`` None keeps everything in memory.
+
+    ``seed`` (users, policies, API keys) is where the policy state starts and what a reset
+    returns to; with ``rate_limit``, events get ``rate_limit_per_minute`` per integration key
+    and the policy calls ``api_rate_limit_per_minute`` per API key.
+    """
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     db_path: str | None = None
     rate_limit: bool = False
     rate_limit_per_minute: int = EVENTS_PER_MINUTE
+    api_rate_limit_per_minute: int = API_CALLS_PER_MINUTE
+    seed: Seed = field(default_factory=Seed)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"sandbox port must be 0-65535, not {self.port}")
-        if self.rate_limit_per_minute < 1:
-            raise ValueError("sandbox rate_limit_per_minute must be at least 1")
+        if self.rate_limit_per_minute < 1 or self.api_rate_limit_per_minute < 1:
+            raise ValueError("sandbox rate limits must be at least 1 per minute")
 
 
 @dataclass(frozen=True)
@@ -96,8 +108,12 @@ class Sandbox:
         self.monotonic = monotonic
         self.faults = FaultBook()
         self.hub = Hub()
+        for key in config.seed.api_keys:
+            register_secret(key)
+        self.policies = PolicyBook(config.seed, clock=utc_now)
         self._event_limiter = FixedWindowLimiter(config.rate_limit_per_minute)
         self._ping_limiter = FixedWindowLimiter(PINGS_PER_MINUTE)
+        self._api_limiter = FixedWindowLimiter(config.api_rate_limit_per_minute)
         self._flush_timer: asyncio.TimerHandle | None = None
         self._stopping = asyncio.Event()
         self.in_flight = 0  # requests held by a scripted latency, not yet answered or recorded
@@ -134,6 +150,26 @@ class Sandbox:
         if not self.config.rate_limit:
             return True
         return self._ping_limiter.allow(key, now=self.monotonic())
+
+    def api_call_allowed(self, api_key: str) -> bool:
+        """Count a policy call against its API key's rate limit; False means answer 429."""
+        if not self.config.rate_limit:
+            return True
+        return self._api_limiter.allow(api_key, now=self.monotonic())
+
+    def seed(self, seed: Seed) -> Seeded:
+        """Add users, policies and API keys (all or nothing) and show them on the page."""
+        for key in seed.api_keys:
+            register_secret(key)
+        seeded = self.policies.apply(seed)
+        self.hub.publish({"type": "policies", "policies": self.policies.policies()})
+        logger.info(
+            "sandbox seeded: %s users, %s policies, %s API keys",
+            len(seeded.users),
+            len(seeded.policies),
+            seeded.api_keys,
+        )
+        return seeded
 
     def submit(
         self, event: dict[str, Any], *, body: dict[str, Any], text: str, path: str
@@ -206,11 +242,13 @@ class Sandbox:
         answer: dict[str, Any],
         answer_text: str,
         accepted: Accepted | None = None,
+        policy: dict[str, Any] | None = None,
     ) -> None:
         """Record an answered /api request, count it and push it to the open streams.
 
         ``body`` is the parsed JSON body (None if there was none), ``text`` its JSON text;
-        ``answer`` is what the sandbox answered and ``answer_text`` its JSON text.
+        ``answer`` is what the sandbox answered and ``answer_text`` its JSON text; ``policy``
+        is the escalation policy the request changed, if any.
         """
         request = self.store.insert_request(
             at=accepted.event["time"] if accepted else utc_now(),
@@ -232,6 +270,7 @@ class Sandbox:
                     "request": request,
                     "event": accepted.event if accepted else None,
                     "alert": accepted.alert.to_json() if accepted else None,
+                    "policy": policy,
                     "stats": self.stats(),
                 }
             )
@@ -258,12 +297,15 @@ class Sandbox:
         return [alert.to_json(events=events[alert.id]) for alert in alerts]
 
     def reset(self) -> None:
-        """Forget alerts, events, requests, heartbeats, counters, faults and rate windows."""
+        """Forget alerts, events, requests, heartbeats, counters, faults and rate windows;
+        users, policies and API keys go back to the startup seed."""
         self.store.reset()
         self.faults.clear()
-        self._event_limiter.clear()
-        self._ping_limiter.clear()
-        self.hub.publish({"type": "reset", "stats": self.stats()})
+        self.policies.reset()
+        for limiter in (self._event_limiter, self._ping_limiter, self._api_limiter):
+            limiter.clear()
+        message = {"type": "reset", "stats": self.stats(), "policies": self.policies.policies()}
+        self.hub.publish(message)
         logger.info("sandbox reset")
 
     def _schedule_flush(self) -> None:

@@ -9,25 +9,49 @@ A fault, as posted to ``POST /sandbox/faults``::
      "latency_ms": 0,          # wait this long first
      "duration_s": null,       # expire after this many seconds (null: until cleared)
      "integration_key": null,  # only requests with this integration (or heartbeat) key
+     "method": null,           # only requests with this HTTP method (any case; HEAD is not GET)
+     "path": null,             # only requests whose path matches this glob (see below)
      "count": null,            # only the next N matching requests
      "retry_after": null}      # Retry-After header on the fault's answers
+
+Every scope given must match (they combine with AND); a scope left null matches anything.
+``path`` is matched against the request's percent-decoded path without its query string, as a
+shell-style glob (:func:`fnmatch.fnmatchcase`): without ``*``, ``?`` or ``[`` it is an exact
+path; ``*`` matches any run of characters, ``/`` included, so ``/api/escalation-policies/*``
+is a prefix and ``/api/escalation-policies/*/levels/*`` picks out the level updates only.
+A request the scopes exclude is handled normally and does not use up the fault's ``count``.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .records import mask
 
-FAULT_FIELDS = ("status", "latency_ms", "duration_s", "integration_key", "count", "retry_after")
+FAULT_FIELDS = (
+    "status", "latency_ms", "duration_s", "integration_key", "method", "path", "count",
+    "retry_after",
+)  # fmt: skip
 MAX_LATENCY_MS = 600_000
 RATE_WINDOW_S = 60.0
+_METHOD = re.compile(r"[A-Za-z]+")
 
 
 class FaultError(ValueError):
     """A fault body that cannot be scripted; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What faults are matched against: a request's method, path (decoded, no query) and key."""
+
+    method: str
+    path: str
+    integration_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,8 +62,18 @@ class FaultSpec:
     latency_ms: int = 0
     duration_s: float | None = None
     integration_key: str | None = None
+    method: str | None = None
+    path: str | None = None
     count: int | None = None
     retry_after: str | None = None
+
+    def matches(self, target: Target) -> bool:
+        """Whether every scope of the fault admits ``target``."""
+        return (
+            (self.integration_key is None or self.integration_key == target.integration_key)
+            and (self.method is None or self.method == target.method)
+            and (self.path is None or fnmatch.fnmatchcase(target.path, self.path))
+        )
 
 
 @dataclass
@@ -65,6 +99,8 @@ class Fault:
             "latency_ms": spec.latency_ms,
             "duration_s": spec.duration_s,
             "integration_key": mask(spec.integration_key),
+            "method": spec.method,
+            "path": spec.path,
             "count": spec.count,
             "retry_after": spec.retry_after,
             "remaining": self.remaining,
@@ -87,9 +123,15 @@ def parse_fault(body: object) -> FaultSpec:
         isinstance(duration, bool) or not isinstance(duration, int | float) or duration <= 0
     ):
         raise FaultError("'duration_s' must be a positive number or null")
-    for name in ("integration_key", "retry_after"):
+    for name in ("integration_key", "method", "path", "retry_after"):
         if body.get(name) is not None and not isinstance(body[name], str):
             raise FaultError(f"'{name}' must be a string or null")
+    method = body.get("method")
+    if method is not None and not _METHOD.fullmatch(method):
+        raise FaultError("'method' must be an HTTP method such as PUT")
+    path = body.get("path")
+    if path is not None and not path.startswith(("/", "*")):
+        raise FaultError("'path' must start with '/' (or be a glob starting with '*')")
     if status is None and latency_ms == 0:
         raise FaultError("a fault needs a 'status', a 'latency_ms' or both")
     return FaultSpec(
@@ -97,6 +139,8 @@ def parse_fault(body: object) -> FaultSpec:
         latency_ms=latency_ms,
         duration_s=None if duration is None else float(duration),
         integration_key=body.get("integration_key"),
+        method=None if method is None else method.upper(),
+        path=path,
         count=count,
         retry_after=body.get("retry_after"),
     )
@@ -128,14 +172,13 @@ class FaultBook:
         self._faults.append(fault)
         return fault
 
-    def take(self, integration_key: str | None, *, now: float) -> Fault | None:
-        """The fault that applies to a request with this key, counting it; None if none does."""
+    def take(self, target: Target, *, now: float) -> Fault | None:
+        """The fault that applies to the request ``target``, counting it; None if none does."""
         if not self._faults:
             return None
         self._faults = [fault for fault in self._faults if fault.live(now)]
         for fault in self._faults:
-            wanted = fault.spec.integration_key
-            if wanted is None or wanted == integration_key:
+            if fault.spec.matches(target):
                 if fault.remaining is not None:
                     fault.remaining -= 1
                 return fault

@@ -7,8 +7,10 @@ aiohttp does not have to cancel handlers; a vanished client is noticed at the ne
 latest at the next keep-alive comment.
 
 Wire format: each message is one ``data:`` line of JSON with a ``type``:
-``request`` (``{request, event, alert, stats}``) or ``reset``. A stream opens with
-``event: hello`` so the page knows when to (re)load its snapshot without missing anything.
+``request`` (``{request, event, alert, policy, stats}``; ``policy`` is the escalation policy a
+level update changed), ``policies`` (``{policies}``, all of them, after a seed) or ``reset``
+(``{stats, policies}``). A stream opens with ``event: hello`` so the page knows when to
+(re)load its snapshot without missing anything.
 """
 
 from __future__ import annotations

@@ -142,6 +142,11 @@ class QueueDB:
         with self.transaction():
             return legacy.take_over(self._conn, now=now)
 
+    def take_over_legacy_mqtt(self, convert: legacy.Convert, *, now: float) -> legacy.Takeover:
+        """Map and move ilagent 0.9's ``mqtt_queue`` rows into the queue, in one transaction."""
+        with self.transaction():
+            return legacy.take_over_mqtt(self._conn, convert, now=now)
+
     def legacy_waiting(self) -> tuple[int, int]:
         """Rows of ilagent 0.9 not taken over yet: ``event_items``, ``mqtt_queue``."""
         return legacy.waiting(self._conn)
@@ -240,6 +245,14 @@ class QueueDB:
         ).rowcount
         self._conn.execute("DELETE FROM queue WHERE id = ?", (row_id,))
         return moved > 0
+
+    def insert_dead_letter(self, *, integration_key: str, path: str, event: str, reason: str,
+                           detail: str, now: float) -> int:
+        """Keep a message refused before it was queued (an id from the queue's sequence)."""
+        row_id = self.insert(integration_key=integration_key, path=path, event=event,
+                             received_at=now)
+        self.dead_letter(row_id, reason=reason, status=None, detail=detail, attempts=0, now=now)
+        return row_id
 
     def retry(self, ids: Iterable[int] | None = None) -> int:
         """Move dead letters (all, or these ids) back into the queue under the ids they had,

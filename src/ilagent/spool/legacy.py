@@ -6,13 +6,19 @@ daemon moves every ``event_items`` row into ``queue`` in ``inserted_at`` order, 
 transaction that also deletes them there, so a crash either moved all of them or none and no
 event is sent twice. Each row becomes the event 0.9 would have posted (to its
 ``event_api_path``, else ilert's generic ``/events``); a row our validation refuses becomes a
-dead letter with the reason. ``mqtt_queue`` rows are only counted until MQTT mode exists.
+dead letter with the reason.
+
+``mqtt_queue`` rows (MQTT messages 0.9 buffered, not yet mapped) are taken over by a daemon
+that runs MQTT mode, the same way: each is mapped with the daemon's current options, as 0.9
+itself would have done when it got to it, and queued or kept as a dead letter. A daemon
+without MQTT only reports them.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +84,55 @@ def take_over(conn: sqlite3.Connection, *, now: float) -> Takeover:
         refused += 1
     conn.execute("DELETE FROM event_items")
     return Takeover(queued=queued, refused=refused, mqtt_waiting=mqtt)
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What becomes of one ``mqtt_queue`` row: an event to queue (``event`` set), a dead letter
+    (``reason`` set), or nothing (a filtered message or a stale heartbeat ping)."""
+
+    integration_key: str = ""
+    path: str = ""
+    event: str | None = None
+    reason: str | None = None
+    detail: str = ""
+
+
+Convert = Callable[[str, bytes], Converted]
+
+
+def take_over_mqtt(conn: sqlite3.Connection, convert: Convert, *, now: float) -> Takeover:
+    """Map 0.9's ``mqtt_queue`` rows into ``queue`` (or ``dead_letters``), in ``inserted_at``
+    order, and delete them; call inside a transaction."""
+    if "mqtt_queue" not in tables(conn):
+        return Takeover()
+    rows = conn.execute(
+        "SELECT topic, payload, inserted_at FROM mqtt_queue ORDER BY inserted_at, rowid"
+    ).fetchall()
+    queued = refused = 0
+    for topic, payload, inserted_at in rows:
+        text = payload if isinstance(payload, str) else bytes(payload or b"").decode(
+            "utf-8", "replace")
+        converted = convert(str(topic), text.encode("utf-8", "surrogatepass"))
+        if converted.event is None and converted.reason is None:
+            continue
+        row_id = conn.execute(
+            "INSERT INTO queue (integration_key, path, event, received_at) VALUES (?, ?, ?, ?)",
+            (converted.integration_key, converted.path or f"mqtt:{topic}",
+             converted.event if converted.event is not None else text,
+             _when(inserted_at, now))).lastrowid
+        if converted.reason is None:
+            queued += 1
+            continue
+        conn.execute(
+            "INSERT INTO dead_letters (id, integration_key, path, event, received_at, attempts, "
+            "reason, status, detail, dead_at) SELECT id, integration_key, path, event, "
+            "received_at, 0, ?, NULL, ?, ? FROM queue WHERE id = ?",
+            (converted.reason, f"taken over from ilagent 0.9: {converted.detail}", now, row_id))
+        conn.execute("DELETE FROM queue WHERE id = ?", (row_id,))
+        refused += 1
+    conn.execute("DELETE FROM mqtt_queue")
+    return Takeover(queued=queued, refused=refused)
 
 
 def _event(row: tuple[Any, ...], *, now: float) -> tuple[str, str, dict[str, Any], float]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ilagent.spool.db import BUSY_TIMEOUT, QueueDB, QueuedEvent, QueueStats
-from ilagent.spool.legacy import Takeover
+from ilagent.spool.legacy import Convert, Takeover
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,13 @@ class QueueStore:
             self._executor, lambda: db.take_over_legacy(now=time.time())
         )
 
+    async def take_over_mqtt(self, convert: Convert) -> Takeover:
+        """Map and queue the MQTT messages ilagent 0.9 had buffered (see ``legacy``)."""
+        db = self._db
+        assert db is not None
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: db.take_over_legacy_mqtt(convert, now=time.time()))
+
     async def close(self) -> None:
         """Finish every submitted operation, then close the file."""
         while self._flusher is not None and not self._flusher.done():
@@ -112,6 +119,18 @@ class QueueStore:
             lambda db: db.dead_letter(
                 row_id, reason=reason, status=status, detail=detail, attempts=attempts, now=now
             ),
+            write=True,
+        )
+
+    def add_dead_letter(
+        self, *, integration_key: str, path: str, event: str, reason: str, detail: str
+    ) -> asyncio.Future[int]:
+        """Keep a message refused before it was queued among the dead letters."""
+        now = time.time()
+        return self._submit(
+            lambda db: db.insert_dead_letter(
+                integration_key=integration_key, path=path, event=event, reason=reason,
+                detail=detail, now=now),
             write=True,
         )
 

@@ -11,19 +11,7 @@ from typing import Any
 
 from http_daemon import FAST, event, metric, post_all, start_daemon
 
-from helpers import Sandbox, unique, wait_until
-
-# ilagent 0.9's tables after its five migrations (as its db.rs leaves them)
-LEGACY_SCHEMA = """
-CREATE TABLE ilagent (key TEXT PRIMARY KEY, val TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE event_items (id TEXT PRIMARY KEY, integration_key TEXT NOT NULL,
-    event_type TEXT NOT NULL, alert_key TEXT NULL, summary TEXT NOT NULL, created_at TEXT NOT NULL,
-    priority TEXT NULL, images TEXT NULL, links TEXT NULL, custom_details TEXT NULL,
-    details TEXT NULL, inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')),
-    event_api_path TEXT NULL);
-CREATE TABLE mqtt_queue (id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT NULL,
-    inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')));
-"""
+from helpers import LEGACY_SCHEMA, Sandbox, unique, wait_until
 
 
 def ilagent(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,5 @@
-// ilagent sandbox page: an alert table and a request stream kept live over server-sent events.
+// ilagent sandbox page: alerts, escalation-policy levels and a request stream, kept live over
+// server-sent events.
 // On each (re)connection the server says "hello" once it has subscribed us; only then is the
 // snapshot loaded, so nothing sent between snapshot and stream is lost. Updates carry a rev/seq,
 // so a stale copy never overwrites a newer one whatever order the two channels deliver in.
@@ -9,9 +10,11 @@ window.sandboxPageLoadedAt = Date.now();
 
 const MAX_ALERT_ROWS = 500;
 const MAX_STREAM_ROWS = 200;
+const FLASH_MS = 4000; // how long a changed level stays highlighted
 const STATUSES = ["PENDING", "ACCEPTED", "RESOLVED"];
 
 const alertsById = new Map(); // id -> {alert, row}
+const policiesById = new Map(); // id -> {policy, node}
 const streamBySeq = new Map(); // seq -> <li>
 const counts = { accepted: 0, rejected: 0 };
 
@@ -85,6 +88,78 @@ function refreshAlertSummary() {
   $("no-alerts").hidden = alertsById.size > 0;
 }
 
+// -- escalation policies ------------------------------------------------------------------------
+
+function personName(user) {
+  const name = `${user.firstName || ""} ${user.lastName || ""}`.trim();
+  return name ? `${name} <${user.email}>` : user.email;
+}
+
+function levelRow(rule, index) {
+  const emails = rule.users.map((user) => user.email);
+  const who = rule.users.length
+    ? rule.users.map((user) => el("span", { className: "person", title: `user ${user.id}`, text: personName(user) }))
+    : [el("span", { className: "nobody", text: "nobody" })];
+  return el(
+    "tr",
+    { "data-level": String(index), "data-users": emails.join(",") },
+    el("td", { className: "num", text: String(index) }),
+    el("td", {}, ...who),
+    el("td", { className: "num", text: `${rule.escalationTimeout} min` }),
+  );
+}
+
+function showPolicy(policy, { flash = true } = {}) {
+  const known = policiesById.get(policy.id);
+  if (known && known.policy.rev >= policy.rev) return; // the same or a stale copy
+  const node = known ? known.node : el("div", { className: "policy", id: `policy-${policy.id}` });
+  node.setAttribute("data-policy-id", policy.id);
+  node.setAttribute("data-routing-key", policy.routingKey || "");
+  node.setAttribute("data-rev", policy.rev);
+  const previous = known ? known.policy.escalationRules : [];
+  const rows = policy.escalationRules.map((rule, index) => {
+    const row = levelRow(rule, index);
+    const before = previous[index];
+    if (flash && known && (!before || JSON.stringify(before) !== JSON.stringify(rule))) {
+      row.classList.add("flash");
+      setTimeout(() => row.classList.remove("flash"), FLASH_MS);
+    }
+    return row;
+  });
+  node.replaceChildren(
+    el(
+      "h3",
+      {},
+      `${policy.name} `,
+      el("code", { className: "key", text: policy.routingKey || "(no routing key)" }),
+      el("small", { className: "time", title: policy.updatedAt || "", text: policy.updatedAt ? `changed ${clock(policy.updatedAt)}` : "" }),
+    ),
+    el(
+      "table",
+      {},
+      el("thead", {}, el("tr", {}, el("th", { className: "num", text: "Level" }), el("th", { text: "On call" }), el("th", { className: "num", text: "Escalates after" }))),
+      el("tbody", {}, ...rows),
+    ),
+  );
+  policiesById.set(policy.id, { policy, node });
+  if (!known) {
+    const list = $("policy-list");
+    const after = [...list.children].find((other) => Number(other.dataset.policyId) > policy.id);
+    list.insertBefore(node, after || null);
+  }
+  $("no-policies").hidden = policiesById.size > 0;
+}
+
+function showPolicies(policies) {
+  for (const policy of policies) showPolicy(policy);
+}
+
+function clearPolicies() {
+  policiesById.clear();
+  $("policy-list").replaceChildren();
+  $("no-policies").hidden = false;
+}
+
 // -- request stream -----------------------------------------------------------------------------
 
 function statusClass(status) {
@@ -96,7 +171,7 @@ function describe(request) {
   const body = request.body && typeof request.body === "object" ? request.body : {};
   const what = el("span", { className: "what" });
   if (typeof body.eventType === "string") what.append(el("span", { className: "etype", text: body.eventType }));
-  const text = body.summary || body.alertKey || "";
+  const text = body.summary || body.alertKey || body.email || "";
   if (text) what.append(`${text} `);
   const answer = request.answer;
   if (request.status >= 400 && answer && typeof answer.code === "string") {
@@ -159,6 +234,7 @@ function clearAll() {
   $("alert-rows").replaceChildren();
   $("stream-rows").replaceChildren();
   $("no-requests").hidden = false;
+  clearPolicies();
   refreshAlertSummary();
 }
 
@@ -169,12 +245,14 @@ async function getJson(path) {
 }
 
 async function loadSnapshot() {
-  const [alerts, stats, requests] = await Promise.all([
+  const [alerts, stats, requests, policies] = await Promise.all([
     getJson(`/sandbox/alerts?limit=${MAX_ALERT_ROWS}`),
     getJson("/sandbox/stats"),
     getJson(`/sandbox/requests?last=${MAX_STREAM_ROWS}`),
+    getJson("/sandbox/policies"),
   ]);
   for (const alert of alerts.reverse()) showAlert(alert);
+  for (const policy of policies) showPolicy(policy, { flash: false });
   for (const request of requests) showRequest(request, null);
   showStats(stats);
 }
@@ -189,8 +267,12 @@ function onMessage(message) {
   if (message.type === "reset") {
     clearAll();
     showStats(message.stats, { exact: true });
+    for (const policy of message.policies || []) showPolicy(policy, { flash: false });
+  } else if (message.type === "policies") {
+    showPolicies(message.policies);
   } else if (message.type === "request") {
     if (message.alert) showAlert(message.alert);
+    if (message.policy) showPolicy(message.policy);
     showRequest(message.request, message.alert);
     showStats(message.stats);
   }
@@ -212,7 +294,7 @@ function connect() {
 document.addEventListener("DOMContentLoaded", () => {
   for (const node of document.querySelectorAll(".origin")) node.textContent = location.origin;
   $("reset").addEventListener("click", async () => {
-    if (!confirm("Forget every alert, event, request, heartbeat and fault?")) return;
+    if (!confirm("Forget every alert, event, request, heartbeat and fault, and put the policies back as seeded at start?")) return;
     await fetch("/sandbox", { method: "DELETE" });
   });
   refreshAlertSummary();

@@ -1,0 +1,5 @@
+"""The MQTT source: topic filters, the acknowledgement window, TLS, the connection, the bridge.
+
+Only this package loads the MQTT client library (paho-mqtt); like :mod:`ilagent.kafka` it is
+imported only when the daemon is given ``--mqtt_host``.
+"""

@@ -1,0 +1,236 @@
+"""MQTT mode on a real Mosquitto: mapping, acknowledgement after delivery, buffer mode, kills.
+
+Pacing is off unless a test is about pacing, so the figures are about the bridge. Every test
+uses its own topic (and client id), so a message of one test never reaches another's daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from helpers import LEGACY_SCHEMA, Sandbox, http, unique, wait_until
+
+FAST = ["--retry_initial_delay", "0.2", "--retry_max_delay", "1", "--rate_limit_delay", "1",
+        "--rate_limit_per_key", "0", "--rate_limit_total", "0"]
+SEED_MAPPING = ["--map_key_alert_key", "mCode", "--map_key_summary", "comment",
+                "--map_key_etype", "state", "--map_val_etype_alert", "SET",
+                "--map_val_etype_accept", "ACK", "--map_val_etype_resolve", "CLR",
+                "--filter_key", "type", "--filter_val", "ALARM"]
+
+
+def publish(port: int, topic: str, messages: list[dict[str, Any] | bytes], *, qos: int = 1,
+            **connect: Any) -> None:
+    """Publish messages (dicts as JSON) and wait until the broker acknowledged each."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    if connect.get("tls_context") is not None:
+        client.tls_set_context(connect["tls_context"])
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, m if isinstance(m, bytes) else json.dumps(m), qos=qos)
+                 for m in messages]
+        for info in infos:
+            info.wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def mqtt_args(port: int, topic: str, *extra: str) -> list[str]:
+    return ["daemon", "-v", "-v", "-m", "127.0.0.1", "-q", str(port), "-e", topic,
+            "-n", unique("ilagent"), *FAST, *extra]
+
+
+def subscribed(daemon: Any) -> bool:
+    return "MQTT subscribed" in daemon.output()
+
+
+def metric(port: int, name: str) -> float:
+    _status, text = http("GET", f"http://127.0.0.1:{port}/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in str(text).splitlines()
+               if line.startswith(name))
+
+
+def numbered(key: str, alerts: int, per_alert: int) -> list[dict[str, Any]]:
+    """per_alert events for each of `alerts` alert keys, interleaved, numbered per alert."""
+    return [{"integrationKey": key, "eventType": "ALERT", "alertKey": f"a{a}",
+             "summary": f"a{a}#{n}"} for n in range(per_alert) for a in range(alerts)]
+
+
+def received_by_alert(sandbox: Sandbox, key: str) -> dict[str, list[int]]:
+    by_alert: dict[str, list[int]] = defaultdict(list)
+    for body in sandbox.bodies(key):
+        alert, n = body["summary"].split("#")
+        by_alert[alert].append(int(n))
+    return by_alert
+
+
+def test_seed_mapping_over_mqtt_ends_as_alert_accept_resolve(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """The guide's SET/ACK/CLR example over MQTT opens, accepts and resolves one alert; the
+    filtered message sends nothing; events go to /v1/events/mqtt/<key> with the topic."""
+    topic, key = f"plant/{unique('line')}/alarms", unique("il1api")
+    daemon = run_ilagent(*mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1",
+                                    "--event_key", key, *SEED_MAPPING))
+    wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+    publish(mosquitto.ports["plain"], topic, [
+        {"type": "ALARM", "mCode": "M-17", "comment": "boiler pressure", "state": state}
+        for state in ("SET", "ACK")] + [{"type": "INFO", "mCode": "M-17", "state": "SET"},
+                                        {"type": "ALARM", "mCode": "M-17", "state": "CLR"}])
+    wait_until(lambda: len(sandbox.events(key)) >= 3, timeout=20, what="three events")
+    events = sandbox.events(key)
+    assert [e["eventType"] for e in events] == ["ALERT", "ACCEPT", "RESOLVE"]
+    assert all(e["path"].startswith("/api/v1/events/mqtt/") for e in events)
+    assert events[0]["body"]["summary"] == "boiler pressure"
+    assert events[0]["body"]["customDetails"] == {"topic": topic}
+    assert [a["status"] for a in sandbox.alerts() if a.get("alertKey") == "M-17"] == ["RESOLVED"]
+
+
+def test_unacknowledged_message_comes_back_after_sigkill(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """ilert answers 503, the daemon is SIGKILLed before it delivered: the broker sends the
+    message again to the restarted daemon, which delivers it."""
+    topic, key = unique("events"), unique("il1api")
+    args = mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1")
+    daemon = run_ilagent(*args)
+    wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+    sandbox.fault(status=503, integration_key=key)
+    publish(mosquitto.ports["plain"], topic, [{"integrationKey": key, "summary": "pump down"}])
+    wait_until(lambda: any(r.get("status") == 503 for r in sandbox.requests()), timeout=20,
+               what="a 503 answer")
+    daemon.kill()
+    sandbox.clear_faults()
+    assert sandbox.events(key) == []
+    run_ilagent(*args)  # same client id: the session and its unacknowledged message
+    wait_until(lambda: sandbox.events(key), timeout=30, what="the redelivered event")
+    assert sandbox.bodies(key)[0]["summary"] == "pump down"
+
+
+def test_sigkill_three_times_during_1000_messages_loses_nothing(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """1,000 QoS 1 messages over 100 alerts, the daemon SIGKILLed 3 times while delivering:
+    every message reaches ilert, and every alert ends with its last event."""
+    topic, key = unique("events"), unique("il1api")
+    args = mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1")
+    daemon = run_ilagent(*args)
+    wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+    sandbox.fault(latency_ms=15, integration_key=key)  # slow enough to be killed mid-way
+    events = numbered(key, alerts=100, per_alert=10)
+    publish(mosquitto.ports["plain"], topic, events)  # type: ignore[arg-type]
+    def distinct() -> set[tuple[str, str]]:
+        return {(b["alertKey"], b["summary"]) for b in sandbox.bodies(key)}
+
+    rng = random.Random(11)
+    for _ in range(3):
+        target = min(len(distinct()) + rng.randint(100, 250), 950)
+        wait_until(lambda t=target: len(distinct()) >= t, timeout=60,
+                   what=f"{target} distinct events before the kill")
+        daemon.kill()
+        daemon = run_ilagent(*args)
+    wait_until(lambda: len(distinct()) == len(events), timeout=90,
+               what="every message delivered")
+    wanted = {(e["alertKey"], e["summary"]) for e in events}
+    assert distinct() == wanted
+    by_alert = received_by_alert(sandbox, key)
+    assert all(numbers[-1] == 9 for numbers in by_alert.values()), by_alert
+    duplicates = len(sandbox.events(key)) - len(wanted)
+    print(f"1,000 messages, 3 SIGKILLs: {duplicates} delivered twice (at least once)")
+
+
+def test_buffer_mode_keeps_acknowledged_messages_over_sigkill(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any, tmp_path: Path) -> None:
+    """With --mqtt_buffer, 1,000 messages are acknowledged once queued (ilert down), the daemon
+    is SIGKILLed; after a restart all are delivered, each alert in order, none twice."""
+    topic, key = unique("events"), unique("il1api")
+    port = __import__("broker").free_port()
+    args = [*mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1", "--mqtt_buffer"),
+            "-p", str(port), "--http_host", "127.0.0.1", "-f", str(tmp_path / "spool.db3")]
+    daemon = run_ilagent(*args)
+    wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+    sandbox.fault(status=503, integration_key=key)
+    events = numbered(key, alerts=50, per_alert=20)
+    publish(mosquitto.ports["plain"], topic, events)  # type: ignore[arg-type]
+    wait_until(lambda: metric(port, "ilagent_mqtt_acks_total") >= 1000, timeout=60,
+               what="1,000 acknowledgements")
+    daemon.kill()
+    sandbox.clear_faults()
+    assert sandbox.events(key) == []
+    daemon = run_ilagent(*args)
+    wait_until(lambda: len(sandbox.events(key)) >= 1000, timeout=60, what="1,000 events")
+    by_alert = received_by_alert(sandbox, key)
+    assert len(by_alert) == 50
+    assert all(numbers == list(range(20)) for numbers in by_alert.values()), by_alert
+
+
+def test_shared_subscription_splits_messages_between_two_daemons(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any, tmp_path: Path) -> None:
+    """Two daemons in one --mqtt_shared_group: each gets part of the messages, none is lost."""
+    topic, key, group = unique("events"), unique("il1api"), unique("grp")
+    ports = [__import__("broker").free_port() for _ in range(2)]
+    daemons = [run_ilagent(*mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1",
+                                      "--mqtt_shared_group", group, "-p", str(port),
+                                      "--http_host", "127.0.0.1",
+                                      "-f", str(tmp_path / f"d{port}.db3")))
+               for port in ports]
+    for daemon in daemons:
+        wait_until(lambda d=daemon: subscribed(d), timeout=20, what="the subscriptions")
+    assert f"$share/{group}/{topic}" in daemons[0].output()
+    publish(mosquitto.ports["plain"], topic,
+            [{"integrationKey": key, "summary": f"m{n}"} for n in range(200)])
+    wait_until(lambda: {b["summary"] for b in sandbox.bodies(key)}
+               >= {f"m{n}" for n in range(200)}, timeout=30, what="all 200 events")
+    counts = [metric(port, 'ilagent_messages_consumed_total{source="mqtt"}') for port in ports]
+    assert all(count > 0 for count in counts), counts
+    assert sum(counts) == 200, counts
+
+
+def test_heartbeat_topic_pings_the_heartbeat(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """A heartbeat-topic message pings the key it names (matched through a + wildcard)."""
+    base, key = unique("site"), unique("il1hbt")
+    daemon = run_ilagent("daemon", "-vv", "-m", "127.0.0.1", "-q", str(mosquitto.ports["plain"]),
+                         "-r", f"{base}/+/beat", "--mqtt_qos", "1", "-n", unique("ilagent"),
+                         *FAST)
+    wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+    publish(mosquitto.ports["plain"], f"{base}/boiler/beat", [{"integrationKey": key}])
+    wait_until(lambda: sum(h["count"] for h in sandbox.heartbeats()) == 1, timeout=20,
+               what="the heartbeat ping")
+    assert sandbox.heartbeats()[0]["key"].endswith(key[-4:])
+
+
+def test_mqtt_messages_ilagent_0_9_buffered_are_taken_over(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any, tmp_path: Path) -> None:
+    """Rows ilagent 0.9 left in mqtt_queue are mapped with today's options and delivered in
+    inserted_at order; one that cannot become an event is kept as a dead letter; a filtered
+    message and a stale heartbeat ping are dropped; the table ends empty."""
+    db, topic, key = tmp_path / "ilagent.db3", unique("events"), unique("il1api")
+    with sqlite3.connect(db) as conn:
+        conn.executescript(LEGACY_SCHEMA)
+        rows = [(topic, {"type": "ALARM", "mCode": "M-1", "state": state, "comment": state})
+                for state in ("CLR", "ACK", "SET")]  # inserted in reverse order
+        rows += [(topic, {"type": "INFO", "mCode": "M-1", "state": "SET"}),
+                 (topic, "not json"), (f"{topic}-beat", {"integrationKey": "il1hbt123"})]
+        for n, (where, payload) in enumerate(rows):
+            conn.execute("INSERT INTO mqtt_queue VALUES (?, ?, ?, ?)",
+                         (f"m{n}", where, payload if isinstance(payload, str)
+                          else json.dumps(payload), f"2026-05-02 09:07:{9 - n:02}.000"))
+    daemon = run_ilagent(*mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1",
+                                    "--mqtt_buffer", "-r", f"{topic}-beat", "-f", str(db),
+                                    "--event_key", key, *SEED_MAPPING))
+    wait_until(lambda: len(sandbox.events(key)) == 3, timeout=30, what="the three events")
+    assert [e["eventType"] for e in sandbox.events(key)] == ["ALERT", "ACCEPT", "RESOLVE"]
+    assert "took over 6 MQTT message(s)" in daemon.output()
+    assert "1 kept as dead letters" in daemon.output()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM mqtt_queue").fetchone()[0] == 0
+        assert [r[0] for r in conn.execute("SELECT reason FROM dead_letters")] == [
+            "invalid_json"]
