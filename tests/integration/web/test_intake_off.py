@@ -72,3 +72,41 @@ def test_the_intake_switch_comes_from_the_environment_and_config_show_lists_it()
     assert line.split() == ["intake", "off", "(env", "ILAGENT_INTAKE)"]
     wrong = ilagent("config", "show", env={"ILAGENT_INTAKE": "maybe"})
     assert wrong.returncode == 2 and "'maybe' is not one of on, off" in wrong.stderr
+
+
+def test_with_the_intake_off_mqtt_buffer_mode_keeps_its_spool_and_serves_no_intake(
+    mosquitto: Any, run_ilagent: Any, tmp_path: Path
+) -> None:
+    """MQTT's buffer mode opens the spool file; the HTTP server still takes no events and has
+    no intake part in /ready, while /ready/mqtt answers."""
+    db = tmp_path / "spool.db3"
+    _daemon, base = start_daemon(
+        run_ilagent,
+        db,
+        "--intake",
+        "off",
+        "-m",
+        "127.0.0.1",
+        "-q",
+        str(mosquitto.ports["plain"]),
+        "-e",
+        unique("events"),
+        "-n",
+        unique("ilagent"),
+        "--mqtt_qos",
+        "1",
+        "--mqtt_buffer",
+    )
+    wait_until(
+        lambda: http("GET", f"{base}/ready/mqtt")[0] == 204,
+        timeout=30,
+        what="the MQTT subscription",
+    )
+    assert db.exists()
+    assert http("GET", f"{base}/ready/intake")[0] == 404
+    status, _ = http(
+        "POST",
+        f"{base}/api/events",
+        {"integrationKey": "il1apiX1", "eventType": "ALERT", "summary": "s"},
+    )
+    assert status == 404
