@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ilagent import __version__
 from ilagent.commands import config, daemon, queue, sandbox, send
 from ilagent.commands import map as mapping
 from ilagent.commands.common import Parser
-from ilagent.commands.sources import resolve, settable
+from ilagent.commands.sources import Sources, resolve, settable
 from ilagent.errors import EXIT_INTERRUPTED, EXIT_USAGE, IlagentError
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -61,6 +61,18 @@ def build_parser() -> Parser:
     return parser
 
 
+def resolve_options(parser: Parser, args: argparse.Namespace, tokens: Sequence[str], *,
+                    environ: Mapping[str, str] | None = None) -> Sources:
+    """Fill what the command line ``tokens`` left unset in ``args`` from the environment and the
+    TOML file, as far as the command takes options from outside; raises ``ConfigError``."""
+    commands: dict[str, Parser] = parser.commands  # type: ignore[attr-defined]
+    known = {name for p in (parser, *commands.values()) for name in settable(p)}
+    outside: list[tuple[argparse.ArgumentParser, frozenset[str] | None]] = [(parser, None)]
+    if args.command in FROM_OUTSIDE:
+        outside.append((commands[args.command], FROM_OUTSIDE[args.command]))
+    return resolve(args, outside, tokens, known=known | {"kafka_config"}, environ=environ)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ilagent`` command; returns the exit code."""
     parser = build_parser()
@@ -72,13 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ilagent import logs
 
     try:
-        commands: dict[str, Parser] = parser.commands  # type: ignore[attr-defined]
-        known = {name for p in (parser, *commands.values()) for name in settable(p)}
-        outside: list[tuple[argparse.ArgumentParser, frozenset[str] | None]] = [(parser, None)]
-        if args.command in FROM_OUTSIDE:
-            outside.append((commands[args.command], FROM_OUTSIDE[args.command]))
-        args.sources = resolve(args, outside, tokens, known=known | {"kafka_config"})
-        args.parser = commands[args.command]
+        args.sources = resolve_options(parser, args, tokens)
+        args.parser = parser.commands[args.command]  # type: ignore[attr-defined]
         logs.setup(args.verbose + getattr(args, "sub_verbose", 0))
         return RUNNERS[args.command](args)
     except IlagentError as exc:

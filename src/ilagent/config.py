@@ -206,6 +206,8 @@ class HttpSettings:
     host: str = DEFAULT_HTTP_HOST
     token: str | None = field(default=None, repr=False)
     max_body: int = DEFAULT_HTTP_MAX_BODY
+    # off: only the probes and /metrics, no event intake and no spool file (--intake off)
+    intake: bool = True
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,10 @@ class DaemonConfig:
                 and self.heartbeat_key is None):
             raise ConfigError("nothing to run: give --port, --kafka_brokers, --mqtt_host or "
                               "--heartbeat")
+        if (self.http is not None and not self.http.intake and self.kafka is None
+                and self.mqtt is None and self.heartbeat_key is None):
+            raise ConfigError("nothing to run: with --intake off the HTTP server only answers "
+                              "probes; give --kafka_brokers, --mqtt_host or --heartbeat too")
         if self.kafka is not None:
             if not (self.kafka.event_topics or self.kafka.heartbeat_topics
                     or self.kafka.policy_topics):

@@ -89,7 +89,8 @@ class Daemon:
         self.store: QueueStore | None = None
         self.worker: SpoolWorker | None = None
         self.lock: SpoolLock | None = None
-        if config.http is not None or (config.mqtt is not None and config.mqtt.buffer):
+        if ((config.http is not None and config.http.intake)
+                or (config.mqtt is not None and config.mqtt.buffer)):
             self.lock = SpoolLock(config.db_file)
             # one engine for every source: one --max_in_flight, one pacing towards ilert;
             # queued events carry the queue's own retry limit
@@ -139,7 +140,7 @@ class Daemon:
             raise
         if self.worker is not None:
             self.worker.start()
-            if self.config.http is not None:
+            if self.config.http is not None and self.config.http.intake:
                 self.probes.parts["intake"] = self.worker.readiness
         if self.mqtt is not None:
             self.mqtt.start()
@@ -171,10 +172,13 @@ class Daemon:
                         min(mqtt.qos, 1),
                         f"queued in {config.db_file}" if mqtt.buffer
                         else "acknowledged after delivery")
-        if config.http is not None:
+        if config.http is not None and config.http.intake:
             logger.info("HTTP intake on %s:%d (%s), spool file %s", config.http.host,
                         config.http.port, "token required" if config.http.token else "no token",
                         config.db_file)
+        elif config.http is not None:
+            logger.info("HTTP probes and metrics on %s:%d (intake off, no spool file)",
+                        config.http.host, config.http.port)
         if config.heartbeat_key:
             logger.info("own heartbeat %s every %.0f s", mask_key(config.heartbeat_key),
                         config.heartbeat_interval)
@@ -228,7 +232,7 @@ class Daemon:
             return None
         app = build_app(metrics=self.metrics, probes=self.probes, token=http.token,
                         max_body=http.max_body)
-        if self.store is not None and self.worker is not None:
+        if http.intake and self.store is not None and self.worker is not None:
             Intake(store=self.store, worker=self.worker, client=self.client,
                    metrics=self.metrics, max_body=http.max_body).add_routes(app)
         runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
@@ -242,7 +246,7 @@ class Daemon:
             raise ResourceError(f"cannot listen on {http.host}:{http.port}: "
                                 f"{exc.strerror or exc}") from None
         logger.info("HTTP server listening on %s:%d", http.host, http.port)
-        if not http.token and not http.host.startswith(LOOPBACK):
+        if http.intake and not http.token and not http.host.startswith(LOOPBACK):
             logger.warning("the HTTP server on %s:%d takes events from anyone who can reach "
                            "it: set --http_token (or ILAGENT_HTTP_TOKEN) to require a token",
                            http.host, http.port)

@@ -187,7 +187,9 @@ def start(workdir: Path | None = None, libs: Path = DEFAULT_LIBS) -> Broker:
                                  sasl_port=sasl_port, workdir=workdir, tls=workdir / "tls")
     )
     (workdir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # the storage tool would read a leading "-" as an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     subprocess.run(
         ["java", "-Xmx256m", *_log_opts(workdir), "-cp", f"{libs}/*", "kafka.tools.StorageTool",
          "format", "-t", cluster_id, "-c", str(workdir / "server.properties"),

@@ -80,6 +80,10 @@ def add_options(daemon: Parser) -> None:
                              "and /ready (env ILAGENT_HTTP_TOKEN)")
     daemon.add_argument("--http_max_body", type=more_than_zero, default=DEFAULT_HTTP_MAX_BODY,
                         metavar="BYTES", help="largest request body (default %(default)s)")
+    daemon.add_argument("--intake", type=str.lower, choices=("on", "off"), default="on",
+                        help="with -p: 'on' also takes events and heartbeats (into the spool "
+                             "file -f), 'off' serves only /health, /ready and /metrics "
+                             "(default %(default)s)")
     daemon.add_argument("-b", "--heartbeat", metavar="KEY",
                         help="ping this heartbeat every 30 s while the daemon is ready")
     topic = daemon.add_argument_group("topics (Kafka and MQTT)")
@@ -195,7 +199,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
     http = None
     if args.port is not None:
         http = HttpSettings(port=args.port, host=args.http_host, token=args.http_token,
-                            max_body=args.http_max_body)
+                            max_body=args.http_max_body, intake=args.intake == "on")
     config = DaemonConfig(
         ilert=IlertSettings(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,
                             timeout=args.ilert_timeout),
@@ -233,12 +237,14 @@ POLICY_ONLY = ("policy_routing_keys", "map_key_email", "map_key_shift", "shift_o
 
 
 def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) -> None:
-    """Kafka or MQTT options given on the command line without --kafka_brokers or --mqtt_host
-    would be ignored: a usage error (ilagent 0.9 ignores them). From the environment or a file
-    they are just unused."""
+    """Kafka or MQTT options given on the command line without --kafka_brokers or --mqtt_host,
+    or --intake without --port, would be ignored: a usage error (ilagent 0.9 ignores them).
+    From the environment or a file they are just unused."""
     def given(names: tuple[str, ...]) -> list[str]:
         return [name for name in names if sources.of.get(name) == "flag"]
 
+    if args.port is None and given(("intake",)):
+        raise ConfigError("--intake needs --port (it chooses what the HTTP server serves)")
     if not args.kafka_brokers and given(KAFKA_ONLY):
         raise ConfigError(f"--{given(KAFKA_ONLY)[0]} needs --kafka_brokers (without it nothing "
                           "is consumed from Kafka)")

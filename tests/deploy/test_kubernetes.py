@@ -1,0 +1,177 @@
+"""The Kubernetes manifests of deploy/kubernetes/ are valid against the Kubernetes schemas
+(offline, kubernetes-validate's bundled ones, strict: an unknown field is an error), fit
+together (selectors, ports, secrets, volumes), and run a daemon our own parser accepts with the
+ConfigMap's TOML: the Deployment Kafka-only with the intake off, the StatefulSet the intake with
+its spool on the claim."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from ilagent.cli import build_parser, resolve_options
+from ilagent.commands.daemon import daemon_config
+from ilagent.config import DaemonConfig
+
+KUBERNETES = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
+# the oldest Kubernetes the manifests are for, and the newest whose schemas are bundled
+VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version() + ".0")
+MANIFESTS = sorted(p for p in KUBERNETES.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def documents() -> list[dict[str, Any]]:
+    """Every resource of every manifest file."""
+    return [doc for path in MANIFESTS for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def resource(kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one resource of that kind (and name)."""
+    found = [
+        d
+        for d in documents()
+        if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"{kind} {name or ''}: {len(found)} found"
+    return found[0]
+
+
+def container(workload: dict[str, Any]) -> dict[str, Any]:
+    (only,) = workload["spec"]["template"]["spec"]["containers"]
+    return dict(only)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("path", MANIFESTS, ids=[p.name for p in MANIFESTS])
+def test_every_manifest_is_valid_against_the_kubernetes_schemas(path: Path, version: str) -> None:
+    """Each resource passes strict schema validation for that Kubernetes version."""
+    resources = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    assert resources
+    for doc in resources:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_the_schema_check_can_fail() -> None:
+    """A misspelt field (readinesProbe) and a wrong type (replicas: "two") are refused."""
+    deployment = resource("Deployment")
+    misspelt = copy.deepcopy(deployment)
+    misspelt["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    wrong_type = copy.deepcopy(deployment)
+    wrong_type["spec"]["replicas"] = "two"
+    for bad in (misspelt, wrong_type):
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(bad, VERSIONS[-1], strict=True)
+
+
+def test_the_kustomization_lists_every_manifest() -> None:
+    """kubectl apply -k applies all of them, and nothing that is not there."""
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == [p.name for p in MANIFESTS]
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
+def test_workloads_run_hardened_with_probes_and_resources(kind: str) -> None:
+    """Non-root, read-only root file system, no privilege escalation, no capabilities;
+    readiness on /ready…, liveness on /health, both on the port the daemon serves; requests
+    and a memory limit."""
+    workload = resource(kind)
+    pod = workload["spec"]["template"]["spec"]
+    main = container(workload)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    context = main["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    assert main["readinessProbe"]["httpGet"]["path"].startswith("/ready")
+    assert main["livenessProbe"]["httpGet"]["path"] == "/health"
+    ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert main[probe]["httpGet"]["port"] in ports
+    args = main["args"]
+    assert ports[main["livenessProbe"]["httpGet"]["port"]] == int(args[args.index("-p") + 1])
+    assert {"cpu", "memory"} <= set(main["resources"]["requests"])
+    assert "memory" in main["resources"]["limits"]
+    assert (
+        workload["spec"]["selector"]["matchLabels"].items()
+        <= workload["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_selectors_secrets_and_volumes_fit_together() -> None:
+    """Each PodDisruptionBudget covers exactly one workload's pods, the Services reach the
+    intake's pods on a named port they have, the StatefulSet's governing Service exists, and
+    every secret key and volume a container uses is there."""
+    workloads = [resource("Deployment"), resource("StatefulSet")]
+    labels = [w["spec"]["template"]["metadata"]["labels"] for w in workloads]
+    for budget in (d for d in documents() if d["kind"] == "PodDisruptionBudget"):
+        wanted = budget["spec"]["selector"]["matchLabels"].items()
+        assert sum(wanted <= pod.items() for pod in labels) == 1, budget["metadata"]["name"]
+    intake = resource("StatefulSet")
+    services = [d for d in documents() if d["kind"] == "Service"]
+    assert intake["spec"]["serviceName"] in {s["metadata"]["name"] for s in services}
+    for service in services:
+        assert service["spec"]["selector"].items() <= labels[1].items()
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in {p["name"] for p in container(intake)["ports"]}
+    secret = resource("Secret")
+    for workload in workloads:
+        main = container(workload)
+        for variable in main.get("env", []):
+            ref = variable["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == secret["metadata"]["name"]
+            assert ref["key"] in secret["stringData"], ref["key"]
+        volumes = {v["name"] for v in workload["spec"]["template"]["spec"]["volumes"]}
+        volumes |= {c["metadata"]["name"] for c in workload["spec"].get("volumeClaimTemplates", [])}
+        assert {m["name"] for m in main["volumeMounts"]} <= volumes
+
+
+def effective_config(workload: dict[str, Any], tmp_path: Path) -> DaemonConfig:
+    """The configuration the workload's daemon starts with: its arguments, its Secret's values
+    as environment, and the ConfigMap's file where --config points (read by our own code)."""
+    main = container(workload)
+    config_map = resource("ConfigMap")
+    (mount,) = [m for m in main["volumeMounts"] if m["name"] == "config"]
+    args = list(main["args"])
+    path = args[args.index("--config") + 1]
+    assert path.startswith(mount["mountPath"] + "/")
+    local = tmp_path / Path(path).name
+    local.write_text(config_map["data"][Path(path).name])
+    args[args.index("--config") + 1] = str(local)
+    secret = resource("Secret")["stringData"]
+    environ = {
+        v["name"]: secret[v["valueFrom"]["secretKeyRef"]["key"]] for v in main.get("env", [])
+    }
+    parser = build_parser()
+    parsed = parser.parse_args(args)
+    sources = resolve_options(parser, parsed, args, environ=environ)
+    return daemon_config(parsed, sources)
+
+
+def test_the_deployment_runs_kafka_only_with_the_intake_off(tmp_path: Path) -> None:
+    """Kafka with the ConfigMap's topics and mapping, the key from the Secret, probes and
+    metrics served, no intake (and so no spool file in a pod without a volume for it)."""
+    config = effective_config(resource("Deployment"), tmp_path)
+    assert config.kafka is not None and config.kafka.event_topics
+    assert config.http is not None and config.http.intake is False
+    assert config.rules.event_key == resource("Secret")["stringData"]["event-key"]
+    assert (
+        dict(config.kafka.extra)["sasl.password"]
+        == resource("Secret")["stringData"]["kafka-sasl-password"]
+    )
+
+
+def test_the_statefulset_runs_the_intake_with_its_spool_on_the_claim(tmp_path: Path) -> None:
+    """The intake on, a token from the Secret, and the spool file inside the claim's mount."""
+    intake = resource("StatefulSet")
+    config = effective_config(intake, tmp_path)
+    assert config.http is not None and config.http.intake is True and config.http.token
+    (claim,) = intake["spec"]["volumeClaimTemplates"]
+    (mount,) = [
+        m for m in container(intake)["volumeMounts"] if m["name"] == claim["metadata"]["name"]
+    ]
+    assert Path(config.db_file).parent == Path(mount["mountPath"])
