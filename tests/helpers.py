@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import paho.mqtt.client as mqtt
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from paho.mqtt.enums import CallbackAPIVersion
 
 T = TypeVar("T")
 
@@ -276,3 +278,33 @@ def read_all(bootstrap: str, topic: str, *, expect: int,
     finally:
         consumer.close()
     return messages
+
+
+def publish(port: int, topic: str, messages: list[dict[str, Any] | bytes], *, qos: int = 1,
+            **connect: Any) -> None:
+    """Publish messages (dicts as JSON) and wait until the broker acknowledged each."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    if connect.get("tls_context") is not None:
+        client.tls_set_context(connect["tls_context"])
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, m if isinstance(m, bytes) else json.dumps(m), qos=qos)
+                 for m in messages]
+        for info in infos:
+            info.wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def subscribed(daemon: Any) -> bool:
+    return "MQTT subscribed" in daemon.output()
+
+
+def metric(port: int, name: str) -> float:
+    """The sum of the daemon's samples whose line starts with ``name`` (labels included)."""
+    _status, text = http("GET", f"http://127.0.0.1:{port}/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in str(text).splitlines()
+               if line.startswith(name))

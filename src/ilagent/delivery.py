@@ -39,7 +39,7 @@ from ilagent.logs import EACH, mask_key
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
 from ilagent.policy import PolicyUpdate
-from ilagent.policy_sync import PolicySync
+from ilagent.policy_sync import KEY_REFUSED, PolicySync
 from ilagent.sender import Sender
 
 logger = logging.getLogger(__name__)
@@ -285,7 +285,8 @@ class Deliverer:
                              job.shown_key, result.status, result.detail, extra=EACH)
                 await job.owner.finished(job, Verdict.DEAD_LETTER, result, reason)
                 return
-            if result.outcome is not Outcome.RATE_LIMITED and self._exhausted(job):
+            if (result.outcome is not Outcome.RATE_LIMITED and result.reason != KEY_REFUSED
+                    and self._exhausted(job)):
                 self._metrics.dead_lettered.labels(source, "retries_exhausted").inc()
                 logger.error("giving up on %s (%s) after %d attempts, last: %s %s",
                              job.origin, job.shown_key, job.attempts,

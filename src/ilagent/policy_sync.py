@@ -8,8 +8,9 @@ something does not exist — with a reason naming what: ``user_not_found``,
 ``policy_not_found``, ``level_not_found``.
 
 A refused API key (401, 403) is not the message's fault: the update is retried (held, not
-dead-lettered), an ERROR is logged and ``ilagent_policy_api_key_refused`` is 1 until a call
-passes.
+dead-lettered, whatever ``--max_retries`` says), an ERROR is logged and
+``ilagent_policy_api_key_refused`` is 1 until a call passes. Such an answer still shows that
+ilert is up, so it never opens the circuit that would hold back events.
 
 Lookups are cached for :data:`~ilagent.config.POLICY_CACHE_TTL` seconds (60), so a burst of
 shift changes costs one request each, not three; a 404 on the update drops the policy from the
@@ -32,6 +33,7 @@ from ilagent.policy import PolicyUpdate
 logger = logging.getLogger(__name__)
 
 DEFAULT_ESCALATION_TIMEOUT = 1  # ilagent 0.9's value when the level has none
+KEY_REFUSED = "api_key_refused"  # a held update: retried, never dead-lettered
 
 
 class PolicySync:
@@ -131,7 +133,8 @@ class PolicySync:
         logger.error("ilert refuses the API key for policy sync (HTTP %s): set ILERT_API_KEY "
                      "to a user API key that may edit escalation policies; the update waits",
                      result.status)
-        return Result(Outcome.RETRY, result.status, "the API key is refused")
+        return Result(Outcome.RETRY, result.status, "the API key is refused",
+                      reason=KEY_REFUSED)
 
 
 def _not_found(reason: str, detail: str) -> Result:

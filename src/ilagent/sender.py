@@ -24,10 +24,10 @@ from ilagent.gate import Admission, Gate
 from ilagent.ilert import IlertClient, Outcome, Result
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
+from ilagent.policy_sync import KEY_REFUSED, PolicySync
 
 if TYPE_CHECKING:
     from ilagent.delivery import Job
-    from ilagent.policy_sync import PolicySync
 
 
 class Sender:
@@ -90,7 +90,9 @@ class Sender:
             self._slots.release()
         if result.outcome is not Outcome.RATE_LIMITED:  # a 429 is a wait, not a failure
             job.attempts += 1
-        block = self._gate.settle(key, job.lane, result.outcome, admission=admission,
+        # a refused policy API key is an answer: ilert is up, the circuit must not open over it
+        gate_outcome = Outcome.REJECTED if result.reason == KEY_REFUSED else result.outcome
+        block = self._gate.settle(key, job.lane, gate_outcome, admission=admission,
                                   retry_after=result.retry_after)
         if block:
             self._metrics.key_blocked.labels(job.shown_key).set(block)

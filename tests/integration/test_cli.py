@@ -45,8 +45,8 @@ CASES = [
      "acknowledged, so nothing could hold it back while ilert fails; use --mqtt_qos 1 (at least "
      "once), or --mqtt_buffer to queue it"),
     ("mqtt without topic", ["daemon", "-m", "localhost", "--mqtt_qos", "1"], "", 2,
-     "ilagent daemon: error: --mqtt_host needs at least one topic: --event_topic or "
-     "--heartbeat_topic"),
+     "ilagent daemon: error: --mqtt_host needs at least one topic: --event_topic, "
+     "--heartbeat_topic or --policy_topic"),
     ("mqtt bad wildcard", ["daemon", "-m", "h", "--mqtt_qos", "1", "-e", "a/b#"], "", 2,
      "ilagent daemon: error: topic 'a/b#' cannot be used: '#' must be a whole level and the "
      "last one"),
@@ -60,6 +60,18 @@ CASES = [
     ("mqtt ca without tls", ["daemon", "-m", "h", "--mqtt_qos", "1", "-e", "t", "--mqtt_ca",
                              "ca.pem"], "", 2,
      "ilagent daemon: error: --mqtt_ca needs --mqtt_tls"),
+    ("policy without api key", ["daemon", "--kafka_brokers", "k:1", "--policy_topic", "shifts",
+                                "--policy_routing_keys", "site"], "", 2,
+     "ilagent daemon: error: --policy_topic needs ILERT_API_KEY: an ilert user API key that may "
+     "edit escalation policies (or --ilert_api_key)"),
+    ("policy without routing keys", ["daemon", "--kafka_brokers", "k:1", "--policy_topic",
+                                     "shifts"], "", 2,
+     "ilagent daemon: error: --policy_topic needs --policy_routing_keys: the payload fields that "
+     "name the escalation policy (ilagent 0.9 drops every message without them)"),
+    ("policy option without topic", ["daemon", "--kafka_brokers", "k:1", "-e", "t",
+                                     "--shift_offset", "-1"], "", 2,
+     "ilagent daemon: error: --shift_offset needs --policy_topic (without it no policy message "
+     "is read)"),
     ("mqtt qos 3", ["daemon", "-m", "h", "--mqtt_qos", "3", "-e", "t"], "", 2,
      "ilagent daemon: error: argument --mqtt_qos/--mqtt-qos: invalid choice: 3 (choose from 0, "
      "1, 2) (see --help)"),

@@ -18,6 +18,7 @@ from helpers import (
     committed,
     create_topic,
     http,
+    metric,
     produce,
     read_all,
     status_or_none,
@@ -53,15 +54,6 @@ def received_by_alert(sandbox: Sandbox, key: str) -> dict[str, list[int]]:
         alert, n = body["summary"].split("#")
         by_alert[alert].append(int(n))
     return by_alert
-
-
-def metric(port: int, name: str) -> float:
-    _status, text = http("GET", f"http://127.0.0.1:{port}/metrics")
-    total = 0.0
-    for line in str(text).splitlines():
-        if line.startswith(name):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_sigkill_three_times_loses_nothing_and_ends_each_key_last(

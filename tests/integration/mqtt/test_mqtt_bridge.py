@@ -13,10 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from helpers import LEGACY_SCHEMA, Sandbox, http, unique, wait_until
+from helpers import LEGACY_SCHEMA, Sandbox, http, metric, publish, subscribed, unique, wait_until
 
 FAST = ["--retry_initial_delay", "0.2", "--retry_max_delay", "1", "--rate_limit_delay", "1",
         "--rate_limit_per_key", "0", "--rate_limit_total", "0"]
@@ -26,38 +23,9 @@ SEED_MAPPING = ["--map_key_alert_key", "mCode", "--map_key_summary", "comment",
                 "--filter_key", "type", "--filter_val", "ALARM"]
 
 
-def publish(port: int, topic: str, messages: list[dict[str, Any] | bytes], *, qos: int = 1,
-            **connect: Any) -> None:
-    """Publish messages (dicts as JSON) and wait until the broker acknowledged each."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    if connect.get("tls_context") is not None:
-        client.tls_set_context(connect["tls_context"])
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, m if isinstance(m, bytes) else json.dumps(m), qos=qos)
-                 for m in messages]
-        for info in infos:
-            info.wait_for_publish(30)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
 def mqtt_args(port: int, topic: str, *extra: str) -> list[str]:
     return ["daemon", "-v", "-v", "-m", "127.0.0.1", "-q", str(port), "-e", topic,
             "-n", unique("ilagent"), *FAST, *extra]
-
-
-def subscribed(daemon: Any) -> bool:
-    return "MQTT subscribed" in daemon.output()
-
-
-def metric(port: int, name: str) -> float:
-    _status, text = http("GET", f"http://127.0.0.1:{port}/metrics")
-    return sum(float(line.rsplit(" ", 1)[1]) for line in str(text).splitlines()
-               if line.startswith(name))
 
 
 def numbered(key: str, alerts: int, per_alert: int) -> list[dict[str, Any]]:

@@ -7,9 +7,9 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from test_mqtt_bridge import mqtt_args, publish, subscribed
+from test_mqtt_bridge import mqtt_args
 
-from helpers import Sandbox, http, unique, wait_until
+from helpers import Sandbox, http, publish, subscribed, unique, wait_until
 
 
 def test_tls_with_the_suite_ca_delivers(mosquitto: Any, sandbox: Sandbox,

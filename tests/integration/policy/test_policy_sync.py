@@ -1,0 +1,165 @@
+"""Escalation-policy sync from Kafka and MQTT into the sandbox: levels follow the shift plan.
+
+The sandbox is seeded per test with its own users, policy (routing key) and API key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from helpers import (
+    Sandbox,
+    committed,
+    create_topic,
+    metric,
+    produce,
+    publish,
+    secret,
+    subscribed,
+    unique,
+    wait_until,
+)
+
+FAST = ["--retry_initial_delay", "0.2", "--retry_max_delay", "1", "--rate_limit_delay", "1",
+        "--rate_limit_per_key", "0", "--rate_limit_total", "0"]
+ROUTING = ["--policy_routing_keys", "location,slot"]
+
+
+def seeded(sandbox: Sandbox) -> tuple[str, str, dict[str, str]]:
+    """A policy with two levels (ann on 0 with timeout 5, bob on 1), its routing key, the API
+    key, and the e-mails by name."""
+    tag = unique("p")
+    emails = {name: f"{name}.{tag}@example.com" for name in ("ann", "bob", "cid")}
+    location, api_key = f"plant{tag}", secret("apikey")
+    sandbox.seed(apiKeys=[api_key],
+                 users=[{"email": e, "firstName": n} for n, e in emails.items()],
+                 policies=[{"name": tag, "routingKey": f"{location}50", "escalationRules": [
+                     {"escalationTimeout": 5, "users": [{"email": emails["ann"]}]},
+                     {"escalationTimeout": 10, "users": [{"email": emails["bob"]}]}]}])
+    return location, api_key, emails
+
+
+def shift(email: str, location: str, number: int | str = 0, slot: str = "50") -> dict[str, Any]:
+    return {"data": {"email": email, "shift": number}, "location": location, "slot": slot}
+
+
+def kafka_args(bootstrap: str, topic: str, *extra: str) -> list[str]:
+    return ["daemon", "-vv", "--kafka_brokers", bootstrap, "--kafka_group_id", unique("g"),
+            "--kafka_offset_reset", "earliest", "--policy_topic", topic, *ROUTING, *FAST, *extra]
+
+
+def puts(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return [r for r in sandbox.requests() if r["method"] == "PUT"]
+
+
+def test_kafka_policy_message_moves_the_level(kafka_bootstrap: str, sandbox: Sandbox,
+                                              run_ilagent: Any) -> None:
+    """A shift message puts the named user on the level; its escalationTimeout stays."""
+    location, api_key, emails = seeded(sandbox)
+    topic = create_topic(kafka_bootstrap, unique("shifts"))
+    produce(kafka_bootstrap, topic, [shift(emails["cid"], location, "1")])
+    run_ilagent(*kafka_args(kafka_bootstrap, topic), env={"ILERT_API_KEY": f"Bearer {api_key}"})
+    routing_key = f"{location}50"
+    wait_until(lambda: sandbox.level_emails(routing_key, 1) == [emails["cid"]], timeout=60,
+               what="level 1 on cid")
+    [policy] = sandbox.policies(routing_key)
+    assert policy["escalationRules"][1]["escalationTimeout"] == 10
+    assert sandbox.level_emails(routing_key, 0) == [emails["ann"]]
+
+
+def test_unknown_user_and_routing_key_are_dead_lettered_and_committed(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """No such e-mail, no such routing key: each dead-lettered with the reason naming what was
+    not found, and the offsets move on; a good update after them lands."""
+    location, api_key, emails = seeded(sandbox)
+    topic = create_topic(kafka_bootstrap, unique("shifts"))
+    group = unique("g")
+    produce(kafka_bootstrap, topic, [shift("nobody@example.com", location),
+                                     shift(emails["bob"], "atlantis"),
+                                     shift(emails["cid"], location)])
+    daemon = run_ilagent(*kafka_args(kafka_bootstrap, topic, "--kafka_group_id", group),
+                         env={"ILERT_API_KEY": api_key})
+    wait_until(lambda: committed(kafka_bootstrap, group, topic) == [3], timeout=60,
+               what="all three offsets committed")
+    assert sandbox.level_emails(f"{location}50", 0) == [emails["cid"]]
+    output = daemon.output()
+    assert "user_not_found" in output and "no ilert user with e-mail nobody@example.com" in output
+    assert "policy_not_found" in output and "atlantis50" in output
+    assert api_key not in output
+
+
+def test_level_update_failing_for_20_s_is_retried_and_lands_once(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """The level update answers 503 for 20 s (the lookups work): retried in process, applied
+    exactly once afterwards, the daemon never exits."""
+    location, api_key, emails = seeded(sandbox)
+    topic = create_topic(kafka_bootstrap, unique("shifts"))
+    sandbox.fault(status=503, method="PUT", path="/api/escalation-policies/*/levels/*",
+                  duration_s=20)
+    daemon = run_ilagent(*kafka_args(kafka_bootstrap, topic), env={"ILERT_API_KEY": api_key})
+    produce(kafka_bootstrap, topic, [shift(emails["bob"], location, 0)])
+    wait_until(lambda: any(r["status"] == 503 for r in puts(sandbox)), timeout=60,
+               what="a refused level update")
+    wait_until(lambda: sandbox.level_emails(f"{location}50", 0) == [emails["bob"]],
+               timeout=60, what="the update after the outage")
+    assert daemon.alive()
+    assert [r["status"] for r in puts(sandbox)].count(200) == 1
+    assert len(puts(sandbox)) >= 3
+
+
+def test_two_updates_of_one_level_in_a_batch_land_in_offset_order(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """Two shift messages for the same routing key and level: bob, then cid — cid stays on."""
+    location, api_key, emails = seeded(sandbox)
+    topic = create_topic(kafka_bootstrap, unique("shifts"))
+    produce(kafka_bootstrap, topic, [shift(emails["bob"], location), shift(emails["cid"],
+                                                                            location)])
+    run_ilagent(*kafka_args(kafka_bootstrap, topic), env={"ILERT_API_KEY": api_key})
+    wait_until(lambda: len([r for r in puts(sandbox) if r["status"] == 200]) == 2, timeout=60,
+               what="two level updates")
+    assert sandbox.level_emails(f"{location}50", 0) == [emails["cid"]]
+
+
+def test_mqtt_policy_message_moves_the_level(mosquitto: Any, sandbox: Sandbox,
+                                             run_ilagent: Any, tmp_path: Any) -> None:
+    """The same over MQTT, with a wildcard policy topic, unbuffered and buffered."""
+    location, api_key, emails = seeded(sandbox)
+    base = unique("site")
+    for n, extra in enumerate(([], ["--mqtt_buffer", "-f", str(tmp_path / "spool.db3")])):
+        daemon = run_ilagent("daemon", "-vv", "-m", "127.0.0.1", "-q",
+                             str(mosquitto.ports["plain"]), "--mqtt_qos", "1",
+                             "-n", unique("ilagent"), "--policy_topic", f"{base}/+/shifts",
+                             *ROUTING, *FAST, *extra, env={"ILERT_API_KEY": api_key})
+        wait_until(lambda d=daemon: subscribed(d), timeout=20, what="the subscription")
+        who = emails["bob"] if n == 0 else emails["cid"]
+        publish(mosquitto.ports["plain"], f"{base}/hall{n}/shifts",
+                [json.loads(json.dumps(shift(who, location)))])
+        wait_until(lambda w=who: sandbox.level_emails(f"{location}50", 0) == [w], timeout=30,
+                   what=f"level 0 on {who}")
+        assert daemon.stop() == 0
+
+
+def test_a_refused_api_key_holds_the_update_and_keeps_the_offset(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """401 is a configuration failure, not a bad message: the update waits (not dead-lettered),
+    an ERROR says why, the metric is 1 and the offset stays; with the right key it lands."""
+    location, api_key, emails = seeded(sandbox)
+    topic = create_topic(kafka_bootstrap, unique("shifts"))
+    group = unique("g")
+    port = __import__("broker").free_port()
+    args = [*kafka_args(kafka_bootstrap, topic, "--kafka_group_id", group), "-p", str(port),
+            "--http_host", "127.0.0.1", "--intake", "off"]
+    produce(kafka_bootstrap, topic, [shift(emails["bob"], location)])
+    daemon = run_ilagent(*args, env={"ILERT_API_KEY": secret("wrong-key")})
+    wait_until(lambda: sum(r["status"] == 401 for r in sandbox.requests()) >= 3, timeout=60,
+               what="three refused calls")
+    assert metric(port, "ilagent_policy_api_key_refused") == 1
+    assert "refuses the API key" in daemon.output()
+    assert "dead letter" not in daemon.output()
+    assert committed(kafka_bootstrap, group, topic) != [1]
+    assert daemon.stop() == 0
+    run_ilagent(*args, env={"ILERT_API_KEY": api_key})
+    wait_until(lambda: committed(kafka_bootstrap, group, topic) == [1], timeout=60,
+               what="the offset committed with the right key")
+    assert sandbox.level_emails(f"{location}50", 0) == [emails["bob"]]
