@@ -30,7 +30,21 @@ import broker  # noqa: E402
 import mosquitto  # noqa: E402
 
 TOPIC = "test-topic"
+SHIFT_TOPIC = "shifts"
 DEMO_KEY = "il1api-demo-0000"
+DEMO_API_KEY = "demo-user-api-key"  # the sandbox's: policy sync authenticates with it
+# an escalation policy whose first level changes hands when the shift plan says so
+SEED = {
+    "apiKeys": [DEMO_API_KEY],
+    "users": [{"email": "ann@example.com", "firstName": "Ann", "lastName": "Early"},
+              {"email": "bob@example.com", "firstName": "Bob", "lastName": "Late"}],
+    "policies": [{"name": "Plant 3 maintenance", "routingKey": "plant3", "escalationRules": [
+        {"escalationTimeout": 5, "users": [{"email": "ann@example.com"}]},
+        {"escalationTimeout": 15, "users": [{"email": "bob@example.com"}]}]}],
+}
+# --filter_key/--filter_val apply to policy messages too (as in ilagent 0.9): hence "type"
+SHIFT_CHANGE = {"type": "ALARM", "site": "plant3",
+                "data": {"email": "bob@example.com", "shift": 1}}
 GUIDE_FLAGS = [
     "--map_key_alert_key", "mCode", "--map_key_summary", "comment", "--map_key_etype", "state",
     "--map_val_etype_alert", "SET", "--map_val_etype_accept", "ACK",
@@ -88,6 +102,11 @@ def produce_story(bootstrap: str) -> None:
         producer.flush(10)
         print(f"  produced {message['type']:<9} {message['mCode']:<9} {message['state']:<4} "
               f"{message['comment']}", flush=True)
+    time.sleep(1.0)
+    producer.produce(SHIFT_TOPIC, value=json.dumps(SHIFT_CHANGE).encode())
+    producer.flush(10)
+    print("  produced shift change: bob@example.com takes the first level of plant3's "
+          "escalation policy (shift 1, --shift_offset -1)", flush=True)
 
 
 # told over MQTT once the Kafka story is done: a building alarm raised and acknowledged
@@ -165,13 +184,18 @@ def main() -> int:
         from confluent_kafka.admin import AdminClient, NewTopic
 
         admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
-        admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=1)])[
-            TOPIC].result(30)
+        for name, future in admin.create_topics(
+                [NewTopic(t, num_partitions=1, replication_factor=1)
+                 for t in (TOPIC, SHIFT_TOPIC)]).items():
+            future.result(30)
+            del name
         del admin  # its connection would log errors when Kafka stops at the end
         sandbox_port = port_or_free(args.sandbox_port)
         daemon_port = port_or_free(args.daemon_port)
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        with process([*python, "sandbox", "--port", str(sandbox_port)],
+        seed = work / "seed.json"
+        seed.write_text(json.dumps(SEED))
+        with process([*python, "sandbox", "--port", str(sandbox_port), "--seed", str(seed)],
                      work / "sandbox.log") as sandbox:
             wait_for(f"{sandbox_url}/sandbox/stats", "the sandbox", sandbox)
             daemon_args = [*python, "daemon", "-p", str(daemon_port), "--http_host", "127.0.0.1",
@@ -179,8 +203,11 @@ def main() -> int:
                            "--kafka_group_id", "ilagentsub", "-e", TOPIC,
                            "-m", "127.0.0.1", "-q", str(mqtt_port), "--mqtt_qos", "1",
                            "-f", str(work / "ilagent.db3"),
+                           "--policy_topic", SHIFT_TOPIC, "--policy_routing_keys", "site",
+                           "--shift_offset", "-1",
                            "--event_key", DEMO_KEY, *GUIDE_FLAGS]
-            env = {"ILERT_API_URL": f"{sandbox_url}/api", "ILERT_BEAT_URL": f"{sandbox_url}/api"}
+            env = {"ILERT_API_URL": f"{sandbox_url}/api", "ILERT_BEAT_URL": f"{sandbox_url}/api",
+                   "ILERT_API_KEY": DEMO_API_KEY}
             with process(daemon_args, work / "daemon.log", env) as daemon:
                 wait_for(f"http://127.0.0.1:{daemon_port}/ready", "the daemon", daemon)
                 print(f"\n  ilert sandbox:  {sandbox_url}/   ← open this page", flush=True)

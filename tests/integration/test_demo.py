@@ -37,6 +37,8 @@ def test_demo_tells_its_story_and_cleans_up(tmp_path: Path) -> None:
                    interval=0.5, what="an alert in each state")
         wait_until(lambda: any("via MQTT" in a.get("summary", "") for a in sandbox.alerts()),
                    timeout=60, interval=0.5, what="the alert told over MQTT")
+        wait_until(lambda: sandbox.level_emails("plant3", 0) == ["bob@example.com"],
+                   timeout=60, interval=0.5, what="the shift change")
         assert time.monotonic() - started < 90
         assert f"http://127.0.0.1:{sandbox_port}/" in log.read_text()
         demo.send_signal(signal.SIGINT)

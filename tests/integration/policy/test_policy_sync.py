@@ -6,6 +6,8 @@ The sandbox is seeded per test with its own users, policy (routing key) and API 
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from helpers import (
@@ -47,6 +49,11 @@ def shift(email: str, location: str, number: int | str = 0, slot: str = "50") ->
 def kafka_args(bootstrap: str, topic: str, *extra: str) -> list[str]:
     return ["daemon", "-vv", "--kafka_brokers", bootstrap, "--kafka_group_id", unique("g"),
             "--kafka_offset_reset", "earliest", "--policy_topic", topic, *ROUTING, *FAST, *extra]
+
+
+def dead_reasons(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [row[0] for row in conn.execute("SELECT reason FROM dead_letters")]
 
 
 def puts(sandbox: Sandbox) -> list[dict[str, Any]]:
@@ -137,6 +144,11 @@ def test_mqtt_policy_message_moves_the_level(mosquitto: Any, sandbox: Sandbox,
                 [json.loads(json.dumps(shift(who, location)))])
         wait_until(lambda w=who: sandbox.level_emails(f"{location}50", 0) == [w], timeout=30,
                    what=f"level 0 on {who}")
+        if extra:  # buffered: a policy dead letter is kept in the queue file with its reason
+            publish(mosquitto.ports["plain"], f"{base}/hall{n}/shifts",
+                    [shift("nobody@example.com", location)])
+            wait_until(lambda: dead_reasons(tmp_path / "spool.db3") == ["user_not_found"],
+                       timeout=30, what="the dead letter")
         assert daemon.stop() == 0
 
 
