@@ -25,7 +25,7 @@ RUN python -m pip wheel --no-cache-dir --wheel-dir "$WHEELS" .
 
 FROM python:${PYTHON_TAG}${PYTHON_DIGEST:+@${PYTHON_DIGEST}}
 LABEL org.opencontainers.image.title="ilagent" \
-      org.opencontainers.image.description="Bridge Apache Kafka and HTTP to ilert alerts" \
+      org.opencontainers.image.description="Bridge Apache Kafka, MQTT and HTTP to ilert alerts" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \

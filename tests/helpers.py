@@ -229,7 +229,9 @@ def produce(bootstrap: str, topic: str, messages: Iterable[bytes | str | dict[st
             keys: Iterable[bytes | str | None] | None = None,
             partition: int | None = None) -> int:
     """Produce messages (dicts as JSON) and wait until the broker has them all."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    # idempotent: a retried first batch (a topic just created) never lands behind later ones
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all",
+                         "enable.idempotence": True})
     failures: list[str] = []
     count = 0
     key_list = list(keys) if keys is not None else None

@@ -44,7 +44,7 @@ FROM_OUTSIDE: dict[str, frozenset[str] | None] = {
 
 def build_parser() -> Parser:
     """The whole command line; ``parser.commands`` maps each command to its own parser."""
-    parser = Parser(prog="ilagent", description="Bridge Kafka and HTTP to ilert alerts.")
+    parser = Parser(prog="ilagent", description="Bridge Kafka, MQTT and HTTP to ilert alerts.")
     parser.add_argument("-V", "--version", action="version", version=f"ilagent {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more logging: -vv info, -vvv debug (default: warnings)")

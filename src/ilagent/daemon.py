@@ -317,9 +317,15 @@ class Daemon:
         connection = self.mqtt.connection
         while not connection.exited:
             await asyncio.sleep(0.2)
-        if connection.fatal and not self._stop.is_set():
+        if self._stop.is_set():
+            return
+        if connection.fatal:
             self._fatal = connection.fatal
             self.request_stop(exit_code=EXIT_USAGE)
+        else:
+            logger.error("the MQTT connection stopped unexpectedly (%s); shutting down",
+                         connection.last_error or "see above")
+            self.request_stop(exit_code=1)
 
     def _ilert_details(self) -> dict[str, Any]:
         """What ``/health?details`` says about ilert (and the gauge that mirrors it)."""

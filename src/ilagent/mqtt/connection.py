@@ -134,6 +134,13 @@ class MqttConnection:
     # ---- the connection loop -----------------------------------------------------------------
 
     async def _run(self) -> None:
+        try:
+            await self._keep_connected()
+        except Exception:  # a bug: the daemon stops (exit 1) instead of running deaf
+            logger.exception("the MQTT connection failed unexpectedly")
+            raise
+
+    async def _keep_connected(self) -> None:
         while not self._closing:
             client = await self._connect()
             if client is not None:
