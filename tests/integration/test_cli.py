@@ -72,6 +72,8 @@ CASES = [
                                      "--shift_offset", "-1"], "", 2,
      "ilagent daemon: error: --shift_offset needs --policy_topic (without it no policy message "
      "is read)"),
+    ("mqtt host with port", ["daemon", "-m", "broker:8883", "--mqtt_qos", "1", "-e", "t"], "", 2,
+     "ilagent daemon: error: --mqtt_host takes a host name: give -m broker -q 8883"),
     ("mqtt qos 3", ["daemon", "-m", "h", "--mqtt_qos", "3", "-e", "t"], "", 2,
      "ilagent daemon: error: argument --mqtt_qos/--mqtt-qos: invalid choice: 3 (choose from 0, "
      "1, 2) (see --help)"),

@@ -71,6 +71,13 @@ def mqtt_settings(args: argparse.Namespace, sources: Sources) -> MqttSettings | 
     """The MQTT settings, or None without --mqtt_host; raises ``ConfigError``."""
     if not args.mqtt_host:
         return None
+    host = args.mqtt_host
+    if "://" in host:
+        raise ConfigError(f"--mqtt_host takes a host name, not a URL: give {host.split('://')[1]!r}"
+                          " (the port with -q/--mqtt_port, TLS with --mqtt_tls)")
+    if host.count(":") == 1:
+        name, _, number = host.partition(":")
+        raise ConfigError(f"--mqtt_host takes a host name: give -m {name} -q {number}")
     events, beats = topics(args.event_topic), topics(args.heartbeat_topic)
     policies = topics(args.policy_topic)
     if not (events or beats or policies):
