@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -310,3 +311,41 @@ def metric(port: int, name: str) -> float:
     _status, text = http("GET", f"http://127.0.0.1:{port}/metrics")
     return sum(float(line.rsplit(" ", 1)[1]) for line in str(text).splitlines()
                if line.startswith(name))
+
+
+# retries quick and pacing off: fault tests are about the engine, not about ilert's limits
+FAST = ["--retry_initial_delay", "0.2", "--retry_max_delay", "1", "--rate_limit_delay", "1",
+        "--rate_limit_per_key", "0", "--rate_limit_total", "0"]
+
+
+def events_for(key: str, alerts: int, per_alert: int) -> list[dict[str, Any]]:
+    """per_alert events for each of `alerts` alert keys, interleaved, numbered per alert."""
+    return [{"integrationKey": key, "eventType": "ALERT", "alertKey": f"a{a}",
+             "summary": f"a{a}#{n}"} for n in range(per_alert) for a in range(alerts)]
+
+
+def received_by_alert(sandbox: Sandbox, key: str) -> dict[str, list[int]]:
+    """The numbers ilert received for each alert of ``events_for``, in arrival order."""
+    by_alert: dict[str, list[int]] = defaultdict(list)
+    for body in sandbox.bodies(key):
+        alert, n = body["summary"].split("#")
+        by_alert[alert].append(int(n))
+    return by_alert
+
+
+ANN = {"id": 7, "email": "ann@example.com", "firstName": "Ann", "lastName": "Smith"}
+BOB = {"id": 8, "email": "bob@example.com", "firstName": "Bob", "lastName": "Jones"}
+
+
+def plant_three(*api_keys: str) -> dict[str, Any]:
+    """A sandbox seed: Ann and Bob, and policy 3 "Plant three" (routing key powerplantthree50)
+    whose two levels both have Ann, with escalation timeouts 5 and 10; with these API keys."""
+    return {
+        **({"apiKeys": list(api_keys)} if api_keys else {}),
+        "users": [dict(ANN), dict(BOB)],
+        "policies": [{
+            "id": 3, "name": "Plant three", "routingKey": "powerplantthree50",
+            "escalationRules": [{"escalationTimeout": 5, "users": [{"id": 7}]},
+                                {"escalationTimeout": 10, "users": [{"id": 7}]}],
+        }],
+    }

@@ -117,12 +117,9 @@ def map_message(
     source: str = "kafka",
 ) -> Mapped | Dropped:
     """Turn one consumed message into an ilert event, or say why it is dropped."""
-    try:
-        document = parse_json(payload or b"")
-    except ValueError as exc:
-        return Dropped(DropReason.INVALID_JSON, f"not valid JSON: {exc}")
-    if not isinstance(document, dict):
-        return Dropped(DropReason.INVALID_MESSAGE, "the message is not a JSON object")
+    document = parse_object(payload)
+    if isinstance(document, Dropped):
+        return document
     problem = _type_problem(document)
     if problem:
         return Dropped(DropReason.INVALID_MESSAGE, problem)
@@ -213,6 +210,17 @@ def _type_problem(document: dict[str, Any]) -> str | None:
         ):
             return f"'{name}' must be an array of objects with string members"
     return None
+
+
+def parse_object(payload: bytes | None) -> dict[str, Any] | Dropped:
+    """A message's JSON object, or why it is not one (``INVALID_JSON``, ``INVALID_MESSAGE``)."""
+    try:
+        document = parse_json(payload or b"")
+    except ValueError as exc:
+        return Dropped(DropReason.INVALID_JSON, f"not valid JSON: {exc}")
+    if not isinstance(document, dict):
+        return Dropped(DropReason.INVALID_MESSAGE, "the message is not a JSON object")
+    return document
 
 
 def parse_json(data: bytes | str) -> Any:

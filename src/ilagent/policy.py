@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ilagent.config import MappingRules, PolicyRules
-from ilagent.mapping import MISSING, Dropped, DropReason, filter_reason, lookup, parse_json
+from ilagent.mapping import MISSING, Dropped, DropReason, filter_reason, lookup, parse_object
 
 _INTEGER = re.compile(r"[+-]?\d{1,18}")
 
@@ -52,12 +52,9 @@ class PolicyUpdate:
 def map_policy(rules: PolicyRules, filters: MappingRules,
                payload: bytes | None) -> PolicyUpdate | Dropped:
     """The level update a policy message asks for, or why it yields none."""
-    try:
-        document = parse_json(payload or b"")
-    except ValueError as exc:
-        return Dropped(DropReason.INVALID_JSON, f"not valid JSON: {exc}")
-    if not isinstance(document, dict):
-        return Dropped(DropReason.INVALID_MESSAGE, "the message is not a JSON object")
+    document = parse_object(payload)
+    if isinstance(document, Dropped):
+        return document
     reason = filter_reason(filters, document)
     if reason:
         return Dropped(DropReason.FILTERED, reason)

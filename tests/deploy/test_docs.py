@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT / "tools"))
 
-from docs_options import render  # noqa: E402
+from docs_options import is_dashed_alias, render, walk  # noqa: E402
 
 # ilagent 0.9's whole command line and environment (its behaviour reference, §2)
 FLAGS_0_9 = {
@@ -92,22 +91,6 @@ FLAGS_0_9 = {
 ENVIRONMENT_0_9 = ["ILERT_INTEGRATION_KEY", "ILERT_API_KEY", "RUST_LOG", "RUST_LOG_STYLE"]
 
 
-def parsers(
-    parser: argparse.ArgumentParser, name: str = "ilagent"
-) -> Iterator[tuple[str, argparse.ArgumentParser]]:
-    """Every command's parser by its full name, nested subcommands too."""
-    yield name, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub, child in action.choices.items():
-                yield from parsers(child, f"{name} {sub}")
-
-
-def dashed_alias(option: str, action: argparse.Action) -> bool:
-    """``--kafka-brokers``, the second spelling of ``--kafka_brokers`` (documented once)."""
-    return any(o != option and o.replace("_", "-") == option for o in action.option_strings)
-
-
 def sections(page: str) -> dict[str, str]:
     """The reference page's sections by heading (`ilagent daemon`, Global options, …)."""
     parts = re.split(r"^## (.+)$", page, flags=re.M)
@@ -119,7 +102,7 @@ def undocumented(page: str) -> list[str]:
     should: each in its command's section (-v/-f/--config after a command: the global one)."""
     found = sections(page)
     missing = []
-    for name, parser in parsers(build_parser()):
+    for name, parser in walk(build_parser()):
         section = found.get("Global options" if name == "ilagent" else name)
         if section is None:
             missing.append(f"section {name}")
@@ -128,7 +111,7 @@ def undocumented(page: str) -> list[str]:
             if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
                 continue
             where = found["Global options"] if action.dest.startswith("sub_") else section
-            spellings = [o for o in action.option_strings if not dashed_alias(o, action)]
+            spellings = [o for o in action.option_strings if not is_dashed_alias(o, action)]
             if not action.option_strings:
                 spellings = [str(action.metavar or action.dest.upper())]
             missing += [f"{name} {s}" for s in spellings if f"`{s}" not in where]
@@ -212,7 +195,7 @@ def test_no_page_names_an_option_that_does_not_exist() -> None:
     the migration guide's 0.9 flags included: every one of them works here."""
     known = {
         o
-        for _, parser in parsers(build_parser())
+        for _, parser in walk(build_parser())
         for a in parser._actions
         for o in a.option_strings
     }

@@ -11,25 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Sandbox, http, secret, start_sandbox
+from helpers import Sandbox, http, plant_three, secret, start_sandbox
 
-SEED = {
-    "users": [
-        {"id": 7, "email": "ann@example.com", "firstName": "Ann", "lastName": "Smith"},
-        {"id": 8, "email": "bob@example.com", "firstName": "Bob", "lastName": "Jones"},
-    ],
-    "policies": [
-        {
-            "id": 3,
-            "name": "Plant three",
-            "routingKey": "powerplantthree50",
-            "escalationRules": [
-                {"escalationTimeout": 5, "users": [{"id": 7}]},
-                {"escalationTimeout": 10, "users": [{"id": 7}]},
-            ],
-        }
-    ],
-}
+SEED = plant_three()
 RESOLVE = "/api/escalation-policies/resolve?routing-key=powerplantthree50"
 
 

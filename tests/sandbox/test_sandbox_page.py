@@ -6,6 +6,8 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
+from helpers import plant_three
+
 KEY = "il1apipage000000000001"
 ALERT_KEY = "page/db-1/disk"
 TIMEOUT_MS = 10_000
@@ -51,24 +53,7 @@ async def test_policy_levels_show_seeding_a_shift_change_and_reset_live(
         "data-state", "live", timeout=TIMEOUT_MS
     )
     await expect(page.locator("#no-policies")).to_be_visible()
-    seed = {
-        "apiKeys": ["page-api-key-0001"],
-        "users": [
-            {"id": 7, "email": "ann@example.com", "firstName": "Ann", "lastName": "Smith"},
-            {"id": 8, "email": "bob@example.com", "firstName": "Bob", "lastName": "Jones"},
-        ],
-        "policies": [
-            {
-                "id": 3,
-                "name": "Plant three",
-                "routingKey": "powerplantthree50",
-                "escalationRules": [
-                    {"escalationTimeout": 5, "users": [{"id": 7}]},
-                    {"escalationTimeout": 10, "users": [{"id": 7}]},
-                ],
-            }
-        ],
-    }
+    seed = plant_three("page-api-key-0001")
     async with http.post(f"{sandbox_url}/sandbox/seed", json=seed) as response:
         assert response.status == 201
     policy = page.locator('[data-policy-id="3"]')

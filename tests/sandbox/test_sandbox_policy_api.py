@@ -14,25 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from helpers import BOB, plant_three
+
 API_KEY = "sandbox-user-api-key-0001"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-ANN = {"id": 7, "email": "ann@example.com", "firstName": "Ann", "lastName": "Smith"}
-BOB = {"id": 8, "email": "bob@example.com", "firstName": "Bob", "lastName": "Jones"}
-SEED = {
-    "apiKeys": [API_KEY],
-    "users": [ANN, BOB],
-    "policies": [
-        {
-            "id": 3,
-            "name": "Plant three",
-            "routingKey": "powerplantthree50",
-            "escalationRules": [
-                {"escalationTimeout": 5, "users": [{"id": 7}]},
-                {"escalationTimeout": 10, "users": [{"id": 7}]},
-            ],
-        }
-    ],
-}
+SEED = plant_three(API_KEY)
 SEARCH = "/api/users/search-email"
 RESOLVE = "/api/escalation-policies/resolve?routing-key=powerplantthree50"
 LEVEL_1 = "/api/escalation-policies/3/levels/1"

@@ -152,11 +152,7 @@ class MqttBridge:
             self._dead_letter(message, unacked, "unserialisable", str(exc))
             return
         if not isinstance(outcome, Mapped):
-            if outcome.filtered:
-                self._filtered.inc()
-                self._settle(unacked)
-            else:
-                self._dead_letter(message, unacked, outcome.reason.value, outcome.detail)
+            self._drop(message, unacked, outcome)
             return
         for warning in outcome.warnings:
             logger.warning("MQTT %s: %s", message.topic, warning)
@@ -173,11 +169,7 @@ class MqttBridge:
     def _policy(self, message: Received, unacked: Unacked | None) -> None:
         update = map_policy(self._policy_rules, self._rules, message.payload)
         if isinstance(update, Dropped):
-            if update.filtered:
-                self._filtered.inc()
-                self._settle(unacked)
-            else:
-                self._dead_letter(message, unacked, update.reason.value, update.detail)
+            self._drop(message, unacked, update)
             return
         if self._store is not None:
             self._spawn(self._queue(POLICY_KEY, POLICY_PATH, update.to_json(), unacked))
@@ -237,6 +229,14 @@ class MqttBridge:
         task.add_done_callback(self._tasks.discard)
 
     # ---- ending a message --------------------------------------------------------------------
+
+    def _drop(self, message: Received, unacked: Unacked | None, dropped: Dropped) -> None:
+        """A message that yields no request: filtered (counted, acknowledged) or a dead letter."""
+        if dropped.filtered:
+            self._filtered.inc()
+            self._settle(unacked)
+        else:
+            self._dead_letter(message, unacked, dropped.reason.value, dropped.detail)
 
     def _dead_letter(self, message: Received, unacked: Unacked | None, reason: str,
                      detail: str) -> None:

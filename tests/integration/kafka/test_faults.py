@@ -8,26 +8,25 @@ from __future__ import annotations
 
 import random
 import re
-from collections import defaultdict
 from typing import Any
 
 import pytest
 
 from helpers import (
+    FAST,
     Sandbox,
     committed,
     create_topic,
+    events_for,
     http,
     metric,
     produce,
     read_all,
+    received_by_alert,
     status_or_none,
     unique,
     wait_until,
 )
-
-FAST = ["--retry_initial_delay", "0.2", "--retry_max_delay", "1", "--rate_limit_delay", "1",
-        "--rate_limit_per_key", "0", "--rate_limit_total", "0"]
 
 
 def daemon_args(bootstrap: str, group: str, *topics: str, extra: list[str] | None = None) -> list[str]:
@@ -40,20 +39,6 @@ def daemon_args(bootstrap: str, group: str, *topics: str, extra: list[str] | Non
 
 def assigned(daemon: Any) -> bool:
     return "assigned " in daemon.output()
-
-
-def events_for(key: str, alerts: int, per_alert: int) -> list[dict[str, Any]]:
-    """per_alert events for each of `alerts` alert keys, interleaved, numbered per alert."""
-    return [{"integrationKey": key, "eventType": "ALERT", "alertKey": f"a{a}",
-             "summary": f"a{a}#{n}"} for n in range(per_alert) for a in range(alerts)]
-
-
-def received_by_alert(sandbox: Sandbox, key: str) -> dict[str, list[int]]:
-    by_alert: dict[str, list[int]] = defaultdict(list)
-    for body in sandbox.bodies(key):
-        alert, n = body["summary"].split("#")
-        by_alert[alert].append(int(n))
-    return by_alert
 
 
 def test_sigkill_three_times_loses_nothing_and_ends_each_key_last(

@@ -9,14 +9,23 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from helpers import LEGACY_SCHEMA, Sandbox, http, metric, publish, subscribed, unique, wait_until
+from helpers import (
+    FAST,
+    LEGACY_SCHEMA,
+    Sandbox,
+    events_for,
+    http,
+    metric,
+    publish,
+    received_by_alert,
+    subscribed,
+    unique,
+    wait_until,
+)
 
-FAST = ["--retry_initial_delay", "0.2", "--retry_max_delay", "1", "--rate_limit_delay", "1",
-        "--rate_limit_per_key", "0", "--rate_limit_total", "0"]
 SEED_MAPPING = ["--map_key_alert_key", "mCode", "--map_key_summary", "comment",
                 "--map_key_etype", "state", "--map_val_etype_alert", "SET",
                 "--map_val_etype_accept", "ACK", "--map_val_etype_resolve", "CLR",
@@ -26,20 +35,6 @@ SEED_MAPPING = ["--map_key_alert_key", "mCode", "--map_key_summary", "comment",
 def mqtt_args(port: int, topic: str, *extra: str) -> list[str]:
     return ["daemon", "-v", "-v", "-m", "127.0.0.1", "-q", str(port), "-e", topic,
             "-n", unique("ilagent"), *FAST, *extra]
-
-
-def numbered(key: str, alerts: int, per_alert: int) -> list[dict[str, Any]]:
-    """per_alert events for each of `alerts` alert keys, interleaved, numbered per alert."""
-    return [{"integrationKey": key, "eventType": "ALERT", "alertKey": f"a{a}",
-             "summary": f"a{a}#{n}"} for n in range(per_alert) for a in range(alerts)]
-
-
-def received_by_alert(sandbox: Sandbox, key: str) -> dict[str, list[int]]:
-    by_alert: dict[str, list[int]] = defaultdict(list)
-    for body in sandbox.bodies(key):
-        alert, n = body["summary"].split("#")
-        by_alert[alert].append(int(n))
-    return by_alert
 
 
 def test_seed_mapping_over_mqtt_ends_as_alert_accept_resolve(
@@ -92,7 +87,7 @@ def test_sigkill_three_times_during_1000_messages_loses_nothing(
     daemon = run_ilagent(*args)
     wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
     sandbox.fault(latency_ms=15, integration_key=key)  # slow enough to be killed mid-way
-    events = numbered(key, alerts=100, per_alert=10)
+    events = events_for(key, alerts=100, per_alert=10)
     publish(mosquitto.ports["plain"], topic, events)  # type: ignore[arg-type]
     def distinct() -> set[tuple[str, str]]:
         return {(b["alertKey"], b["summary"]) for b in sandbox.bodies(key)}
@@ -125,7 +120,7 @@ def test_buffer_mode_keeps_acknowledged_messages_over_sigkill(
     daemon = run_ilagent(*args)
     wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
     sandbox.fault(status=503, integration_key=key)
-    events = numbered(key, alerts=50, per_alert=20)
+    events = events_for(key, alerts=50, per_alert=20)
     publish(mosquitto.ports["plain"], topic, events)  # type: ignore[arg-type]
     wait_until(lambda: metric(port, "ilagent_mqtt_acks_total") >= 1000, timeout=60,
                what="1,000 acknowledgements")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import (
+    FAST,
     Sandbox,
     committed,
     create_topic,
@@ -23,8 +24,6 @@ from helpers import (
     wait_until,
 )
 
-FAST = ["--retry_initial_delay", "0.2", "--retry_max_delay", "1", "--rate_limit_delay", "1",
-        "--rate_limit_per_key", "0", "--rate_limit_total", "0"]
 ROUTING = ["--policy_routing_keys", "location,slot"]
 
 
