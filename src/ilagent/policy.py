@@ -66,9 +66,10 @@ def map_policy(rules: PolicyRules, filters: MappingRules,
         value for name in rules.routing_keys
         if isinstance(value := _field(document, name), str) and value)
     if not routing_key:
-        named = ", ".join(rules.routing_keys) or "none (--policy_routing_keys is not set)"
-        return Dropped(DropReason.NO_ROUTING_KEY, f"no routing key: fields {named} hold no "
-                                                  "non-empty string")
+        return Dropped(DropReason.NO_ROUTING_KEY, (
+            f"no routing key: none of the fields {', '.join(rules.routing_keys)} holds a "
+            "non-empty string") if rules.routing_keys else
+            "no routing key: --policy_routing_keys is not set")
     return PolicyUpdate(email, routing_key, level(document, rules))
 
 

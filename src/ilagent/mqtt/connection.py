@@ -44,6 +44,7 @@ SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 CONNECT_TIMEOUT = 10.0
 FIRST_DELAY = 0.1
 SUBSCRIBE_QOS = 1  # QoS 2 is received as QoS 1: see MqttConnection
+EARLY_CLOSES_AT_START = 3  # connections closed before any answer that make a start fail
 # CONNACK reasons that say the configuration is wrong, not the network
 REFUSED = {0x84: "the broker does not speak this MQTT version (try --mqtt_version 3.1.1)",
            0x85: "the broker refused the client id (--mqtt_name)",
@@ -85,6 +86,8 @@ class MqttConnection:
         self._lost = asyncio.Event()
         self._closed = asyncio.Event()
         self._answered = asyncio.Event()
+        self._connack = False
+        self._closed_early = 0  # connections closed before a CONNACK, before the first success
         self._closing = False
         self._attempt = 0
         self._active_fingerprint = ""
@@ -167,6 +170,7 @@ class MqttConnection:
         client = self._client_for(context)
         self._lost = asyncio.Event()
         self._answered = asyncio.Event()  # CONNACK, or the connection ended
+        self._connack = False
         try:
             await asyncio.to_thread(client.connect, settings.host, settings.port,
                                     settings.keepalive, **self._session_arguments())
@@ -178,9 +182,16 @@ class MqttConnection:
             self._failed(f"TLS handshake failed ({exc.reason or exc}); is {settings.port} a "
                          "TLS listener, and is the client certificate accepted?", fatal=True)
             return None
+        except ConnectionResetError:
+            if settings.tls:
+                self._failed(f"the broker closed the connection during the TLS handshake: is "
+                             f"{settings.port} a TLS listener?", fatal=True)
+            else:
+                self._failed("the broker reset the connection", fatal=False)
+            return None
         except (OSError, ValueError) as exc:  # ValueError: paho on an unusable host name
-            self._failed(f"cannot connect to {settings.host}:{settings.port}: "
-                         f"{getattr(exc, 'strerror', None) or exc}", fatal=False)
+            self._failed(f"cannot connect: {getattr(exc, 'strerror', None) or exc}",
+                         fatal=False)
             return None
         self._active_fingerprint = fingerprint
         client.loop_start()
@@ -195,7 +206,8 @@ class MqttConnection:
                         else MQTTProtocolVersion.MQTTv311,
                         reconnect_on_failure=False, manual_ack=True)
         client.connect_timeout = CONNECT_TIMEOUT
-        client.enable_logger(logging.getLogger("ilagent.paho"))
+        if logger.isEnabledFor(logging.DEBUG):  # -vvv; otherwise our own lines say it
+            client.enable_logger(logging.getLogger("ilagent.paho"))
         if settings.username:
             client.username_pw_set(settings.username, settings.password)
         if context is not None:
@@ -223,6 +235,13 @@ class MqttConnection:
                 await asyncio.wait_for(self._answered.wait(), CONNECT_TIMEOUT)
             if not self.connected and not self._lost.is_set():
                 self._failed("the broker did not answer the connect request", fatal=False)
+                return
+            if not self._connack:  # closed before answering: a TLS listener, or a refusal
+                self._closed_early += 1
+                hint = ("is it a TLS listener (add --mqtt_tls)?" if not self.settings.tls
+                        else "does it accept this client certificate?")
+                self._failed(f"the broker closed the connection before answering; {hint}",
+                             fatal=self._closed_early >= EARLY_CLOSES_AT_START)
                 return
             while not self._lost.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -268,7 +287,7 @@ class MqttConnection:
         if fatal and not self.ever_connected:
             self.fatal = f"MQTT {self.settings.host}:{self.settings.port}: {error}"
             return
-        logger.warning("MQTT %s:%d: %s; reconnecting", self.settings.host, self.settings.port,
+        logger.warning("MQTT %s:%d: %s (reconnecting)", self.settings.host, self.settings.port,
                        error)
 
     # ---- paho callbacks (its network thread): hand over to the event loop ---------------------
@@ -306,6 +325,7 @@ class MqttConnection:
         if client is not self._client:
             return
         self._answered.set()
+        self._connack = True
         if reason.is_failure:
             refused = REFUSED.get(reason.value, f"connection refused: {reason}")
             self._failed(refused, fatal=reason.value in REFUSED)

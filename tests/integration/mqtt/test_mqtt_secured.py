@@ -89,3 +89,17 @@ def test_replaced_client_certificate_is_used_without_restart(
     wait_until(lambda: sandbox.events(key), timeout=20, what="the event")
     assert [b["summary"] for b in sandbox.bodies(key)] == ["new cert"]
     assert http("GET", f"http://127.0.0.1:{port}/ready/mqtt")[0] in (200, 204)
+
+
+def test_tls_and_plain_listeners_mixed_up_exit_2_with_one_line(mosquitto: Any,
+                                                              run_ilagent: Any) -> None:
+    """--mqtt_tls against a plain listener, or no --mqtt_tls against a TLS one: one line
+    saying which, exit 2, no traceback."""
+    for port, extra, words in ((mosquitto.ports["plain"], ["--mqtt_tls"], "TLS handshake"),
+                               (mosquitto.ports["tls"], [], "add --mqtt_tls")):
+        daemon = run_ilagent(*mqtt_args(port, unique("events"), "--mqtt_qos", "1", *extra))
+        assert daemon.proc.wait(30) == 2
+        errors = [line for line in daemon.output().splitlines()
+                  if line.startswith("ilagent daemon: error:")]
+        assert len(errors) == 1 and words in errors[0], daemon.output()
+        assert "Traceback" not in daemon.output() and "ERROR" not in daemon.output()
