@@ -14,7 +14,8 @@ from ilagent.commands.sources import Sources, settable
 from ilagent.config import is_secret_property
 from ilagent.logs import mask_key
 
-PASSWORDS = frozenset({"http_token", "kafka_sasl_password", "kafka_ssl_key_password"})
+PASSWORDS = frozenset({"http_token", "kafka_sasl_password", "kafka_ssl_key_password",
+                       "mqtt_password", "ilert_api_key"})
 KEYS = frozenset({"event_key", "heartbeat"})  # shown with their last 4 characters, as in logs
 
 
