@@ -42,15 +42,19 @@ def test_seed_mapping_over_mqtt_ends_as_alert_accept_resolve(
     """The guide's SET/ACK/CLR example over MQTT opens, accepts and resolves one alert; the
     filtered message sends nothing; events go to /v1/events/mqtt/<key> with the topic."""
     topic, key = f"plant/{unique('line')}/alarms", unique("il1api")
+    other = unique("hall")  # a second event topic, a filter: several topics per kind
     daemon = run_ilagent(*mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1",
-                                    "--event_key", key, *SEED_MAPPING))
+                                    "-e", f"{other}/+", "--event_key", key, *SEED_MAPPING))
     wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
     publish(mosquitto.ports["plain"], topic, [
         {"type": "ALARM", "mCode": "M-17", "comment": "boiler pressure", "state": state}
         for state in ("SET", "ACK")] + [{"type": "INFO", "mCode": "M-17", "state": "SET"},
                                         {"type": "ALARM", "mCode": "M-17", "state": "CLR"}])
-    wait_until(lambda: len(sandbox.events(key)) >= 3, timeout=20, what="three events")
-    events = sandbox.events(key)
+    publish(mosquitto.ports["plain"], f"{other}/b2",
+            [{"type": "ALARM", "mCode": "B-2", "comment": "smoke", "state": "SET"}])
+    wait_until(lambda: len(sandbox.events(key)) >= 4, timeout=20, what="four events")
+    assert [e for e in sandbox.events(key) if e["body"]["alertKey"] == "B-2"]
+    events = [e for e in sandbox.events(key) if e["body"]["alertKey"] == "M-17"]
     assert [e["eventType"] for e in events] == ["ALERT", "ACCEPT", "RESOLVE"]
     assert all(e["path"].startswith("/api/v1/events/mqtt/") for e in events)
     assert events[0]["body"]["summary"] == "boiler pressure"

@@ -13,6 +13,7 @@ from typing import Any
 from helpers import (
     FAST,
     Sandbox,
+    http,
     committed,
     create_topic,
     metric,
@@ -124,6 +125,9 @@ def test_two_updates_of_one_level_in_a_batch_land_in_offset_order(
     run_ilagent(*kafka_args(kafka_bootstrap, topic), env={"ILERT_API_KEY": api_key})
     wait_until(lambda: len([r for r in puts(sandbox) if r["status"] == 200]) == 2, timeout=60,
                what="two level updates")
+    ids = {u["email"]: u["id"] for u in http("GET", f"{sandbox.url}/sandbox/users")[1]}
+    assert [r["body"]["users"][0]["id"] for r in puts(sandbox)] == [ids[emails["bob"]],
+                                                                   ids[emails["cid"]]]
     assert sandbox.level_emails(f"{location}50", 0) == [emails["cid"]]
 
 
