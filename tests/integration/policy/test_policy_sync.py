@@ -13,9 +13,9 @@ from typing import Any
 from helpers import (
     FAST,
     Sandbox,
-    http,
     committed,
     create_topic,
+    http,
     metric,
     produce,
     publish,
