@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from ilagent.delivery import Job
 
 
+# a queued policy update (buffered MQTT) met by a daemon started without ILERT_API_KEY
+NO_POLICY_SYNC = Result(Outcome.REJECTED, None, "policy sync is not configured: the daemon has "
+                        "no ILERT_API_KEY (retry it with `ilagent queue retry` once it has)",
+                        reason="no_api_key")
+
+
 class Sender:
     """Sends one attempt of a job when it may go; shared by every lane of a Deliverer."""
 
@@ -76,9 +82,8 @@ class Sender:
                 return None
         try:
             if job.policy is not None:
-                if self._policies is None:
-                    raise RuntimeError("a policy update without policy sync configured")
-                result = await self._policies.apply(job.policy)
+                result = (await self._policies.apply(job.policy) if self._policies is not None
+                          else NO_POLICY_SYNC)
             elif job.body is None:
                 result = await self._client.ping_heartbeat(job.integration_key)
             else:

@@ -236,6 +236,8 @@ class MqttConnection:
             if not self.connected and not self._lost.is_set():
                 self._failed("the broker did not answer the connect request", fatal=False)
                 return
+            if self._closing:
+                return
             if not self._connack:  # closed before answering: a TLS listener, or a refusal
                 self._closed_early += 1
                 hint = ("is it a TLS listener (add --mqtt_tls)?" if not self.settings.tls
