@@ -172,6 +172,13 @@ class Daemon:
                         min(mqtt.qos, 1),
                         f"queued in {config.db_file}" if mqtt.buffer
                         else "acknowledged after delivery")
+        policy_topics = [*(config.kafka.policy_topics if config.kafka else ()),
+                         *(config.mqtt.policy_topics if config.mqtt else ())]
+        if policy_topics:
+            logger.info("escalation-policy sync: %s, routing key from %s, e-mail at %s, shift "
+                        "at %s%+d", ", ".join(dict.fromkeys(policy_topics)),
+                        ",".join(config.policy.routing_keys), config.policy.map_key_email,
+                        config.policy.map_key_shift, config.policy.shift_offset)
         if config.http is not None and config.http.intake:
             logger.info("HTTP intake on %s:%d (%s), spool file %s", config.http.host,
                         config.http.port, "token required" if config.http.token else "no token",
