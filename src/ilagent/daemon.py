@@ -140,8 +140,9 @@ class Daemon:
             raise
         if self.worker is not None:
             self.worker.start()
-            if self.config.http is not None and self.config.http.intake:
-                self.probes.parts["intake"] = self.worker.readiness
+            # the spool takes writes: the intake's, or (without it) MQTT's buffer's
+            intake = self.config.http is not None and self.config.http.intake
+            self.probes.parts["intake" if intake else "spool"] = self.worker.readiness
         if self.mqtt is not None:
             self.mqtt.start()
             self.probes.parts["mqtt"] = self.mqtt.connection.readiness

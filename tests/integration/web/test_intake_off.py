@@ -104,6 +104,7 @@ def test_with_the_intake_off_mqtt_buffer_mode_keeps_its_spool_and_serves_no_inta
     )
     assert db.exists()
     assert http("GET", f"{base}/ready/intake")[0] == 404
+    assert http("GET", f"{base}/ready/spool")[0] == 204  # the buffer's spool takes writes
     status, _ = http(
         "POST",
         f"{base}/api/events",
