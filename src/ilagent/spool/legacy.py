@@ -68,20 +68,12 @@ def take_over(conn: sqlite3.Connection, *, now: float) -> Takeover:
             text, error = encode_event(validate_event(body)).decode(), None
         except EventError as exc:
             text, error = json.dumps(body, default=str), exc
-        # an id from the queue's sequence, so a dead letter's id is never reused later
-        row_id = conn.execute(
-            "INSERT INTO queue (integration_key, path, event, received_at) VALUES (?, ?, ?, ?)",
-            (key, path, text, received_at)).lastrowid
+        _insert(conn, key, path, text, received_at, now=now,
+                dead=None if error is None else ("invalid", str(error)))
         if error is None:
             queued += 1
-            continue
-        conn.execute(
-            "INSERT INTO dead_letters (id, integration_key, path, event, received_at, attempts, "
-            "reason, status, detail, dead_at) SELECT id, integration_key, path, event, "
-            "received_at, 0, 'invalid', NULL, ?, ? FROM queue WHERE id = ?",
-            (f"taken over from ilagent 0.9: {error}", now, row_id))
-        conn.execute("DELETE FROM queue WHERE id = ?", (row_id,))
-        refused += 1
+        else:
+            refused += 1
     conn.execute("DELETE FROM event_items")
     return Takeover(queued=queued, refused=refused, mqtt_waiting=mqtt)
 
@@ -116,23 +108,35 @@ def take_over_mqtt(conn: sqlite3.Connection, convert: Convert, *, now: float) ->
         converted = convert(str(topic), text.encode("utf-8", "surrogatepass"))
         if converted.event is None and converted.reason is None:
             continue
-        row_id = conn.execute(
-            "INSERT INTO queue (integration_key, path, event, received_at) VALUES (?, ?, ?, ?)",
-            (converted.integration_key, converted.path or f"mqtt:{topic}",
-             converted.event if converted.event is not None else text,
-             _when(inserted_at, now))).lastrowid
+        _insert(conn, converted.integration_key, converted.path or f"mqtt:{topic}",
+                converted.event if converted.event is not None else text,
+                _when(inserted_at, now), now=now,
+                dead=None if converted.reason is None else (converted.reason, converted.detail))
         if converted.reason is None:
             queued += 1
-            continue
-        conn.execute(
-            "INSERT INTO dead_letters (id, integration_key, path, event, received_at, attempts, "
-            "reason, status, detail, dead_at) SELECT id, integration_key, path, event, "
-            "received_at, 0, ?, NULL, ?, ? FROM queue WHERE id = ?",
-            (converted.reason, f"taken over from ilagent 0.9: {converted.detail}", now, row_id))
-        conn.execute("DELETE FROM queue WHERE id = ?", (row_id,))
-        refused += 1
+        else:
+            refused += 1
     conn.execute("DELETE FROM mqtt_queue")
     return Takeover(queued=queued, refused=refused)
+
+
+def _insert(conn: sqlite3.Connection, key: str, path: str, text: str, received_at: float, *,
+            now: float, dead: tuple[str, str] | None) -> None:
+    """Queue one taken-over row, or with ``dead`` (reason, detail) keep it as a dead letter.
+
+    Either way its id comes from the queue's sequence, so a dead letter's id is never reused.
+    """
+    row_id = conn.execute(
+        "INSERT INTO queue (integration_key, path, event, received_at) VALUES (?, ?, ?, ?)",
+        (key, path, text, received_at)).lastrowid
+    if dead is None:
+        return
+    conn.execute(
+        "INSERT INTO dead_letters (id, integration_key, path, event, received_at, attempts, "
+        "reason, status, detail, dead_at) SELECT id, integration_key, path, event, "
+        "received_at, 0, ?, NULL, ?, ? FROM queue WHERE id = ?",
+        (dead[0], f"taken over from ilagent 0.9: {dead[1]}", now, row_id))
+    conn.execute("DELETE FROM queue WHERE id = ?", (row_id,))
 
 
 def _event(row: tuple[Any, ...], *, now: float) -> tuple[str, str, dict[str, Any], float]:
