@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ilagent.config import MappingRules, MqttSettings, PolicyRules
@@ -48,6 +49,32 @@ logger = logging.getLogger(__name__)
 SOURCE = "mqtt"
 EXCERPT = 300
 STORE_RETRY_DELAY = 1.0
+
+
+@dataclass(frozen=True)
+class Ping:
+    """A heartbeat-topic message: ping this key."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event-topic message: this event, serialised once."""
+
+    mapped: Mapped
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A message that is dead-lettered, and why."""
+
+    reason: str
+    detail: str
+
+
+Reading = Ping | Event | PolicyUpdate | Refused | None  # None: filtered
 
 
 class MqttBridge:
@@ -125,102 +152,103 @@ class MqttBridge:
                              message.topic, extra=EACH)
             self._dead_letter(message, unacked, "internal_error", "see the daemon's log")
 
-    def _dispatch(self, message: Received, unacked: Unacked | None) -> None:
-        kind = self._classify(message.topic)
-        if kind == "heartbeat":
-            key = heartbeat_key(message.payload)
-            if key is None:
-                self._dead_letter(message, unacked, "invalid_heartbeat",
-                                  'expected {"integrationKey": "<key>"}')
-                return
-            self._deliverer.submit(Job(
-                owner=self, source=SOURCE, lane=heartbeat_lane(key), integration_key=key,
-                origin=message.topic, context=unacked))
-            return
-        if kind == "policy":
-            self._policy(message, unacked)
-            return
-        if kind != "event":
-            self._dead_letter(message, unacked, "unrouted",
-                              f"{message.topic} matches no topic option")
-            return
-        try:
-            outcome = map_message(self._rules, message.payload, topic=message.topic,
-                                  source=SOURCE)
-            body = encode_event(outcome.event) if isinstance(outcome, Mapped) else b""
-        except EventError as exc:
-            self._dead_letter(message, unacked, "unserialisable", str(exc))
-            return
-        if not isinstance(outcome, Mapped):
-            self._drop(message, unacked, outcome)
-            return
-        for warning in outcome.warnings:
-            logger.warning("MQTT %s: %s", message.topic, warning)
-        if self._store is not None:
-            self._spawn(self._queue(outcome.integration_key, outcome.path, body.decode(),
-                                    unacked))
-            return
-        self._deliverer.submit(Job(
-            owner=self, source=SOURCE, lane=alert_lane(outcome.integration_key,
-                                                       outcome.alert_key),
-            integration_key=outcome.integration_key, path=outcome.path, body=body,
-            origin=message.topic, context=unacked))
-
-    def _policy(self, message: Received, unacked: Unacked | None) -> None:
-        update = map_policy(self._policy_rules, self._rules, message.payload)
-        if isinstance(update, Dropped):
-            self._drop(message, unacked, update)
-            return
-        if self._store is not None:
-            self._spawn(self._queue(POLICY_KEY, POLICY_PATH, update.to_json(), unacked))
-            return
-        self._deliverer.submit(Job(
-            owner=self, source=SOURCE, lane=policy_lane(update), integration_key=POLICY_KEY,
-            policy=update, origin=message.topic, context=unacked))
-
-    def convert_legacy(self, topic: str, payload: bytes) -> Converted:
-        """What becomes of an MQTT message ilagent 0.9 left in its ``mqtt_queue``: mapped with
-        today's options; a heartbeat ping that old is dropped, as 0.9 drops it."""
+    def _read(self, topic: str, payload: bytes) -> Reading:
+        """What a message asks for, by its topic's kind and today's options (no side effects):
+        a ping, an event, a policy update, a dead letter, or None when it is filtered."""
         kind = self._classify(topic)
         if kind == "heartbeat":
-            return Converted()
+            key = heartbeat_key(payload)
+            return Ping(key) if key is not None else Refused(
+                "invalid_heartbeat", 'expected {"integrationKey": "<key>"}')
+        outcome: PolicyUpdate | Dropped
         if kind == "policy":
-            update = map_policy(self._policy_rules, self._rules, payload)
-            if isinstance(update, PolicyUpdate):
-                return Converted(integration_key=POLICY_KEY, path=POLICY_PATH,
-                                 event=update.to_json())
-            return Converted() if update.filtered else Converted(
-                reason=update.reason.value, detail=update.detail)
-        if kind != "event":
-            return Converted(reason="unrouted", detail=f"{topic} matches no topic option")
-        try:
-            outcome = map_message(self._rules, payload, topic=topic, source=SOURCE)
-            if isinstance(outcome, Mapped):
-                return Converted(integration_key=outcome.integration_key, path=outcome.path,
-                                 event=encode_event(outcome.event).decode())
-        except EventError as exc:
-            return Converted(reason="unserialisable", detail=str(exc))
-        if outcome.filtered:
+            outcome = map_policy(self._policy_rules, self._rules, payload)
+        elif kind == "event":
+            try:
+                mapped = map_message(self._rules, payload, topic=topic, source=SOURCE)
+                if isinstance(mapped, Mapped):
+                    return Event(mapped, encode_event(mapped.event))
+            except EventError as exc:
+                return Refused("unserialisable", str(exc))
+            outcome = mapped
+        else:
+            return Refused("unrouted", f"{topic} matches no topic option")
+        if isinstance(outcome, Dropped):
+            return None if outcome.filtered else Refused(outcome.reason.value, outcome.detail)
+        return outcome
+
+    def _dispatch(self, message: Received, unacked: Unacked | None) -> None:
+        reading = self._read(message.topic, message.payload)
+        if reading is None:
+            self._filtered.inc()
+            self._settle(unacked)
+        elif isinstance(reading, Refused):
+            self._dead_letter(message, unacked, reading.reason, reading.detail)
+        elif isinstance(reading, Ping):
+            self._deliverer.submit(Job(
+                owner=self, source=SOURCE, lane=heartbeat_lane(reading.key),
+                integration_key=reading.key, origin=message.topic, context=unacked))
+        elif isinstance(reading, Event):
+            mapped = reading.mapped
+            for warning in mapped.warnings:
+                logger.warning("MQTT %s: %s", message.topic, warning)
+            if self._store is not None:
+                self._queue(mapped.integration_key, mapped.path, reading.body.decode(), unacked)
+            else:
+                self._deliverer.submit(Job(
+                    owner=self, source=SOURCE,
+                    lane=alert_lane(mapped.integration_key, mapped.alert_key),
+                    integration_key=mapped.integration_key, path=mapped.path,
+                    body=reading.body, origin=message.topic, context=unacked))
+        elif self._store is not None:
+            self._queue(POLICY_KEY, POLICY_PATH, reading.to_json(), unacked)
+        else:
+            self._deliverer.submit(Job(
+                owner=self, source=SOURCE, lane=policy_lane(reading), integration_key=POLICY_KEY,
+                policy=reading, origin=message.topic, context=unacked))
+
+    def convert_legacy(self, topic: str, payload: bytes) -> Converted:
+        """What becomes of an MQTT message ilagent 0.9 left in its ``mqtt_queue``: read as a
+        message received now; a heartbeat ping that old is dropped, as 0.9 drops it."""
+        if self._classify(topic) == "heartbeat":
             return Converted()
-        return Converted(reason=outcome.reason.value, detail=outcome.detail)
+        reading = self._read(topic, payload)
+        if isinstance(reading, Event):
+            return Converted(integration_key=reading.mapped.integration_key,
+                             path=reading.mapped.path, event=reading.body.decode())
+        if isinstance(reading, PolicyUpdate):
+            return Converted(integration_key=POLICY_KEY, path=POLICY_PATH,
+                             event=reading.to_json())
+        if isinstance(reading, Refused):
+            return Converted(reason=reading.reason, detail=reading.detail)
+        return Converted()
 
     # ---- buffer mode -------------------------------------------------------------------------
 
-    async def _queue(self, key: str, path: str, text: str, unacked: Unacked | None) -> None:
-        """Commit an event (or policy update) to the queue (retrying while the file fails),
-        then acknowledge."""
+    def _queue(self, key: str, path: str, text: str, unacked: Unacked | None) -> None:
+        """Commit an event (or policy update) to the queue, then acknowledge it."""
         assert self._store is not None
+        store = self._store
+
+        async def write() -> None:
+            row_id = await store.enqueue(integration_key=key, path=path, event=text)
+            logger.debug("queued MQTT message as queue#%d", row_id)
+            if self._notify is not None:
+                self._notify()
+
+        self._spawn(self._persist(write, f"queue an MQTT message for {mask_key(key)}", unacked))
+
+    async def _persist(self, write: Callable[[], Awaitable[None]], what: str,
+                       unacked: Unacked | None) -> None:
+        """Run a queue-file write until it works (the file may fail for a while), then
+        acknowledge the message it keeps."""
         while True:
             try:
-                row_id = await self._store.enqueue(integration_key=key, path=path, event=text)
+                await write()
                 break
             except sqlite3.Error as exc:
-                logger.error("could not queue an MQTT message for %s (%s); retrying",
-                             mask_key(key), exc)
+                logger.error("could not %s (%s); retrying", what, exc)
                 await asyncio.sleep(STORE_RETRY_DELAY)
-        logger.debug("queued MQTT message as queue#%d", row_id)
-        if self._notify is not None:
-            self._notify()
         self._settle(unacked)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -229,14 +257,6 @@ class MqttBridge:
         task.add_done_callback(self._tasks.discard)
 
     # ---- ending a message --------------------------------------------------------------------
-
-    def _drop(self, message: Received, unacked: Unacked | None, dropped: Dropped) -> None:
-        """A message that yields no request: filtered (counted, acknowledged) or a dead letter."""
-        if dropped.filtered:
-            self._filtered.inc()
-            self._settle(unacked)
-        else:
-            self._dead_letter(message, unacked, dropped.reason.value, dropped.detail)
 
     def _dead_letter(self, message: Received, unacked: Unacked | None, reason: str,
                      detail: str) -> None:
@@ -247,22 +267,15 @@ class MqttBridge:
                          mask(text[:EXCERPT]), extra=EACH)
             self._settle(unacked)
             return
-        self._spawn(self._keep(message.topic, text, unacked, reason, detail))
+        logger.warning("dead letter MQTT %s: %s %s (kept in the queue file)", message.topic,
+                       reason, mask(detail), extra=EACH)
+        store, path = self._store, f"mqtt:{message.topic}"
 
-    async def _keep(self, topic: str, text: str, unacked: Unacked | None, reason: str,
-                    detail: str) -> None:
-        assert self._store is not None
-        logger.warning("dead letter MQTT %s: %s %s (kept in the queue file)", topic, reason,
-                       mask(detail), extra=EACH)
-        while True:
-            try:
-                await self._store.add_dead_letter(integration_key="", path=f"mqtt:{topic}",
-                                                  event=text, reason=reason, detail=detail)
-                break
-            except sqlite3.Error as exc:
-                logger.error("could not keep an MQTT dead letter (%s); retrying", exc)
-                await asyncio.sleep(STORE_RETRY_DELAY)
-        self._settle(unacked)
+        async def write() -> None:
+            await store.add_dead_letter(integration_key="", path=path, event=text,
+                                        reason=reason, detail=detail)
+
+        self._spawn(self._persist(write, "keep an MQTT dead letter", unacked))
 
     def _settle(self, unacked: Unacked | None) -> None:
         if unacked is not None:
