@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ilagent.config import POLICY_CACHE_TTL
@@ -45,8 +45,9 @@ class PolicySync:
         self._metrics = metrics
         self._ttl = ttl
         self._clock = clock
-        self._users: dict[str, tuple[float, int]] = {}
-        self._policies: dict[str, tuple[float, int, list[Any]]] = {}
+        # by e-mail / routing key: (when looked up, (id, ilert's answer))
+        self._users: dict[str, tuple[float, tuple[int, dict[str, Any]]]] = {}
+        self._policies: dict[str, tuple[float, tuple[int, dict[str, Any]]]] = {}
         self._levels: dict[tuple[int, int], asyncio.Lock] = {}
 
     async def apply(self, update: PolicyUpdate) -> Result:
@@ -89,40 +90,45 @@ class PolicySync:
         return self._checked(result)
 
     async def _user(self, email: str) -> int | Result:
-        cached = self._users.get(email.lower())
-        if cached is not None and self._clock() - cached[0] < self._ttl:
-            return cached[1]
-        result, answer = await self._client.find_user(email)
-        if result.status == 404:
-            return _not_found("user_not_found", f"no ilert user with e-mail {email}")
-        if result.outcome is not Outcome.DELIVERED:
-            return self._checked(result)
-        user_id = answer.get("id") if isinstance(answer, dict) else None
-        if not isinstance(user_id, int) or isinstance(user_id, bool):
-            return _not_found("user_not_found", f"ilert's answer for {email} has no user id")
-        self._users[email.lower()] = (self._clock(), user_id)
-        self._checked(result)
-        return user_id
+        found = await self._looked_up(
+            self._users, email.lower(), lambda: self._client.find_user(email),
+            reason="user_not_found", missing=f"no ilert user with e-mail {email}",
+            answer_of=email)
+        return found if isinstance(found, Result) else found[0]
 
     async def _policy(self, routing_key: str) -> tuple[int, list[Any]] | Result:
-        cached = self._policies.get(routing_key)
+        found = await self._looked_up(
+            self._policies, routing_key, lambda: self._client.resolve_policy(routing_key),
+            reason="policy_not_found",
+            missing=f"no escalation policy for routing key {routing_key!r}",
+            answer_of=f"routing key {routing_key!r}")
+        if isinstance(found, Result):
+            return found
+        rules = found[1].get("escalationRules")
+        return found[0], rules if isinstance(rules, list) else []
+
+    async def _looked_up(
+        self, cache: dict[str, tuple[float, tuple[int, dict[str, Any]]]], key: str,
+        call: Callable[[], Awaitable[tuple[Result, object]]], *, reason: str, missing: str,
+        answer_of: str,
+    ) -> tuple[int, dict[str, Any]] | Result:
+        """A user or policy by ``key``: cached for the TTL, else asked of ilert; its id and
+        ilert's answer, or the result that decides the attempt (a 404 names what is missing)."""
+        cached = cache.get(key)
         if cached is not None and self._clock() - cached[0] < self._ttl:
-            return cached[1], cached[2]
-        result, answer = await self._client.resolve_policy(routing_key)
+            return cached[1]
+        result, answer = await call()
         if result.status == 404:
-            return _not_found("policy_not_found",
-                              f"no escalation policy for routing key {routing_key!r}")
+            return _not_found(reason, missing)
         if result.outcome is not Outcome.DELIVERED:
             return self._checked(result)
-        policy_id = answer.get("id") if isinstance(answer, dict) else None
-        if not isinstance(policy_id, int) or isinstance(policy_id, bool):
-            return _not_found("policy_not_found",
-                              f"ilert's answer for routing key {routing_key!r} has no policy id")
-        rules = answer.get("escalationRules") if isinstance(answer, dict) else None
-        rules = rules if isinstance(rules, list) else []
-        self._policies[routing_key] = (self._clock(), policy_id, rules)
+        found_id = answer.get("id") if isinstance(answer, dict) else None
+        if not isinstance(answer, dict) or not isinstance(found_id, int) \
+                or isinstance(found_id, bool):
+            return _not_found(reason, f"ilert's answer for {answer_of} has no id")
+        cache[key] = (self._clock(), (found_id, answer))
         self._checked(result)
-        return policy_id, rules
+        return found_id, answer
 
     def _checked(self, result: Result) -> Result:
         """A refused API key holds the update (retried) instead of dead-lettering it."""
