@@ -323,8 +323,7 @@ class Daemon:
         """Stop the daemon when MQTT could never start as configured (exit 2)."""
         assert self.mqtt is not None
         connection = self.mqtt.connection
-        while not connection.exited:
-            await asyncio.sleep(0.2)
+        await connection.ended()
         if self._stop.is_set():
             return
         if connection.fatal:

@@ -70,15 +70,13 @@ class Pacer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_key = per_key
-        self._per_heartbeat = per_heartbeat
-        self._per_policy = per_policy
+        self._limits = {"heartbeat": per_heartbeat, "policy": per_policy}  # else per_key
         self._clock = clock
         self._total = TokenBucket(total, clock=clock) if total > 0 else None
         self._keys: dict[tuple[str, str], TokenBucket] = {}
 
     def _bucket(self, key: str, kind: str) -> TokenBucket | None:
-        limit = {"heartbeat": self._per_heartbeat, "policy": self._per_policy}.get(
-            kind, self.per_key)
+        limit = self._limits.get(kind, self.per_key)
         if limit <= 0:
             return None
         bucket = self._keys.get((key, kind))

@@ -116,7 +116,7 @@ def mqtt_settings(args: argparse.Namespace, sources: Sources) -> MqttSettings | 
         qos=args.mqtt_qos, buffer=args.mqtt_buffer, shared_group=args.mqtt_shared_group,
         version=args.mqtt_version, event_topics=events, heartbeat_topics=beats,
         policy_topics=policies,
-        cert_reload=args.mqtt_cert_reload, receive_maximum=min(args.max_buffered, 65535))
+        cert_reload=args.mqtt_cert_reload, receive_maximum=args.max_buffered)
 
 
 SHARE_GROUP = re.compile(r"[^/+#]+")

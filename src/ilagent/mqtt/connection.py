@@ -107,18 +107,18 @@ class MqttConnection:
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run())
 
-    @property
-    def exited(self) -> bool:
-        """True once the connection task ended (closed, or stopped by a fatal error)."""
-        return self._task is not None and self._task.done()
-
     async def close(self) -> None:
         """Disconnect, keeping the session (unacknowledged messages are sent again later)."""
         self._closing = True
         self._closed.set()
         self._lost.set()
+        await self.ended()
+
+    async def ended(self) -> None:
+        """Wait until the connection task ended (closed, a fatal error, or a bug); cancelling
+        the waiter leaves the task running."""
         if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait([self._task])
 
     def readiness(self) -> dict[str, Any] | None:
         """None while connected with every subscription granted, else why not (``/ready``)."""
@@ -223,7 +223,7 @@ class MqttConnection:
             return {}
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
-        properties.ReceiveMaximum = min(self.settings.receive_maximum, 65535)
+        properties.ReceiveMaximum = min(self.settings.receive_maximum, 65535)  # MQTT's largest
         return {"clean_start": False, "properties": properties}
 
     async def _serve(self, client: Client) -> None:
