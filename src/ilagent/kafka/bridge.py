@@ -34,7 +34,7 @@ from ilagent.kafka.topics import TopicRouter
 from ilagent.logs import EACH, mask_key
 from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
-from ilagent.policy import map_policy
+from ilagent.policy import PolicyUpdate, map_policy
 from ilagent.routing import POLICY_KEY, heartbeat_lane, message_lane, policy_lane
 
 logger = logging.getLogger(__name__)
@@ -191,10 +191,12 @@ class KafkaBridge:
             offset = offset_of(message)
             topic = state.topic
             kind = self._route(topic)
-            if kind == "event":
+            if kind == "event" or kind == "policy":
                 try:
-                    outcome = map_message(rules, message.value(), topic=topic,
-                                          message_key=message.key())
+                    outcome: Mapped | PolicyUpdate | Dropped = (
+                        map_message(rules, message.value(), topic=topic,
+                                    message_key=message.key()) if kind == "event"
+                        else map_policy(self._policy_rules, rules, message.value()))
                     body = encode_event(outcome.event) if isinstance(outcome, Mapped) else b""
                 except EventError as exc:
                     self._start(state, offset, started)
@@ -216,31 +218,21 @@ class KafkaBridge:
                         owner=self, source=SOURCE, lane=lane,
                         integration_key=outcome.integration_key, path=outcome.path,
                         body=body, origin=origin(message), context=(state, message)))
-                    continue
-                if outcome.filtered:
+                elif isinstance(outcome, PolicyUpdate):
+                    self._start(state, offset, started)
+                    lane = policy_lane(outcome)
+                    state.waiting[offset] = ("policy", lane)
+                    deliverer.submit(Job(
+                        owner=self, source=SOURCE, lane=lane, integration_key=POLICY_KEY,
+                        policy=outcome, origin=origin(message), context=(state, message)))
+                elif outcome.filtered:
                     # the common case when most messages are filtered: no tracking needed
                     state.tracker.skip(offset)
                     filtered += 1
                     done[state.key] = state
-                    continue
-                self._start(state, offset, started)
-                self._reject(state, message, outcome.reason.value, outcome.detail)
-                continue
-            if kind == "policy":
-                update = map_policy(self._policy_rules, rules, message.value())
-                if isinstance(update, Dropped) and update.filtered:
-                    state.tracker.skip(offset)
-                    filtered += 1
-                    done[state.key] = state
-                    continue
-                self._start(state, offset, started)
-                if isinstance(update, Dropped):
-                    self._reject(state, message, update.reason.value, update.detail)
-                    continue
-                state.waiting[offset] = ("policy", policy_lane(update))
-                deliverer.submit(Job(
-                    owner=self, source=SOURCE, lane=policy_lane(update), integration_key=POLICY_KEY,
-                    policy=update, origin=origin(message), context=(state, message)))
+                else:
+                    self._start(state, offset, started)
+                    self._reject(state, message, outcome.reason.value, outcome.detail)
                 continue
             self._start(state, offset, started)
             key = heartbeat_key(message.value()) if kind == "heartbeat" else None
