@@ -265,6 +265,18 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> li
         consumer.close()
 
 
+def committed_maps(bootstrap: str, group: str, topic: str, partitions: int = 1
+                   ) -> list[tuple[int, str]]:
+    """The committed offsets of ``group`` on ``topic`` with their metadata strings."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        result = consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                    timeout=10)
+        return [(tp.offset, tp.metadata or "") for tp in result]
+    finally:
+        consumer.close()
+
+
 def read_all(bootstrap: str, topic: str, *, expect: int,
              timeout: float = 30.0) -> list[Any]:
     """Read ``expect`` messages of a topic from the beginning (with a throwaway group)."""

@@ -48,6 +48,7 @@ DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_RATE_LIMIT_PER_KEY = 50
 DEFAULT_RATE_LIMIT_TOTAL = 700
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+DEFAULT_STUCK_AFTER = 300.0  # a message waiting this long, holding back the rest, is reported
 DEFAULT_HTTP_HOST = "0.0.0.0"  # as ilagent, so the port is reachable from outside a container
 DEFAULT_HTTP_MAX_BODY = 1024 * 1024
 DEFAULT_DB_FILE = "./ilagent.db3"
@@ -222,6 +223,8 @@ class DaemonConfig:
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     circuit_failures: int = DEFAULT_CIRCUIT_FAILURES
     circuit_probe_interval: float = DEFAULT_CIRCUIT_PROBE_INTERVAL
+    max_event_age: float = 0.0  # 0: off; else ALERTs older than this are dead-lettered (stale)
+    stuck_after: float = DEFAULT_STUCK_AFTER  # a head-of-line wait this long is reported
     http: HttpSettings | None = None
     kafka: KafkaSettings | None = None
     mqtt: MqttSettings | None = None

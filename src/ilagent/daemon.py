@@ -15,6 +15,7 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -35,6 +36,7 @@ from ilagent.policy_sync import PolicySync
 from ilagent.spool.lock import SpoolLock
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
+from ilagent.stuck import CHECK_INTERVAL, Head, StuckWatch
 from ilagent.web.intake import Intake
 from ilagent.web.server import AccessLogger, Probes, build_app
 
@@ -85,7 +87,7 @@ class Daemon:
             self.bridge = KafkaBridge(settings=config.kafka, rules=config.rules,
                                       policy_rules=config.policy,
                                       deliverer=self.deliverer, metrics=self.metrics,
-                                      policy=config.retry)
+                                      policy=config.retry, max_event_age=config.max_event_age)
         self.store: QueueStore | None = None
         self.worker: SpoolWorker | None = None
         self.lock: SpoolLock | None = None
@@ -106,6 +108,11 @@ class Daemon:
                                    deliverer=self.deliverer, metrics=self.metrics,
                                    store=self.store,
                                    notify=self.worker.notify if self.worker else None)
+        heads: list[Callable[[], Iterable[Head]]] = []
+        if self.bridge is not None:
+            heads.append(self.bridge.heads)
+        self.watch = StuckWatch(metrics=self.metrics, sources=heads,
+                                stuck_after=config.stuck_after)
         self._stop = asyncio.Event()
         self._exit_code = 0
         self._signals = 0
@@ -147,7 +154,8 @@ class Daemon:
             self.mqtt.start()
             self.probes.parts["mqtt"] = self.mqtt.connection.readiness
             tasks.append(loop.create_task(self._watch_mqtt()))
-        self.probes.details = self._ilert_details
+        self.probes.details = self._details
+        tasks.append(loop.create_task(self._watch_stuck()))
         if self.config.heartbeat_key:
             tasks.append(loop.create_task(self._heartbeat_loop(self.config.heartbeat_key)))
         self._summary()
@@ -333,6 +341,16 @@ class Daemon:
             logger.error("the MQTT connection stopped unexpectedly (%s); shutting down",
                          connection.last_error or "see above")
             self.request_stop(exit_code=1)
+
+    async def _watch_stuck(self) -> None:
+        """Refresh the oldest-unfinished gauges and report stuck messages, now and then."""
+        while True:
+            self.watch.check()
+            await asyncio.sleep(CHECK_INTERVAL)
+
+    def _details(self) -> dict[str, Any]:
+        """What ``/health?details`` says: ilert's state and the messages that are stuck."""
+        return {**self._ilert_details(), "stuck": self.watch.stuck}
 
     def _ilert_details(self) -> dict[str, Any]:
         """What ``/health?details`` says about ilert (and the gauge that mirrors it)."""

@@ -11,7 +11,8 @@ single flight, the circuit) and the :class:`~ilagent.pacing.Pacer` takes its tok
 :class:`Sender`. While the circuit is open, failed jobs skip their own backoff and wait for it.
 
 The engine never finishes a job silently: it calls its owner back with ``DELIVERED`` or
-``DEAD_LETTER`` (rejected by ilert, retries exhausted, or an internal error while handling it),
+``DEAD_LETTER`` (rejected by ilert, retries exhausted, stale — past its ``expires_at``, see
+``--max_event_age`` — or an internal error while handling it),
 ``SUPERSEDED`` (a heartbeat ping made needless by a newer one of the same key), or with
 ``abandoned`` when the job's owner withdrew it (partition revoked) or the engine stops — such a
 job stays unfinished, so its offset or queue row is not committed and it is delivered again.
@@ -44,6 +45,7 @@ from ilagent.sender import Sender
 
 logger = logging.getLogger(__name__)
 LINES_PER_SECOND = 10  # delivery lines at -vv; above that, a count per second
+STALE = "stale"  # the dead-letter reason of an event older than --max_event_age
 
 
 class Verdict(enum.Enum):
@@ -87,6 +89,9 @@ class Job:
     context: Any = None  # the owner's own bookkeeping (partition state, offset, queue row)
     max_retries: int | None = None  # None: the engine's policy decides; 0 = unlimited
     policy: PolicyUpdate | None = None  # an escalation-policy level update instead of an event
+    # wall-clock time after which the event is not sent any more but dead-lettered as stale
+    expires_at: float | None = None
+    last_result: Result | None = None  # the answer to its last attempt, for stuck reports
 
     @property
     def heartbeat(self) -> bool:
@@ -261,10 +266,14 @@ class Deliverer:
         """Send until ilert decides, the job is withdrawn, or retries run out."""
         source = job.source
         while True:
+            if job.expires_at is not None and time.time() >= job.expires_at:
+                await self._stale(job)
+                return
             result = await self._sender.send(job)
             if result is None:
                 job.owner.abandoned(job)
                 return
+            job.last_result = result
             self._count_response(result)
             if result.outcome is Outcome.DELIVERED:
                 if job.heartbeat:
@@ -295,6 +304,16 @@ class Deliverer:
                                          "retries_exhausted")
                 return
             await self._back_off(job, result)
+
+    async def _stale(self, job: Job) -> None:
+        """An event too old to page anyone with: a dead letter instead of a late page."""
+        self._metrics.dead_lettered.labels(job.source, STALE).inc()
+        logger.warning("not sending %s (%s): older than --max_event_age", job.origin,
+                       job.shown_key, extra=EACH)
+        expired = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.expires_at or 0))
+        detail = f"older than --max_event_age since {expired}: not sent"
+        await job.owner.finished(job, Verdict.DEAD_LETTER,
+                                 Result(Outcome.REJECTED, None, detail, reason=STALE), STALE)
 
     def _report_delivered(self, job: Job) -> None:
         """One INFO line per delivery (``-vv``), at most :data:`LINES_PER_SECOND` a second;

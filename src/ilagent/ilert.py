@@ -62,7 +62,11 @@ class Result:
 
     @property
     def status_label(self) -> str:
-        return str(self.status) if self.status is not None else "network_error"
+        """The HTTP status; without one, "network_error" for a failed request and "none" for
+        a decision made without asking ilert (a stale event, policy sync not configured)."""
+        if self.status is not None:
+            return str(self.status)
+        return "network_error" if self.outcome is Outcome.RETRY else "none"
 
 
 def classify(status: int) -> Outcome:

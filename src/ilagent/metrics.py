@@ -84,6 +84,17 @@ class Metrics:
                                        "Partitions paused for backpressure.", registry=r)
         self.rebalances = Counter("ilagent_kafka_rebalances", "Partition assignment changes.",
                                   ["kind"], registry=r)
+        self.commit_failures = Counter("ilagent_kafka_commit_failures",
+                                       "Offset commits the broker refused or that timed out.",
+                                       registry=r)
+        self.finished_skipped = Counter("ilagent_kafka_finished_skipped",
+                                        "Messages read again after a restart or rebalance and "
+                                        "not sent, because the committed offset map lists them "
+                                        "as finished.", registry=r)
+        self.oldest_unfinished = Gauge("ilagent_oldest_unfinished_seconds",
+                                       "Age of the oldest unfinished message of a partition "
+                                       "(Kafka) or connection (MQTT); 0 when none waits.",
+                                       ["source", "topic", "partition"], registry=r)
         self.mqtt_connected = Gauge("ilagent_mqtt_connected",
                                     "1 while connected to the MQTT broker.", registry=r)
         self.mqtt_reconnects = Counter("ilagent_mqtt_reconnects",

@@ -44,6 +44,7 @@ from ilagent.config import (
     DEFAULT_RATE_LIMIT_PER_KEY,
     DEFAULT_RATE_LIMIT_TOTAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_STUCK_AFTER,
     DaemonConfig,
     HttpSettings,
     IlertSettings,
@@ -126,7 +127,8 @@ def add_options(daemon: Parser) -> None:
                        help="exit 2 when the brokers cannot be reached at start within this "
                             "long (default 0: wait for them)")
     kafka.add_argument("--kafka_offset_reset", choices=("earliest", "latest"), default="latest",
-                       help="where a new group starts (default %(default)s)")
+                       help="where a new group starts (default %(default)s; with earliest, "
+                            "see --max_event_age)")
     kafka.add_argument("--dlq_topic", metavar="TOPIC",
                        help="write undeliverable messages here, with reason headers")
     kafka.add_argument("--max_buffered", type=more_than_zero, default=DEFAULT_MAX_BUFFERED,
@@ -167,6 +169,16 @@ def add_options(daemon: Parser) -> None:
                           default=DEFAULT_CIRCUIT_PROBE_INTERVAL, metavar="SECONDS",
                           help="time between probes while ilert fails for every key "
                                "(default %(default)s)")
+    delivery.add_argument("--max_event_age", type=seconds, default=0.0, metavar="SECONDS",
+                          help="dead-letter an ALERT event (reason stale) instead of sending it "
+                               "when its source time (Kafka timestamp, MQTT or intake receipt) "
+                               "is older than this, e.g. after a long outage or a start from "
+                               "earliest; other event types still go (default 0: off)")
+    delivery.add_argument("--stuck_after", type=positive_seconds, default=DEFAULT_STUCK_AFTER,
+                          metavar="SECONDS",
+                          help="warn (and list in /health?details) when a message has waited "
+                               "this long and holds back what comes after it (default "
+                               "%(default)s)")
     delivery.add_argument("--shutdown_timeout", type=seconds, default=DEFAULT_SHUTDOWN_TIMEOUT,
                           metavar="SECONDS",
                           help="how long in-flight deliveries may finish at shutdown "
@@ -211,6 +223,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
         rate_limit_total=args.rate_limit_total, shutdown_timeout=args.shutdown_timeout,
         circuit_failures=args.circuit_failures,
         circuit_probe_interval=args.circuit_probe_interval,
+        max_event_age=args.max_event_age, stuck_after=args.stuck_after,
         http=http, kafka=kafka, mqtt=mqtt, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
         policy=policy_rules(args), api_key=api_key(args),
         db_file=db_file(args))

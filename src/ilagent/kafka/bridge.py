@@ -3,9 +3,15 @@
 The :class:`~ilagent.kafka.consumer.PollThread` hands batches of messages to the event loop;
 here each message is mapped (ilagent 0.9's rules), submitted to the
 :class:`~ilagent.delivery.Deliverer` on its lane, and — delivered, filtered or dead-lettered —
-finished in its partition's :class:`~ilagent.offsets.OffsetTracker`. The poll thread stores
-only each partition's contiguous watermark (the first unfinished offset), so a crash never
-skips a message that was not delivered, filtered or dead-lettered.
+finished in its partition's :class:`~ilagent.offsets.OffsetTracker`. When something finished,
+the partition's contiguous watermark (the first unfinished offset) and the map of finished
+offsets above it are handed to the poll thread to commit, at most every
+:data:`~ilagent.kafka.commits.COMMIT_INTERVAL` seconds: a crash never skips a message that was not delivered, filtered
+or dead-lettered, and a message that was is not sent again after a restart or a rebalance.
+
+With ``--max_event_age`` an event (ALERT) whose Kafka timestamp is older than that is not sent
+but dead-lettered as ``stale``, also when it grew old waiting for ilert; other event types still
+go, so that an alert that was opened is also resolved.
 
 A message that cannot be turned into a request — an event JSON cannot carry on (integers
 beyond 64 bits, nesting past the encoder's limit), or any unexpected error while mapping it —
@@ -17,25 +23,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
 from ilagent.config import KafkaSettings, MappingRules, PolicyRules, RetryPolicy
 from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.errors import EventError
 from ilagent.events import encode_event
 from ilagent.ilert import Result
+from ilagent.kafka.commits import CommitRounds
 from ilagent.kafka.consumer import Batch, PollThread
 from ilagent.kafka.deadletter import DeadLetterWriter
-from ilagent.kafka.partitions import Handoff, PartitionState, TPKey, offset_of, origin
+from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, offset_of, origin
 from ilagent.kafka.topics import TopicRouter
-from ilagent.logs import EACH, mask_key
+from ilagent.logs import EACH
 from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
 from ilagent.policy import PolicyUpdate, map_policy
 from ilagent.routing import POLICY_KEY, heartbeat_lane, message_lane, policy_lane
+from ilagent.stuck import Head
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +63,10 @@ class KafkaBridge:
         deliverer: Deliverer,
         metrics: Metrics,
         policy: RetryPolicy,
+        max_event_age: float = 0.0,
     ) -> None:
         self.settings = settings
+        self._max_event_age = max_event_age
         self._rules = rules
         self._policy_rules = policy_rules or PolicyRules()
         self._deliverer = deliverer
@@ -69,6 +80,7 @@ class KafkaBridge:
                                   policy=settings.policy_topics)
         self._consumed = metrics.consumed.labels(SOURCE)
         self._filtered = metrics.filtered.labels(SOURCE)
+        self._rounds = CommitRounds(self._handoff)
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -121,14 +133,36 @@ class KafkaBridge:
             "error": self.last_error,
         }
 
+    def heads(self) -> list[Head]:
+        """The oldest unfinished message of each assigned partition (for the stuck watch)."""
+        poller = self._poller
+        if poller is None:
+            return []
+        heads = []
+        for state in list(poller.assigned.values()):
+            if state.revoked:
+                continue
+            oldest = state.tracker.oldest()
+            partition = str(state.partition)
+            if oldest is None:
+                heads.append(Head(SOURCE, state.topic, partition))
+                continue
+            offset, since = oldest
+            heads.append(Head(SOURCE, state.topic, partition,
+                              f"{state.topic}[{partition}]@{offset}", since,
+                              state.waiting.get(offset)))
+        return heads
+
     def stop_fetching(self) -> None:
         """Stop handing out new messages (shutdown step one); polling goes on."""
         if self._poller is not None:
             self._poller.fetching = False
 
     async def close(self) -> None:
-        """Commit the watermarks, leave the group and end the poll thread."""
+        """Commit the positions and maps, leave the group and end the poll thread."""
         if self._poller is not None:
+            self._poller.final = [(state, snap) for state in list(self._poller.assigned.values())
+                                  if not state.revoked and (snap := state.snapshot()) is not None]
             self._poller.closing = True
             await asyncio.to_thread(self._poller.join)
         if self._tasks:
@@ -137,20 +171,23 @@ class KafkaBridge:
 
     # ---- rebalance (asked for by the poll thread) --------------------------------------------
 
-    async def _drain(self, states: list[PartitionState], wait: bool) -> None:
-        """Withdraw the partitions' jobs; with ``wait``, until their requests ended."""
+    async def _drain(self, states: list[PartitionState], wait: bool) -> dict[TPKey, Snapshot]:
+        """Withdraw the partitions' jobs; with ``wait``, until their requests ended; then what
+        to commit of each."""
         for state in states:
             state.revoked = True
             state.drained = asyncio.Event()
             if state.live == 0:
                 state.drained.set()
             self._clear_held_back(state)
+            self._rounds.forget(state)
         self._deliverer.wake()  # jobs of these partitions waiting out a backoff give up now
         if not wait:
-            return
+            return {}
         waits = [s.drained.wait() for s in states if s.drained is not None]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*waits), self.settings.revoke_timeout)
+        return {state.key: snap for state in states if (snap := state.snapshot()) is not None}
 
     def _on_pause(self, state: PartitionState, paused: bool, count: int) -> None:
         """Name the message that holds a paused partition back (its lane: log; key: metric)."""
@@ -158,8 +195,10 @@ class KafkaBridge:
             logger.info("resumed %s[%d]", *state.key)
             self._clear_held_back(state)
             return
-        oldest = state.tracker.watermark()
-        key, lane = state.waiting.get(oldest, ("", None)) if oldest is not None else ("", None)
+        head = state.tracker.oldest()
+        oldest = head[0] if head is not None else None
+        job = state.waiting.get(oldest) if oldest is not None else None
+        key, lane = (job.shown_key, job.lane) if job is not None else ("", None)
         logger.warning("paused %s[%d]: %d messages wait behind offset %s of lane %s (key %s); "
                        "raise --max_buffered to buffer more", state.topic, state.partition,
                        count, oldest, lane, key)
@@ -178,17 +217,22 @@ class KafkaBridge:
     # ---- dispatch ----------------------------------------------------------------------------
 
     def _on_batch(self, batch: Batch) -> None:
-        rules, deliverer = self._rules, self._deliverer
+        rules = self._rules
         self._handoff.mapped(len(batch))
         done: dict[TPKey, PartitionState] = {}  # partitions with messages finished right here
         started: dict[TPKey, list[Any]] = {}  # messages that went on to delivery, per partition
-        filtered = 0
-        consumed = 0
+        filtered = skipped = consumed = 0
+        now = time.monotonic()
         for state, message in batch:
             if state.revoked:  # never started; the partition's next owner reads it again
                 continue
             consumed += 1
             offset = offset_of(message)
+            if offset < state.restored_until and state.tracker.restored(offset):
+                state.tracker.skip(offset)  # finished before a restart or a rebalance
+                skipped += 1
+                done[state.key] = state
+                continue
             topic = state.topic
             kind = self._route(topic)
             if kind == "event" or kind == "policy":
@@ -199,42 +243,40 @@ class KafkaBridge:
                         else map_policy(self._policy_rules, rules, message.value()))
                     body = encode_event(outcome.event) if isinstance(outcome, Mapped) else b""
                 except EventError as exc:
-                    self._start(state, offset, started)
+                    self._start(state, offset, started, now)
                     self._reject(state, message, "unserialisable", str(exc))
                     continue
                 except Exception:
                     logger.exception("internal error while mapping %s; dead-lettering it",
                                      origin(message), extra=EACH)
-                    self._start(state, offset, started)
+                    self._start(state, offset, started, now)
                     self._reject(state, message, "internal_error", "see the daemon's log")
                     continue
                 if isinstance(outcome, Mapped):
                     for warning in outcome.warnings:
                         logger.warning("%s: %s", origin(message), warning)
-                    self._start(state, offset, started)
-                    lane = message_lane(outcome, message.key())
-                    state.waiting[offset] = (mask_key(outcome.integration_key), lane)
-                    deliverer.submit(Job(
-                        owner=self, source=SOURCE, lane=lane,
+                    self._start(state, offset, started, now)
+                    self._submit(state, offset, Job(
+                        owner=self, source=SOURCE, lane=message_lane(outcome, message.key()),
                         integration_key=outcome.integration_key, path=outcome.path,
-                        body=body, origin=origin(message), context=(state, message)))
+                        body=body, origin=origin(message), context=(state, message),
+                        expires_at=self._expiry(message, outcome.event)))
                 elif isinstance(outcome, PolicyUpdate):
-                    self._start(state, offset, started)
-                    lane = policy_lane(outcome)
-                    state.waiting[offset] = ("policy", lane)
-                    deliverer.submit(Job(
-                        owner=self, source=SOURCE, lane=lane, integration_key=POLICY_KEY,
-                        policy=outcome, origin=origin(message), context=(state, message)))
+                    self._start(state, offset, started, now)
+                    self._submit(state, offset, Job(
+                        owner=self, source=SOURCE, lane=policy_lane(outcome),
+                        integration_key=POLICY_KEY, policy=outcome, origin=origin(message),
+                        context=(state, message)))
                 elif outcome.filtered:
                     # the common case when most messages are filtered: no tracking needed
                     state.tracker.skip(offset)
                     filtered += 1
                     done[state.key] = state
                 else:
-                    self._start(state, offset, started)
+                    self._start(state, offset, started, now)
                     self._reject(state, message, outcome.reason.value, outcome.detail)
                 continue
-            self._start(state, offset, started)
+            self._start(state, offset, started, now)
             key = heartbeat_key(message.value()) if kind == "heartbeat" else None
             if kind is None:
                 self._reject(state, message, "unrouted", f"{topic} matches no topic option")
@@ -242,30 +284,45 @@ class KafkaBridge:
                 self._reject(state, message, "invalid_heartbeat",
                              'expected {"integrationKey": "<key>"}')
             else:
-                state.waiting[offset] = (mask_key(key), heartbeat_lane(key))
-                deliverer.submit(Job(
+                self._submit(state, offset, Job(
                     owner=self, source=SOURCE, lane=heartbeat_lane(key), integration_key=key,
                     origin=origin(message), context=(state, message)))
         if consumed:
             self._consumed.inc(consumed)
         if filtered:
             self._filtered.inc(filtered)
+        if skipped:
+            self._metrics.finished_skipped.inc(skipped)
         if done or started:
             self._settle(done.values(), started.values())
 
+    def _submit(self, state: PartitionState, offset: int, job: Job) -> None:
+        state.waiting[offset] = job
+        self._deliverer.submit(job)
+
+    def _expiry(self, message: Message, event: dict[str, Any]) -> float | None:
+        """When an ALERT stops being worth a page (``--max_event_age`` after its timestamp)."""
+        if not self._max_event_age or event.get("eventType") != "ALERT":
+            return None
+        kind, millis = message.timestamp()
+        if kind == TIMESTAMP_NOT_AVAILABLE or millis <= 0:
+            return None
+        return millis / 1000 + self._max_event_age
+
     @staticmethod
-    def _start(state: PartitionState, offset: int, started: dict[TPKey, list[Any]]) -> None:
+    def _start(state: PartitionState, offset: int, started: dict[TPKey, list[Any]],
+               now: float) -> None:
         """A message goes on to delivery or a dead letter: track it until it finishes."""
-        state.tracker.add(offset)
+        state.tracker.add(offset, now)
         state.live += 1
         started.setdefault(state.key, [state, 0])[1] += 1
 
     def _settle(self, done: Iterable[PartitionState], started: Iterable[list[Any]]) -> None:
-        """After a batch: count the messages now in delivery, store advanced watermarks."""
+        """After a batch: count the messages now in delivery, note what finished."""
         for state, count in started:
             self._handoff.started(state, count)
         for state in done:
-            self._handoff.store(state)
+            self._rounds.changed(state)
 
     def _reject(self, state: PartitionState, message: Message, reason: str, detail: str) -> None:
         self._metrics.dead_lettered.labels(SOURCE, reason).inc()
@@ -277,7 +334,7 @@ class KafkaBridge:
     async def _dead_letter(self, state: PartitionState, message: Message, *, reason: str,
                            detail: str, result: Result | None) -> None:
         """Store an undeliverable message (DLQ topic, else an ERROR log), then finish it."""
-        status = result.status_label if result else ""
+        status = result.status_label if result is not None else ""
         if await self._dead_letters.write(state, message, reason=reason, detail=detail,
                                           status=status):
             self._finish(state, offset_of(message))
@@ -289,7 +346,7 @@ class KafkaBridge:
     def _finish(self, state: PartitionState, offset: int) -> None:
         state.tracker.finish(offset)
         self._release_one(state, offset)
-        self._handoff.store(state)
+        self._rounds.changed(state)
 
     def _release_one(self, state: PartitionState, offset: int) -> None:
         state.waiting.pop(offset, None)

@@ -2,15 +2,26 @@
 
 It consumes in batches and hands them to the event loop with ``call_soon_threadsafe``; it never
 waits on HTTP, so the group heartbeat and ``max.poll.interval.ms`` are safe however slow ilert
-is. Between polls it applies what the loop asked for: store watermarks, pause partitions whose
-deliveries back up (polling goes on, so the membership survives an ilert outage), resume them.
+is. Between polls it applies what the loop asked for: commit, pause partitions whose deliveries
+back up (polling goes on, so the membership survives an ilert outage), resume them.
+
+Commits (see :mod:`ilagent.kafka.commits`) carry the position and the map of finished offsets
+above it; on assignment the map is read back, so the offsets it lists are skipped instead of
+sent again. While messages are in delivery the thread polls with a short timeout, so that a
+commit the loop asks for goes out within milliseconds (a commit made from another thread would
+wait for ``consume()`` to return).
 
 Rebalance callbacks run inside ``consume()`` on this thread. On revoke, the partition's
 in-flight requests all finish or time out on the loop (the revoke waits at least
-``--ilert_timeout``), then its watermark is committed and the partition is forgotten, so the next
-owner never overtakes a request still on its way. A *lost* partition belongs to another member
-already: nothing of it is sent any more, nothing is waited for, nothing committed. With ``auto.offset.reset=latest``
-a new group's start position is committed at assignment (see :meth:`PollThread._pinned_starts`).
+``--ilert_timeout``), then its position and map are committed synchronously before the callback
+returns (retried while the group is busy rebalancing), a paused partition is resumed (librdkafka
+keeps the application's pause flag across unassign and assign) and the partition is forgotten,
+so the next owner never overtakes a request still on its way. A *lost* partition belongs to
+another member already: nothing of it is sent any more, nothing is waited for, nothing committed.
+At shutdown the final positions are committed synchronously while still a member — polling
+between attempts lets a rebalance in progress finish — and only then is the group left. With
+``auto.offset.reset=latest`` a new group's start position is committed at assignment (see
+:meth:`~ilagent.kafka.commits.Committer.pinned_starts`).
 """
 
 from __future__ import annotations
@@ -25,12 +36,15 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from ilagent import offsetmap
 from ilagent.config import KafkaSettings
 from ilagent.errors import ConfigError
-from ilagent.kafka.partitions import Handoff, PartitionState, TPKey, names
+from ilagent.kafka.commits import COMMIT_RETRY_DELAY, Committer
+from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, names
 from ilagent.kafka.settings import consumer_config, incremental
 from ilagent.kafka.stats import GroupState, read_stats
 from ilagent.metrics import Metrics
+from ilagent.offsets import OffsetTracker
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +52,17 @@ BATCH_SIZE = 1000
 MAX_UNPROCESSED = 2 * BATCH_SIZE  # messages handed to the loop and not yet mapped
 MAX_LOOP_WAIT = 1.0  # never wait longer than this for the loop: polling must go on
 POLL_TIMEOUT = 0.1
+BUSY_POLL_TIMEOUT = 0.005  # while messages are in delivery, the longest wait between polls
 # at start, errors are held back this long: a misconfiguration becomes the one-line exit
 # instead of following a "brokers are down" warning; a slow cluster is only then reported
 STARTUP_QUIET = 5.0
 APIVERSION_HANGUPS = 3  # the broker hung up this often on the first request: not plain Kafka
 PLAINTEXT_ON_TLS = "Kafka TLS mismatch (a plaintext client on a TLS port? check security.protocol)"
+REVOKE_COMMIT_TIMEOUT = 10.0  # how long a revoke keeps trying to commit
+FINAL_COMMIT_TIMEOUT = 10.0  # how long the shutdown keeps trying (and polling) to commit
 
 Batch = list[tuple[PartitionState, Message]]
+Drain = Callable[[list[PartitionState], bool], Coroutine[Any, Any, dict[TPKey, Snapshot]]]
 
 
 class PollThread:
@@ -58,7 +76,7 @@ class PollThread:
         metrics: Metrics,
         loop: asyncio.AbstractEventLoop,
         on_batch: Callable[[Batch], None],
-        drain: Callable[[list[PartitionState], bool], Coroutine[Any, Any, None]],
+        drain: Drain,
         on_pause: Callable[[PartitionState, bool, int], None],
     ) -> None:
         self._settings = settings
@@ -71,6 +89,8 @@ class PollThread:
         self._config = consumer_config(settings)
         self._config["stats_cb"] = self._on_stats
         self._config["error_cb"] = self._on_error
+        self._commits = Committer(metrics=metrics)
+        self._config["on_commit"] = self._commits.on_commit
         self._thread: threading.Thread | None = None
         # owned by this thread (read elsewhere only for readiness)
         self.assigned: dict[TPKey, PartitionState] = {}
@@ -85,6 +105,7 @@ class PollThread:
         self.missing_topics: set[str] = set()  # subscribed, but not (yet) in the cluster
         self._started = time.monotonic()
         self._hangups = 0  # connections closed by the broker during the first request
+        self.final: list[tuple[PartitionState, Snapshot]] = []  # set by the loop at shutdown
 
     def start(self) -> None:
         """Create the consumer and start polling; raises ``ConfigError`` for a property
@@ -152,16 +173,21 @@ class PollThread:
                         self._settings.group_id)
             while not self.closing:
                 self._apply_requests(consumer)
-                self._wait_for_loop()
+                self._wait_for_loop(consumer)
                 # take what is queued at once; only wait (for the first message) when idle,
                 # so a trickle of messages is never held back to fill a batch
                 messages = consumer.consume(num_messages=BATCH_SIZE, timeout=0)
                 if not messages:
-                    messages = consumer.consume(num_messages=1, timeout=POLL_TIMEOUT)
+                    # while messages are in delivery wait briefly: their commits go out with
+                    # the next turn, and what finished and is not committed yet is what a
+                    # crash sends again
+                    messages = consumer.consume(
+                        num_messages=1,
+                        timeout=BUSY_POLL_TIMEOUT if self._handoff.busy else POLL_TIMEOUT)
                 if messages:
                     self._hand_over(messages)
             self._apply_requests(consumer)
-            self._commit_watermarks(consumer)
+            self._commit_final(consumer)
         except Exception as exc:  # the thread must report, not vanish
             self.last_error = str(exc)
             logger.exception("Kafka poll thread failed")
@@ -171,8 +197,9 @@ class PollThread:
             self.exited = True
             logger.info("Kafka consumer closed")
 
-    def _wait_for_loop(self) -> None:
-        """Let the event loop catch up with mapping before handing it more (a short wait).
+    def _wait_for_loop(self, consumer: Consumer) -> None:
+        """Let the event loop catch up with mapping before handing it more (a short wait),
+        committing meanwhile what it asks for.
 
         Pausing partitions for this would throw librdkafka's prefetched messages away; pausing
         is kept for deliveries that cannot finish (ilert slow or down), see _apply_requests.
@@ -181,17 +208,27 @@ class PollThread:
         while (self._handoff.unprocessed > MAX_UNPROCESSED and not self.closing
                and time.monotonic() < deadline):
             time.sleep(0.002)
+            self._commits.commit_async(consumer, self._handoff.take_commits(), self.assigned)
 
-    def _commit_watermarks(self, consumer: Consumer) -> None:
-        """Commit every assigned partition's watermark now (never a consumed position)."""
-        offsets = [TopicPartition(state.topic, state.partition, watermark)
-                   for state in list(self.assigned.values())
-                   if (watermark := state.tracker.watermark()) is not None]
-        if offsets:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                logger.warning("final commit failed: %s", exc)
+    def _commit_final(self, consumer: Consumer) -> None:
+        """Commit the positions the loop left in :attr:`final`, synchronously, while still a
+        member; a rebalance in progress is polled through (every partition is paused, so no
+        message comes) and the commit tried again until :data:`FINAL_COMMIT_TIMEOUT`."""
+        commits = [(state, snap) for state, snap in self.final
+                   if self.assigned.get(state.key) is state]
+        if not self._commits.commit_sync(consumer, commits, timeout=FINAL_COMMIT_TIMEOUT,
+                                         between=lambda: self._poll_idle(consumer)):
+            logger.error("the final commit of %s failed; their next owner sends what was "
+                         "delivered since the last commit again",
+                         names([TopicPartition(*state.key) for state, _ in commits]))
+
+    def _poll_idle(self, consumer: Consumer) -> None:
+        """Poll once so that librdkafka can finish a rebalance; messages are not handed on
+        (their partitions are paused; anything else is read again by its next owner)."""
+        for message in consumer.consume(num_messages=BATCH_SIZE, timeout=COMMIT_RETRY_DELAY):
+            if message.error() is None:
+                logger.debug("not handing on %s[%s]@%s during shutdown", message.topic(),
+                             message.partition(), message.offset())
 
     def _hand_over(self, messages: list[Message]) -> None:
         batch: Batch = []
@@ -215,15 +252,8 @@ class PollThread:
         self._loop.call_soon_threadsafe(self._on_batch, batch)
 
     def _apply_requests(self, consumer: Consumer) -> None:
-        to_store, outstanding = self._handoff.take()
-        offsets = [TopicPartition(state.topic, state.partition, offset)
-                   for key, (state, offset) in to_store.items()
-                   if self.assigned.get(key) is state]
-        if offsets:
-            try:
-                consumer.store_offsets(offsets=offsets)
-            except KafkaException as exc:  # lost the partition meanwhile: the next owner redoes
-                logger.debug("could not store offsets: %s", exc)
+        to_commit, outstanding = self._handoff.take()
+        self._commits.commit_async(consumer, to_commit, self.assigned)
         high = self._settings.max_buffered
         for key in self.assigned:
             count = outstanding.get(key, 0)
@@ -242,59 +272,33 @@ class PollThread:
         self._metrics.paused_partitions.set(len(self._paused))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if self._settings.offset_reset == "latest":
-            starts = self._pinned_starts(consumer, partitions)
-            if incremental(self._config):
-                consumer.incremental_assign(starts)
-            else:
-                consumer.assign(starts)
+        committed = self._commits.committed(consumer, partitions)
+        starts = (self._commits.pinned_starts(consumer, partitions, committed)
+                  if self._settings.offset_reset == "latest" else partitions)
+        if incremental(self._config):
+            consumer.incremental_assign(starts)
+        else:
+            consumer.assign(starts)
+        if not self.fetching:  # assigned during the shutdown: nothing more is fetched
+            consumer.pause(partitions)
+        restored = []
         # only now: /ready must not say "assigned" before the start position is durable
         for tp in partitions:
-            self.assigned[(tp.topic, tp.partition)] = PartitionState(tp.topic, tp.partition)
+            state = PartitionState(tp.topic, tp.partition)
+            start = committed.get(state.key)
+            ranges = offsetmap.decode(start.metadata, start.offset) if start is not None else []
+            if start is not None and ranges:
+                state.tracker = OffsetTracker(ranges)
+                state.restored_until = ranges[-1][1]
+                skipped = sum(end - begin for begin, end in ranges)
+                restored.append(f"{tp.topic}[{tp.partition}]: {skipped} above {start.offset}")
+            self.assigned[state.key] = state
+            if not self.fetching:
+                self._paused.add(state.key)
         self._metrics.rebalances.labels("assign").inc()
         logger.info("assigned %s", names(partitions))
-
-    def _pinned_starts(self, consumer: Consumer,
-                       partitions: list[TopicPartition]) -> list[TopicPartition]:
-        """Start positions that make "latest" durable for partitions the group never committed.
-
-        A new group starting at "latest" that dies before its first commit would start at
-        "latest" again on restart and skip every message produced in between; so the end of
-        such a partition is committed at once and consumption starts exactly there.
-        """
-        try:
-            committed = consumer.committed(partitions, timeout=10)
-        except KafkaException as exc:
-            logger.warning("could not read committed offsets of %s: %s", names(partitions), exc)
-            return partitions
-        starts, pins = [], []
-        for tp in committed:
-            if tp.error is not None:  # unknown, so never pinned: the group's position stands
-                logger.warning("could not read the committed offset of %s[%d]: %s", tp.topic,
-                               tp.partition, tp.error)
-                starts.append(TopicPartition(tp.topic, tp.partition))
-                continue
-            if tp.offset >= 0:
-                starts.append(TopicPartition(tp.topic, tp.partition))
-                continue
-            try:
-                _low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            except KafkaException as exc:
-                logger.warning("could not read the end of %s[%d]: %s", tp.topic, tp.partition,
-                               exc)
-                starts.append(TopicPartition(tp.topic, tp.partition))
-                continue
-            pin = TopicPartition(tp.topic, tp.partition, high)
-            starts.append(pin)
-            pins.append(pin)
-        if pins:
-            try:
-                consumer.commit(offsets=pins, asynchronous=False)
-                logger.info("new group starts at %s",
-                            ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in pins))
-            except KafkaException as exc:
-                logger.warning("could not commit the start position: %s", exc)
-        return starts
+        if restored:
+            logger.info("finished before, not sent again: %s", ", ".join(restored))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._release(consumer, partitions, commit=True)
@@ -304,30 +308,38 @@ class PollThread:
 
     def _release(self, consumer: Consumer, partitions: list[TopicPartition], *,
                  commit: bool) -> None:
-        """Withdraw partitions: drain their in-flight deliveries, then commit their watermark."""
+        """Withdraw partitions: drain their in-flight deliveries, commit what is finished
+        (position and map), resume them if they were paused, forget them."""
         states = [s for tp in partitions
                   if (s := self.assigned.get((tp.topic, tp.partition))) is not None]
         self._metrics.rebalances.labels("revoke" if commit else "lost").inc()
         future = asyncio.run_coroutine_threadsafe(self._drain(states, commit), self._loop)
+        snapshots: dict[TPKey, Snapshot] = {}
         try:
-            future.result(self._settings.revoke_timeout + 5)
+            snapshots = future.result(self._settings.revoke_timeout + 5)
         except Exception as exc:
             logger.warning("draining revoked partitions failed: %s", exc)
-        offsets = []
+        if commit:
+            commits = [(state, snapshots[state.key]) for state in states
+                       if state.key in snapshots]
+            # inside the callback nothing can be polled: the group finishes its step meanwhile
+            if not self._commits.commit_sync(consumer, commits, timeout=REVOKE_COMMIT_TIMEOUT,
+                                             between=lambda: time.sleep(COMMIT_RETRY_DELAY)):
+                logger.error("the commit of revoked %s failed; their next owner sends what "
+                             "was delivered since the last commit again", names(partitions))
         for state in states:
+            if state.key in self._paused:
+                # librdkafka keeps the application's pause flag across unassign and assign:
+                # a partition paused now would stay paused when it comes back to this member
+                with contextlib.suppress(KafkaException):
+                    consumer.resume([TopicPartition(*state.key)])
+                self._paused.discard(state.key)
             self.assigned.pop(state.key, None)
-            self._paused.discard(state.key)
+            self._commits.forget(state.key)
             self._handoff.forget(state.key)
             with contextlib.suppress(KeyError):
                 self._metrics.consumer_lag.remove(state.topic, str(state.partition))
-            watermark = state.tracker.watermark()
-            if watermark is not None:
-                offsets.append(TopicPartition(state.topic, state.partition, watermark))
-        if commit and offsets:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                logger.warning("commit on revoke failed: %s", exc)
+        self._metrics.paused_partitions.set(len(self._paused))
         logger.info("%s %s", "revoked" if commit else "lost", names(partitions))
 
 

@@ -2,8 +2,8 @@
 
 A :class:`PartitionState` lives for one assignment of one partition; the loop tracks its
 offsets there. :class:`Handoff` is everything the two threads tell each other, behind one lock:
-watermarks to store and messages in delivery per partition (loop → thread), messages handed
-over and not yet mapped (thread → loop).
+commits to make (position and finished-offset map) and messages in delivery per partition
+(loop → thread), messages handed over and not yet mapped (thread → loop).
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import Message, TopicPartition
 
+from ilagent import offsetmap
 from ilagent.offsets import OffsetTracker
 
 TPKey = tuple[str, int]
+Snapshot = tuple[int, str]  # commit position, metadata (the finished-offset map)
 
 
 @dataclass(eq=False)
@@ -29,13 +32,24 @@ class PartitionState:
     revoked: bool = False
     live: int = 0  # messages handed to the loop and not yet finished or abandoned
     drained: asyncio.Event | None = None
-    # offset → (masked key, lane) of each message in delivery, to name what holds a pause
-    waiting: dict[int, tuple[str, object]] = field(default_factory=dict)
+    # offset → the job of each message in delivery, to name what holds a pause or is stuck
+    waiting: dict[int, Any] = field(default_factory=dict)
     held_by: str | None = None  # the masked key the held-back gauge names while paused
+    restored_until: int = 0  # below this, the committed metadata may list finished offsets
+    sent: Snapshot | None = None  # the last commit handed to the poll thread (loop side)
+    last_commit: float = 0.0  # loop time of that commit
+    finished_since: int = 0  # messages finished since then
 
     @property
     def key(self) -> TPKey:
         return (self.topic, self.partition)
+
+    def snapshot(self) -> Snapshot | None:
+        """What to commit now: the watermark and the map of finished offsets above it."""
+        position = self.tracker.watermark()
+        if position is None:
+            return None
+        return position, offsetmap.encode(position, self.tracker.finished_above())
 
 
 class Handoff:
@@ -43,9 +57,9 @@ class Handoff:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._to_store: dict[TPKey, tuple[PartitionState, int]] = {}
         # messages in delivery, per partition, counted for the assignment they belong to
         self._outstanding: dict[TPKey, tuple[PartitionState, int]] = {}
+        self._to_commit: dict[TPKey, tuple[PartitionState, Snapshot]] = {}
         self._unprocessed = 0  # messages handed to the loop and not yet mapped
 
     @property
@@ -63,17 +77,35 @@ class Handoff:
         with self._lock:
             self._unprocessed -= count
 
-    def take(self) -> tuple[dict[TPKey, tuple[PartitionState, int]], dict[TPKey, int]]:
-        """The watermarks to store (taken) and the messages in delivery (a copy)."""
+    @property
+    def busy(self) -> bool:
+        """True while commits wait or messages are in delivery (read without the lock: a hint)."""
+        return bool(self._to_commit) or any(count for _, count in self._outstanding.values())
+
+    def take(self) -> tuple[dict[TPKey, tuple[PartitionState, Snapshot]], dict[TPKey, int]]:
+        """The commits to make (taken) and the messages in delivery (a copy)."""
         with self._lock:
-            to_store, self._to_store = self._to_store, {}
-            return to_store, {key: count for key, (_, count) in self._outstanding.items()}
+            to_commit, self._to_commit = self._to_commit, {}
+            return to_commit, {key: count for key, (_, count) in self._outstanding.items()}
+
+    def take_commits(self) -> dict[TPKey, tuple[PartitionState, Snapshot]]:
+        """The commits to make (taken)."""
+        with self._lock:
+            to_commit, self._to_commit = self._to_commit, {}
+            return to_commit
+
+    def commit(self, state: PartitionState, snapshot: Snapshot) -> None:
+        """Ask for a commit of the partition (unless it was revoked); a newer one replaces it."""
+        if state.revoked:
+            return
+        with self._lock:
+            self._to_commit[state.key] = (state, snapshot)
 
     def forget(self, key: TPKey) -> None:
         """The partition was released: drop what is known of it."""
         with self._lock:
             self._outstanding.pop(key, None)
-            self._to_store.pop(key, None)
+            self._to_commit.pop(key, None)
 
     def started(self, state: PartitionState, count: int) -> None:
         """``count`` messages of the partition went on to delivery."""
@@ -84,15 +116,6 @@ class Handoff:
             if owner is not state:  # left over from an earlier assignment
                 current = 0
             self._outstanding[state.key] = (state, current + count)
-
-    def store(self, state: PartitionState) -> None:
-        """Ask for the partition's current watermark to be stored (unless it was revoked)."""
-        if state.revoked:
-            return
-        watermark = state.tracker.watermark()
-        if watermark is not None:
-            with self._lock:
-                self._to_store[state.key] = (state, watermark)
 
     def delivered_one(self, state: PartitionState) -> None:
         """One message of the partition left delivery (finished or abandoned).

@@ -1,8 +1,9 @@
 """librdkafka configuration of the consumer and of the dead-letter producer, from the settings.
 
-At-least-once rests on three of these: auto-commit on, auto offset store off (the bridge
-stores only each partition's contiguous watermark), and no partition EOF events. User
-``--kafka_config`` entries are applied last.
+At-least-once rests on these: auto-commit off (the bridge commits each partition's contiguous
+watermark itself, with the map of finished offsets above it as metadata), auto offset store
+off, and no partition EOF events. User ``--kafka_config`` entries are applied last (the ones
+that would break this are refused by the configuration).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
         "bootstrap.servers": settings.brokers,
         "group.id": settings.group_id,
         "client.id": f"ilagent-py-{__version__}",
-        "enable.auto.commit": True,
+        # librdkafka's auto-commit sends a partition only when its position moved; the map of
+        # finished offsets must go out while one stuck message holds the position
+        "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        # stored watermarks reach the broker within 250 ms: fewer duplicates after a crash
-        "auto.commit.interval.ms": 250,
         "auto.offset.reset": settings.offset_reset,
         "enable.partition.eof": False,
         "session.timeout.ms": 6000,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ilagent import offsetmap
 from ilagent.kafka.partitions import Handoff, PartitionState
 
 
@@ -22,13 +23,12 @@ def test_a_late_message_of_an_old_assignment_leaves_the_new_count_alone() -> Non
     assert handoff.take()[1] == {("t", 0): 1}
 
 
-def test_a_revoked_partition_stores_nothing() -> None:
-    """Watermarks of a revoked assignment are never handed to the poll thread to store."""
-    handoff = Handoff()
+def test_the_snapshot_carries_the_map_of_finished_offsets() -> None:
+    """A partition's commit is its watermark with the finished offsets above it as metadata."""
     state = PartitionState("t", 0)
-    state.tracker.add(5)
-    state.tracker.finish(5)
-    state.revoked = True
-    handoff.store(state)
-    handoff.started(state, 1)
-    assert handoff.take() == ({}, {})
+    for offset in range(10):
+        state.tracker.add(offset)
+    for offset in range(1, 10):
+        state.tracker.finish(offset)
+    assert state.snapshot() == (0, offsetmap.encode(0, [(1, 10)]))
+    assert offsetmap.decode(state.snapshot()[1], 0) == [(1, 10)]  # type: ignore[index]
