@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -92,13 +93,14 @@ class MqttBridge:
         self._metrics = metrics
         self._store = store if settings.buffer else None
         self._notify = notify
-        self._window = AckWindow()
+        self._window = AckWindow(remember=settings.receive_maximum)
         self._classify = TopicClassifier(event=settings.event_topics,
                                          heartbeat=settings.heartbeat_topics,
                                          policy=settings.policy_topics)
         self.connection = MqttConnection(settings=settings, metrics=metrics,
                                          on_message=self._received,
-                                         on_connected=self._connected)
+                                         on_connected=self._connected,
+                                         on_disconnected=self._disconnected)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._consumed = metrics.consumed.labels(SOURCE)
@@ -131,17 +133,21 @@ class MqttBridge:
         self._window.connected(session_present=session_present)
         self._metrics.mqtt_unacked.set(len(self._window))
 
+    def _disconnected(self) -> None:
+        self._window.disconnected()
+
     def _received(self, message: Received) -> None:
         if self._stopping:
             return  # not acknowledged: the broker sends it again after the restart
         unacked: Unacked | None = None
         if message.qos:
-            unacked, new = self._window.arrived(message.mid, hash((message.topic,
-                                                                   message.payload)))
-            if not new:  # the broker's resend of one still in hand (or done meanwhile)
+            unacked, new = self._window.arrived(
+                message.mid, hash((message.topic, message.payload)), dup=message.dup,
+                received=time.monotonic())
+            if not new:  # the broker's resend of one in hand, finished, or acknowledged
                 logger.debug("MQTT resend of %s#%d joins the original", message.topic,
                              message.mid)
-                self._acknowledge(self._window.ready())
+                self._release()
                 return
             self._metrics.mqtt_unacked.set(len(self._window))
         self._consumed.inc()
@@ -279,11 +285,13 @@ class MqttBridge:
 
     def _settle(self, unacked: Unacked | None) -> None:
         if unacked is not None:
-            self._acknowledge(self._window.finish(unacked))
+            self._window.finish(unacked)
+            self._release()
 
-    def _acknowledge(self, ready: list[Unacked]) -> None:
-        for unacked in ready:
-            self.connection.ack(unacked.mid)
+    def _release(self) -> None:
+        """Acknowledge what the window allows; a PUBACK the client refuses (the connection
+        is gone) stays in the window until the broker sends the message again."""
+        self._window.release(self.connection.ack)
         self._metrics.mqtt_unacked.set(len(self._window))
 
     # ---- JobOwner ----------------------------------------------------------------------------
