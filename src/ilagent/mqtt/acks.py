@@ -32,8 +32,13 @@ one too early can only make a resend count as new (delivered twice, at least onc
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ilagent.delivery import Job
 
 MAX_PACKET_ID = 65535  # MQTT's packet ids are 16 bits: no more can be in flight at once
 
@@ -46,6 +51,7 @@ class Unacked:
     fingerprint: int  # of topic and payload, to recognise the broker's resend
     received: float  # monotonic, when it first arrived (a resend keeps its original's)
     done: bool = False
+    job: Job | None = None  # the delivery carrying it, while the delivery engine has it
 
 
 class AckWindow:
@@ -111,6 +117,7 @@ class AckWindow:
     def finish(self, unacked: Unacked) -> None:
         """Mark a message done (it is acknowledged by :meth:`release`, or on its resend)."""
         unacked.done = True
+        unacked.job = None
 
     def release(self, ack: Callable[[int], bool]) -> list[int]:
         """Acknowledge the contiguous done prefix of the window in order through ``ack`` (a
@@ -131,6 +138,14 @@ class AckWindow:
             if len(recent) > self._remember:
                 recent.popitem(last=False)
         return acknowledged
+
+    def oldest(self) -> Unacked | None:
+        """The unacknowledged message received first that still waits for us: in this
+        connection's window, or in hand from a lost one (a finished one awaiting the broker's
+        resend waits for the broker, not for us)."""
+        waiting: Iterator[Unacked] = chain(
+            self._order, (u for u in self._awaited.values() if not u.done))
+        return min(waiting, key=lambda u: u.received, default=None)
 
     def _forget_oldest(self) -> None:
         """Keep the memory of a lost connection bounded (see the module docstring)."""

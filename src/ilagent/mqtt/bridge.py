@@ -129,6 +129,14 @@ class MqttBridge:
 
     # ---- receiving ---------------------------------------------------------------------------
 
+    def oldest_unfinished(self) -> tuple[float, Job | None] | None:
+        """The oldest QoS 1 message not yet acknowledged that waits for this daemon: its
+        monotonic receive time, and the delivery job carrying it while the delivery engine
+        has it (None while it is being queued, or between a reconnect and its resend);
+        None when nothing waits."""
+        oldest = self._window.oldest()
+        return None if oldest is None else (oldest.received, oldest.job)
+
     def _connected(self, session_present: bool) -> None:
         self._window.connected(session_present=session_present)
         self._metrics.mqtt_unacked.set(len(self._window))
@@ -191,7 +199,7 @@ class MqttBridge:
         elif isinstance(reading, Refused):
             self._dead_letter(message, unacked, reading.reason, reading.detail)
         elif isinstance(reading, Ping):
-            self._deliverer.submit(Job(
+            self._submit(Job(
                 owner=self, source=SOURCE, lane=heartbeat_lane(reading.key),
                 integration_key=reading.key, origin=message.topic, context=unacked))
         elif isinstance(reading, Event):
@@ -201,7 +209,7 @@ class MqttBridge:
             if self._store is not None:
                 self._queue(mapped.integration_key, mapped.path, reading.body.decode(), unacked)
             else:
-                self._deliverer.submit(Job(
+                self._submit(Job(
                     owner=self, source=SOURCE,
                     lane=alert_lane(mapped.integration_key, mapped.alert_key),
                     integration_key=mapped.integration_key, path=mapped.path,
@@ -209,9 +217,15 @@ class MqttBridge:
         elif self._store is not None:
             self._queue(POLICY_KEY, POLICY_PATH, reading.to_json(), unacked)
         else:
-            self._deliverer.submit(Job(
+            self._submit(Job(
                 owner=self, source=SOURCE, lane=policy_lane(reading), integration_key=POLICY_KEY,
                 policy=reading, origin=message.topic, context=unacked))
+
+    def _submit(self, job: Job) -> None:
+        unacked: Unacked | None = job.context
+        if unacked is not None:
+            unacked.job = job  # for the head-of-line watch
+        self._deliverer.submit(job)
 
     def convert_legacy(self, topic: str, payload: bytes) -> Converted:
         """What becomes of an MQTT message ilagent 0.9 left in its ``mqtt_queue``: read as a
@@ -301,6 +315,9 @@ class MqttBridge:
 
     def abandoned(self, job: Job) -> None:
         """Left unacknowledged: the broker sends it again."""
+        unacked: Unacked | None = job.context
+        if unacked is not None:
+            unacked.job = None
 
     def attempted(self, job: Job, result: Result, delay: float) -> None:
         """Nothing to persist: the missing acknowledgement is what brings a message back."""

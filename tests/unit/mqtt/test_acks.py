@@ -224,3 +224,22 @@ def test_memory_stays_bounded_over_many_reconnects() -> None:
             finish(window, client, unacked)
         assert window.remembered <= 3 * remember, window.remembered
 
+
+def test_oldest_is_the_first_received_still_waiting_for_us() -> None:
+    """The head-of-line watch sees the earliest message in hand, across a reconnect; one
+    finished and awaiting its resend waits for the broker, not for us."""
+    window, client = connected_window()
+    assert window.oldest() is None
+    first, _ = arrive(window, 1)
+    second, _ = arrive(window, 2)
+    assert window.oldest() is first
+    window.disconnected()
+    assert window.oldest() is first  # still in hand while disconnected
+    finish(window, client, first)
+    assert window.oldest() is second
+    window.connected(session_present=True)
+    arrive(window, 1, dup=True)
+    assert window.release(client.ack) == [1]
+    assert window.oldest() is second  # in hand, its resend not yet here
+    finish(window, client, second)
+    assert window.oldest() is None  # done: it waits for the broker's resend only
