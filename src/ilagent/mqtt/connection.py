@@ -71,10 +71,8 @@ class MqttConnection:
 
     ``--mqtt_qos 2`` subscriptions are made at QoS 1: a QoS 2 receiver owns the message once it
     answered PUBREC, before ilert has it, so a crash could lose it; at QoS 1 the broker keeps it
-    until the PUBACK ilagent sends after delivery. Duplicates that QoS 1 allows are recognised
-    when they are resends of a message still in hand or finished during a reconnect (see
-    :mod:`ilagent.mqtt.acks`): ``on_connected`` hears each CONNACK (whether the session was
-    resumed), ``on_disconnected`` the end of each connection that had one.
+    until the PUBACK ilagent sends after delivery. Resends after a reconnect are recognised by
+    :mod:`ilagent.mqtt.acks`, told of each CONNACK and of the end of each connection that had one.
     """
 
     def __init__(self, *, settings: MqttSettings, metrics: Metrics,
@@ -387,8 +385,7 @@ class MqttConnection:
 
     def _down(self) -> None:
         """The connection ended (lost, closed or reloaded): tell the owner once per CONNACK."""
-        was_connected = self.connected
-        self.connected = self.subscribed = False
+        was_connected, self.connected, self.subscribed = self.connected, False, False
         self._metrics.mqtt_connected.set(0)
         if was_connected:
             self._on_disconnected()
