@@ -19,25 +19,24 @@ own, as ilagent 0.9 does.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ilagent.config import MappingRules, MqttSettings, PolicyRules
 from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.errors import EventError
 from ilagent.events import encode_event
 from ilagent.ilert import Result
-from ilagent.logs import EACH, mask, mask_key
+from ilagent.logs import EACH, mask
 from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
 from ilagent.mqtt.acks import AckWindow, Unacked
 from ilagent.mqtt.connection import MqttConnection, Received
 from ilagent.mqtt.topics import TopicClassifier
+from ilagent.mqtt.writes import QueueWrites
 from ilagent.policy import PolicyUpdate, map_policy
 from ilagent.routing import POLICY_KEY, POLICY_PATH, alert_lane, heartbeat_lane, policy_lane
 from ilagent.spool.legacy import Converted
@@ -49,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "mqtt"
 EXCERPT = 300
-STORE_RETRY_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ class MqttBridge:
                                          on_message=self._received,
                                          on_connected=self._connected,
                                          on_disconnected=self._disconnected)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._writes = QueueWrites()
         self._stopping = False
         self._consumed = metrics.consumed.labels(SOURCE)
         self._filtered = metrics.filtered.labels(SOURCE)
@@ -116,10 +114,10 @@ class MqttBridge:
         """Shutdown step one: messages arriving from now on are left to the broker."""
         self._stopping = True
 
-    async def close(self) -> None:
-        """Let queue writes finish, then disconnect (the session stays with the broker)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def close(self, *, timeout: float) -> None:
+        """Let queue writes finish for up to ``timeout`` s (the messages of the others stay
+        unacknowledged), then disconnect (the session stays with the broker)."""
+        await self._writes.drain(timeout)
         await self.connection.close()
 
     @property
@@ -256,25 +254,7 @@ class MqttBridge:
             if self._notify is not None:
                 self._notify()
 
-        self._spawn(self._persist(write, f"queue an MQTT message for {mask_key(key)}", unacked))
-
-    async def _persist(self, write: Callable[[], Awaitable[None]], what: str,
-                       unacked: Unacked | None) -> None:
-        """Run a queue-file write until it works (the file may fail for a while), then
-        acknowledge the message it keeps."""
-        while True:
-            try:
-                await write()
-                break
-            except sqlite3.Error as exc:
-                logger.error("could not %s (%s); retrying", what, exc)
-                await asyncio.sleep(STORE_RETRY_DELAY)
-        self._settle(unacked)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._writes.start(write, then=lambda: self._settle(unacked))
 
     # ---- ending a message --------------------------------------------------------------------
 
@@ -295,7 +275,7 @@ class MqttBridge:
             await store.add_dead_letter(integration_key="", path=path, event=text,
                                         reason=reason, detail=detail)
 
-        self._spawn(self._persist(write, "keep an MQTT dead letter", unacked))
+        self._writes.start(write, then=lambda: self._settle(unacked))
 
     def _settle(self, unacked: Unacked | None) -> None:
         if unacked is not None:

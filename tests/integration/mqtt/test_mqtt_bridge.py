@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import random
+import resource
+import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +307,54 @@ def refused(sandbox: Sandbox, alert: str) -> int:
     """How many requests for ``alert`` the sandbox answered with a scripted 503."""
     return sum(1 for r in sandbox.requests() if r.get("status") == 503
                and isinstance(r.get("body"), dict) and r["body"].get("alertKey") == alert)
+
+
+QUEUE_FILE_LIMIT = 256 * 1024  # bytes any file of the daemon may grow to: the queue file fills
+
+
+def file_size_limit(limit: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for a daemon whose files cannot grow beyond ``limit`` bytes: writes
+    past it fail (EFBIG) as on a full disk; root ignores read-only files, not this."""
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_buffer_mode_with_a_full_disk_stops_within_the_shutdown_timeout(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any, tmp_path: Path) -> None:
+    """With --mqtt_buffer and a queue file that cannot grow, failing writes are summarised
+    while the daemon runs; SIGTERM then ends within --shutdown_timeout with one ERROR line
+    saying how many messages were not queued and that the broker sends them again."""
+    topic, key, shutdown_timeout = unique("events"), unique("il1api"), 3.0
+    daemon = run_ilagent(*mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1",
+                                    "--mqtt_buffer", "-f", str(tmp_path / "spool.db3"),
+                                    "--shutdown_timeout", str(shutdown_timeout)),
+                         preexec_fn=file_size_limit(QUEUE_FILE_LIMIT))
+    wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+    sandbox.fault(status=503, integration_key=key)  # queued events stay in the file
+    published = 0
+
+    def full() -> bool:
+        nonlocal published
+        publish(mosquitto.ports["plain"], topic, [
+            {"integrationKey": key, "alertKey": f"a{published + n}", "summary": "x" * 2000}
+            for n in range(20)])
+        published += 20
+        return " ERROR ilagent.mqtt" in daemon.output()
+
+    wait_until(full, timeout=60, interval=0.1, what="queue-file writes failing")
+    failing = time.monotonic()
+    wait_until(lambda: time.monotonic() - failing >= 3, timeout=5, interval=0.2,
+               what="3 s of failing writes")
+    lines = [li for li in daemon.output().splitlines() if " ERROR ilagent.mqtt" in li]
+    assert len(lines) == 1, f"{len(lines)} lines for {published} messages in 3 s"
+    started = time.monotonic()
+    assert daemon.stop(timeout=shutdown_timeout + 30) == 0
+    elapsed = time.monotonic() - started
+    output = daemon.output()
+    assert elapsed <= shutdown_timeout + 2, f"{elapsed:.1f} s\n{output[-3000:]}"
+    [line] = [li for li in output.splitlines() if "could not be queued" in li]
+    assert " ERROR " in line and "broker sends them again" in line, line
+    assert "Traceback" not in output, output[-3000:]
+    print(f"{published} published, stopped in {elapsed:.1f} s: {line.split(': ', 1)[1]}")
