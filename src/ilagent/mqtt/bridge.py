@@ -9,7 +9,9 @@ before that makes the broker send it again.
 With ``--mqtt_buffer`` an event is committed to the daemon's SQLite queue first and then
 acknowledged; the queue worker delivers it like an event of the HTTP intake (same order per
 alert, pacing, retries, ``--max_retries`` and dead letters); policy updates are queued as
-their own kind. Heartbeat messages are never buffered: a ping is only worth something now.
+their own kind. A queue file that cannot be written holds the acknowledgement back (see
+:mod:`ilagent.mqtt.writes`, also for the bounded shutdown). Heartbeat messages are never
+buffered: a ping is only worth something now.
 
 Dead letters go to the queue's ``dead_letters`` table with ``--mqtt_buffer`` (see
 ``ilagent queue list --dead``), else to the log at ERROR, one line each. Events are posted to
