@@ -274,6 +274,7 @@ class Daemon:
         step = logger.debug if quiet else logger.info
         self.probes.shutting_down = True
         timeout = self.config.shutdown_timeout
+        deadline = time.monotonic() + timeout
         step("shutdown 1/4: stop fetching from Kafka and MQTT and loading from the queue")
         if self.bridge is not None:
             self.bridge.stop_fetching()
@@ -292,8 +293,8 @@ class Daemon:
              "disconnect from MQTT")
         if self.bridge is not None:
             await self.bridge.close()
-        if self.mqtt is not None:
-            await self.mqtt.close()
+        if self.mqtt is not None:  # queue writes (buffer mode) get what is left of the deadline
+            await self.mqtt.close(timeout=deadline - time.monotonic())
         if self.worker is not None:
             await self.worker.close()
         step("shutdown 4/4: stop the HTTP server and close the queue file")

@@ -76,6 +76,11 @@ class Mosquitto:
     def restart(self) -> None:
         """Stop and start again with the same configuration, ports and persisted sessions."""
         self.stop()
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Start after :meth:`stop` (an outage of the test's own length), with the same
+        configuration, ports and persisted sessions; returns once every listener answers."""
         self._spawn()
         self.wait_ready()
 

@@ -9,7 +9,9 @@ before that makes the broker send it again.
 With ``--mqtt_buffer`` an event is committed to the daemon's SQLite queue first and then
 acknowledged; the queue worker delivers it like an event of the HTTP intake (same order per
 alert, pacing, retries, ``--max_retries`` and dead letters); policy updates are queued as
-their own kind. Heartbeat messages are never buffered: a ping is only worth something now.
+their own kind. A queue file that cannot be written holds the acknowledgement back (see
+:mod:`ilagent.mqtt.writes`, also for the bounded shutdown). Heartbeat messages are never
+buffered: a ping is only worth something now.
 
 Dead letters go to the queue's ``dead_letters`` table with ``--mqtt_buffer`` (see
 ``ilagent queue list --dead``), else to the log at ERROR, one line each. Events are posted to
@@ -19,24 +21,24 @@ own, as ilagent 0.9 does.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sqlite3
-from collections.abc import Awaitable, Callable, Coroutine
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ilagent.config import MappingRules, MqttSettings, PolicyRules
 from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.errors import EventError
 from ilagent.events import encode_event
 from ilagent.ilert import Result
-from ilagent.logs import EACH, mask, mask_key
+from ilagent.logs import EACH, mask
 from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
 from ilagent.mqtt.acks import AckWindow, Unacked
 from ilagent.mqtt.connection import MqttConnection, Received
 from ilagent.mqtt.topics import TopicClassifier
+from ilagent.mqtt.writes import QueueWrites
 from ilagent.policy import PolicyUpdate, map_policy
 from ilagent.routing import POLICY_KEY, POLICY_PATH, alert_lane, heartbeat_lane, policy_lane
 from ilagent.spool.legacy import Converted
@@ -48,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "mqtt"
 EXCERPT = 300
-STORE_RETRY_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,15 @@ class MqttBridge:
         self._metrics = metrics
         self._store = store if settings.buffer else None
         self._notify = notify
-        self._window = AckWindow()
+        self._window = AckWindow(remember=settings.receive_maximum)
         self._classify = TopicClassifier(event=settings.event_topics,
                                          heartbeat=settings.heartbeat_topics,
                                          policy=settings.policy_topics)
         self.connection = MqttConnection(settings=settings, metrics=metrics,
                                          on_message=self._received,
-                                         on_connected=self._connected)
-        self._tasks: set[asyncio.Task[None]] = set()
+                                         on_connected=self._connected,
+                                         on_disconnected=self._disconnected)
+        self._writes = QueueWrites()
         self._stopping = False
         self._consumed = metrics.consumed.labels(SOURCE)
         self._filtered = metrics.filtered.labels(SOURCE)
@@ -114,10 +116,10 @@ class MqttBridge:
         """Shutdown step one: messages arriving from now on are left to the broker."""
         self._stopping = True
 
-    async def close(self) -> None:
-        """Let queue writes finish, then disconnect (the session stays with the broker)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def close(self, *, timeout: float) -> None:
+        """Let queue writes finish for up to ``timeout`` s (the messages of the others stay
+        unacknowledged), then disconnect (the session stays with the broker)."""
+        await self._writes.drain(timeout)
         await self.connection.close()
 
     @property
@@ -127,21 +129,33 @@ class MqttBridge:
 
     # ---- receiving ---------------------------------------------------------------------------
 
+    def oldest_unfinished(self) -> tuple[float, Job | None] | None:
+        """The oldest QoS 1 message not yet acknowledged that waits for this daemon: its
+        monotonic receive time, and the delivery job carrying it while the delivery engine
+        has it (None while it is being queued, or between a reconnect and its resend);
+        None when nothing waits."""
+        oldest = self._window.oldest()
+        return None if oldest is None else (oldest.received, oldest.job)
+
     def _connected(self, session_present: bool) -> None:
         self._window.connected(session_present=session_present)
         self._metrics.mqtt_unacked.set(len(self._window))
+
+    def _disconnected(self) -> None:
+        self._window.disconnected()
 
     def _received(self, message: Received) -> None:
         if self._stopping:
             return  # not acknowledged: the broker sends it again after the restart
         unacked: Unacked | None = None
         if message.qos:
-            unacked, new = self._window.arrived(message.mid, hash((message.topic,
-                                                                   message.payload)))
-            if not new:  # the broker's resend of one still in hand (or done meanwhile)
+            unacked, new = self._window.arrived(
+                message.mid, hash((message.topic, message.payload)), dup=message.dup,
+                received=time.monotonic())
+            if not new:  # the broker's resend of one in hand, finished, or acknowledged
                 logger.debug("MQTT resend of %s#%d joins the original", message.topic,
                              message.mid)
-                self._acknowledge(self._window.ready())
+                self._release()
                 return
             self._metrics.mqtt_unacked.set(len(self._window))
         self._consumed.inc()
@@ -185,7 +199,7 @@ class MqttBridge:
         elif isinstance(reading, Refused):
             self._dead_letter(message, unacked, reading.reason, reading.detail)
         elif isinstance(reading, Ping):
-            self._deliverer.submit(Job(
+            self._submit(Job(
                 owner=self, source=SOURCE, lane=heartbeat_lane(reading.key),
                 integration_key=reading.key, origin=message.topic, context=unacked))
         elif isinstance(reading, Event):
@@ -195,7 +209,7 @@ class MqttBridge:
             if self._store is not None:
                 self._queue(mapped.integration_key, mapped.path, reading.body.decode(), unacked)
             else:
-                self._deliverer.submit(Job(
+                self._submit(Job(
                     owner=self, source=SOURCE,
                     lane=alert_lane(mapped.integration_key, mapped.alert_key),
                     integration_key=mapped.integration_key, path=mapped.path,
@@ -203,9 +217,15 @@ class MqttBridge:
         elif self._store is not None:
             self._queue(POLICY_KEY, POLICY_PATH, reading.to_json(), unacked)
         else:
-            self._deliverer.submit(Job(
+            self._submit(Job(
                 owner=self, source=SOURCE, lane=policy_lane(reading), integration_key=POLICY_KEY,
                 policy=reading, origin=message.topic, context=unacked))
+
+    def _submit(self, job: Job) -> None:
+        unacked: Unacked | None = job.context
+        if unacked is not None:
+            unacked.job = job  # for the head-of-line watch
+        self._deliverer.submit(job)
 
     def convert_legacy(self, topic: str, payload: bytes) -> Converted:
         """What becomes of an MQTT message ilagent 0.9 left in its ``mqtt_queue``: read as a
@@ -236,25 +256,7 @@ class MqttBridge:
             if self._notify is not None:
                 self._notify()
 
-        self._spawn(self._persist(write, f"queue an MQTT message for {mask_key(key)}", unacked))
-
-    async def _persist(self, write: Callable[[], Awaitable[None]], what: str,
-                       unacked: Unacked | None) -> None:
-        """Run a queue-file write until it works (the file may fail for a while), then
-        acknowledge the message it keeps."""
-        while True:
-            try:
-                await write()
-                break
-            except sqlite3.Error as exc:
-                logger.error("could not %s (%s); retrying", what, exc)
-                await asyncio.sleep(STORE_RETRY_DELAY)
-        self._settle(unacked)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._writes.start(write, then=lambda: self._settle(unacked))
 
     # ---- ending a message --------------------------------------------------------------------
 
@@ -275,15 +277,17 @@ class MqttBridge:
             await store.add_dead_letter(integration_key="", path=path, event=text,
                                         reason=reason, detail=detail)
 
-        self._spawn(self._persist(write, "keep an MQTT dead letter", unacked))
+        self._writes.start(write, then=lambda: self._settle(unacked))
 
     def _settle(self, unacked: Unacked | None) -> None:
         if unacked is not None:
-            self._acknowledge(self._window.finish(unacked))
+            self._window.finish(unacked)
+            self._release()
 
-    def _acknowledge(self, ready: list[Unacked]) -> None:
-        for unacked in ready:
-            self.connection.ack(unacked.mid)
+    def _release(self) -> None:
+        """Acknowledge what the window allows; a PUBACK the client refuses (the connection
+        is gone) stays in the window until the broker sends the message again."""
+        self._window.release(self.connection.ack)
         self._metrics.mqtt_unacked.set(len(self._window))
 
     # ---- JobOwner ----------------------------------------------------------------------------
@@ -293,6 +297,9 @@ class MqttBridge:
 
     def abandoned(self, job: Job) -> None:
         """Left unacknowledged: the broker sends it again."""
+        unacked: Unacked | None = job.context
+        if unacked is not None:
+            unacked.job = None
 
     def attempted(self, job: Job, result: Result, delay: float) -> None:
         """Nothing to persist: the missing acknowledgement is what brings a message back."""

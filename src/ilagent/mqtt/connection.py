@@ -63,6 +63,7 @@ class Received:
     qos: int
     mid: int
     retain: bool
+    dup: bool = False  # the broker's resend after a reconnect (MQTT's DUP flag)
 
 
 class MqttConnection:
@@ -70,17 +71,19 @@ class MqttConnection:
 
     ``--mqtt_qos 2`` subscriptions are made at QoS 1: a QoS 2 receiver owns the message once it
     answered PUBREC, before ilert has it, so a crash could lose it; at QoS 1 the broker keeps it
-    until the PUBACK ilagent sends after delivery. Duplicates that QoS 1 allows are recognised
-    when they are resends of a message still in hand (see :mod:`ilagent.mqtt.acks`).
+    until the PUBACK ilagent sends after delivery. Resends after a reconnect are recognised by
+    :mod:`ilagent.mqtt.acks`, told of each CONNACK and of the end of each connection that had one.
     """
 
     def __init__(self, *, settings: MqttSettings, metrics: Metrics,
                  on_message: Callable[[Received], None],
-                 on_connected: Callable[[bool], None]) -> None:
+                 on_connected: Callable[[bool], None],
+                 on_disconnected: Callable[[], None]) -> None:
         self.settings = settings
         self._metrics = metrics
         self._on_message = on_message
         self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: Client | None = None
         self._lost = asyncio.Event()
@@ -127,12 +130,16 @@ class MqttConnection:
         return {"connected": self.connected, "subscribed": self.subscribed,
                 "refused_topics": self._refused_topics, "error": self.last_error}
 
-    def ack(self, mid: int) -> None:
-        """Acknowledge a QoS 1 message of the current connection."""
+    def ack(self, mid: int) -> bool:
+        """Acknowledge a QoS 1 message of the current connection; False when the client did
+        not take the PUBACK (no connection): the message then waits for the broker's resend."""
         client = self._client
-        if client is not None and self.connected:
-            client.ack(mid, 1)
-            self._metrics.mqtt_acks.inc()
+        if client is None or not self.connected:
+            return False
+        if client.ack(mid, 1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        self._metrics.mqtt_acks.inc()
+        return True
 
     # ---- the connection loop -----------------------------------------------------------------
 
@@ -252,8 +259,7 @@ class MqttConnection:
                     self._reload = True
                     break
         finally:
-            self.connected = self.subscribed = False
-            self._metrics.mqtt_connected.set(0)
+            self._down()
             await asyncio.to_thread(self._stop, client)
             self._client = None
 
@@ -319,7 +325,7 @@ class MqttConnection:
             topic = message._topic.decode("utf-8", "replace")
         self._handover(self._received, client, Received(
             topic=topic, payload=bytes(message.payload), qos=message.qos, mid=message.mid,
-            retain=bool(message.retain)))
+            retain=bool(message.retain), dup=bool(message.dup)))
 
     # ---- on the event loop -------------------------------------------------------------------
 
@@ -373,11 +379,19 @@ class MqttConnection:
             self.last_error = self.last_error or f"connection lost: {reason}"
             if self.ever_connected and self.connected:
                 logger.warning("MQTT connection lost (%s); reconnecting", reason)
-        self.connected = self.subscribed = False
-        self._metrics.mqtt_connected.set(0)
+        self._down()
         self._answered.set()
         self._lost.set()
 
+    def _down(self) -> None:
+        """The connection ended (lost, closed or reloaded): tell the owner once per CONNACK."""
+        was_connected, self.connected, self.subscribed = self.connected, False, False
+        self._metrics.mqtt_connected.set(0)
+        if was_connected:
+            self._on_disconnected()
+
     def _received(self, client: Client, message: Received) -> None:
-        if client is self._client:
+        # one handed over just before its connection ended could never be acknowledged on
+        # it: left to the broker, which sends it again
+        if client is self._client and self.connected:
             self._on_message(message)

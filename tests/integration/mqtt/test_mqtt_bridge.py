@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import random
+import resource
+import signal
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +240,121 @@ def test_broker_restart_is_survived_and_nothing_is_lost(
         assert "session resumed" in daemon.output()
     finally:
         broker.stop()
+
+
+def test_a_message_finished_while_the_broker_is_down_is_not_delivered_again(
+        sandbox: Sandbox, run_ilagent: Any, tmp_path: Path) -> None:
+    """Mosquitto stops for 3 s while an alert's ALERT is with ilert and its RESOLVE waits
+    behind it: the ALERT ends during the outage, and its resend after the reconnect is
+    acknowledged, not delivered again behind the RESOLVE (3 rounds out of 3)."""
+    import mosquitto as broker_tool
+
+    broker = broker_tool.start(tmp_path / "own-broker")
+    try:
+        topic, port = unique("events"), __import__("broker").free_port()
+        daemon = run_ilagent(*mqtt_args(broker.ports["plain"], topic, "--mqtt_qos", "1",
+                                        "-p", str(port), "--http_host", "127.0.0.1",
+                                        "--intake", "off"))
+        wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+        for _round in range(3):
+            key, alert = unique("il1api"), unique("alert")
+            sandbox.fault(latency_ms=2000, integration_key=key, count=1)  # the ALERT, held
+            sandbox.fault(status=503, integration_key=key)  # the RESOLVE, until cleared
+            subscriptions = daemon.output().count("MQTT subscribed")
+            publish(broker.ports["plain"], topic, [
+                {"integrationKey": key, "eventType": event_type, "alertKey": alert,
+                 "summary": f"{alert} {event_type}"} for event_type in ("ALERT", "RESOLVE")])
+            wait_until(lambda: sandbox_in_flight(sandbox) >= 1, timeout=10,
+                       what="the ALERT with ilert")
+            broker.stop()
+            stopped = time.monotonic()
+            wait_until(lambda k=key: event_types(sandbox, k) == ["ALERT"], timeout=10,
+                       what="the ALERT accepted while the broker is down")
+            wait_until(lambda s=stopped: time.monotonic() - s >= 3, timeout=5, interval=0.2,
+                       what="3 s of broker downtime")
+            broker.start_again()
+            wait_until(lambda n=subscriptions: daemon.output().count("MQTT subscribed") > n,
+                       timeout=35, what="the subscription after the broker came back")
+            # the broker's resends arrive before the SUBACK; two more tries of the RESOLVE on
+            # the new connection leave time for any resend to reach its lane
+            tries = refused(sandbox, alert)
+            wait_until(lambda a=alert, t=tries: refused(sandbox, a) >= t + 2, timeout=20,
+                       what="the RESOLVE tried again after the reconnect")
+            sandbox.clear_faults()
+            wait_until(lambda k=key: "RESOLVE" in event_types(sandbox, k), timeout=30,
+                       what="the RESOLVE")
+            wait_until(lambda: metric(port, "ilagent_mqtt_unacknowledged") == 0, timeout=30,
+                       what="both messages acknowledged")
+            assert event_types(sandbox, key)[-1] == "RESOLVE", event_types(sandbox, key)
+            # the resends were recognised, not handled as new messages
+            consumed = metric(port, 'ilagent_messages_consumed_total{source="mqtt"}')
+            assert consumed == 2 * (_round + 1), consumed
+        assert daemon.alive()
+    finally:
+        broker.stop()
+
+
+def sandbox_in_flight(sandbox: Sandbox) -> int:
+    """Requests the sandbox holds (a scripted latency) and has not answered yet."""
+    return int(http("GET", f"{sandbox.url}/sandbox/stats")[1]["inFlight"])
+
+
+def event_types(sandbox: Sandbox, key: str) -> list[str]:
+    return [e["eventType"] for e in sandbox.events(key)]
+
+
+def refused(sandbox: Sandbox, alert: str) -> int:
+    """How many requests for ``alert`` the sandbox answered with a scripted 503."""
+    return sum(1 for r in sandbox.requests() if r.get("status") == 503
+               and isinstance(r.get("body"), dict) and r["body"].get("alertKey") == alert)
+
+
+QUEUE_FILE_LIMIT = 256 * 1024  # bytes any file of the daemon may grow to: the queue file fills
+
+
+def file_size_limit(limit: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for a daemon whose files cannot grow beyond ``limit`` bytes: writes
+    past it fail (EFBIG) as on a full disk; root ignores read-only files, not this."""
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_buffer_mode_with_a_full_disk_stops_within_the_shutdown_timeout(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any, tmp_path: Path) -> None:
+    """With --mqtt_buffer and a queue file that cannot grow, failing writes are summarised
+    while the daemon runs; SIGTERM then ends within --shutdown_timeout with one ERROR line
+    saying how many messages were not queued and that the broker sends them again."""
+    topic, key, shutdown_timeout = unique("events"), unique("il1api"), 3.0
+    daemon = run_ilagent(*mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1",
+                                    "--mqtt_buffer", "-f", str(tmp_path / "spool.db3"),
+                                    "--shutdown_timeout", str(shutdown_timeout)),
+                         preexec_fn=file_size_limit(QUEUE_FILE_LIMIT))
+    wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+    sandbox.fault(status=503, integration_key=key)  # queued events stay in the file
+    published = 0
+
+    def full() -> bool:
+        nonlocal published
+        publish(mosquitto.ports["plain"], topic, [
+            {"integrationKey": key, "alertKey": f"a{published + n}", "summary": "x" * 2000}
+            for n in range(20)])
+        published += 20
+        return " ERROR ilagent.mqtt" in daemon.output()
+
+    wait_until(full, timeout=60, interval=0.1, what="queue-file writes failing")
+    failing = time.monotonic()
+    wait_until(lambda: time.monotonic() - failing >= 3, timeout=5, interval=0.2,
+               what="3 s of failing writes")
+    lines = [li for li in daemon.output().splitlines() if " ERROR ilagent.mqtt" in li]
+    assert len(lines) == 1, f"{len(lines)} lines for {published} messages in 3 s"
+    started = time.monotonic()
+    assert daemon.stop(timeout=shutdown_timeout + 30) == 0
+    elapsed = time.monotonic() - started
+    output = daemon.output()
+    assert elapsed <= shutdown_timeout + 2, f"{elapsed:.1f} s\n{output[-3000:]}"
+    [line] = [li for li in output.splitlines() if "could not be queued" in li]
+    assert " ERROR " in line and "broker sends them again" in line, line
+    assert "Traceback" not in output, output[-3000:]
+    print(f"{published} published, stopped in {elapsed:.1f} s: {line.split(': ', 1)[1]}")
