@@ -178,3 +178,30 @@ def test_a_refused_api_key_holds_the_update_and_keeps_the_offset(
     wait_until(lambda: committed(kafka_bootstrap, group, topic) == [1], timeout=60,
                what="the offset committed with the right key")
     assert sandbox.level_emails(f"{location}50", 0) == [emails["bob"]]
+
+
+def test_a_wrong_api_url_holds_the_update_and_only_a_real_not_found_is_dead_lettered(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """An --ilert_api_url the sandbox answers with a plain-text 404 (a wrong URL, not ilert
+    saying "no such user") keeps the update: retried, not dead-lettered, its offset not
+    committed; with the right URL it lands, and an unknown e-mail after it is dead-lettered."""
+    location, api_key, emails = seeded(sandbox)
+    topic, group = create_topic(kafka_bootstrap, unique("shifts")), unique("g")
+    args = kafka_args(kafka_bootstrap, topic, "--kafka_group_id", group)
+    produce(kafka_bootstrap, topic, [shift(emails["bob"], location)])
+    wrong = f"{sandbox.url}/api/v2"
+    daemon = run_ilagent(*args, "--ilert_api_url", wrong, env={"ILERT_API_KEY": api_key})
+    wait_until(lambda: sum(r["path"].startswith("/api/v2/") and r["status"] == 404
+                           for r in sandbox.requests()) >= 3, timeout=60,
+               what="three calls to the wrong URL")
+    assert "dead letter" not in daemon.output() and "user_not_found" not in daemon.output()
+    assert "without ilert's error body" in daemon.output()
+    assert committed(kafka_bootstrap, group, topic) != [1]
+    assert daemon.stop() == 0
+    produce(kafka_bootstrap, topic, [shift("nobody@example.com", location)])
+    again = run_ilagent(*args, env={"ILERT_API_KEY": api_key})
+    wait_until(lambda: committed(kafka_bootstrap, group, topic) == [2], timeout=60,
+               what="both offsets committed with the right URL")
+    assert sandbox.level_emails(f"{location}50", 0) == [emails["bob"]]
+    assert again.output().count("user_not_found") >= 1
+    assert daemon.output().count("user_not_found") == 0
