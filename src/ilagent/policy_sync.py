@@ -16,7 +16,8 @@ ilert is up, so it never opens the circuit that would hold back events.
 
 Lookups are cached for :data:`~ilagent.config.POLICY_CACHE_TTL` seconds (60), so a burst of
 shift changes costs one request each, not three; a 404 on the update drops the policy from the
-cache. Two updates of one level never run at the same time, whatever routing keys led there.
+cache. Two updates of one level never run at the same time, whatever routing keys led there;
+their order is the lane's (:func:`ilagent.routing.policy_lane`: one lane per level number).
 """
 
 from __future__ import annotations

@@ -131,6 +131,29 @@ def test_two_updates_of_one_level_in_a_batch_land_in_offset_order(
     assert sandbox.level_emails(f"{location}50", 0) == [emails["cid"]]
 
 
+def test_two_routing_keys_of_one_policy_level_land_in_offset_order(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """Two shift messages whose routing keys differ but resolve to the same policy (the second
+    names it as the fallback of a comma-separated list) land in offset order: bob, then cid,
+    even when the first one's user lookup is slow."""
+    location, api_key, emails = seeded(sandbox)
+    topic = create_topic(kafka_bootstrap, unique("shifts"))
+    # a first update on level 1 lifts the gate's single flight of a key that never succeeded
+    produce(kafka_bootstrap, topic, [shift(emails["ann"], location, 1)])
+    run_ilagent(*kafka_args(kafka_bootstrap, topic), env={"ILERT_API_KEY": api_key})
+    wait_until(lambda: sandbox.level_emails(f"{location}50", 1) == [emails["ann"]], timeout=60,
+               what="the first update")
+    sandbox.fault(latency_ms=1500, method="POST", path="/api/users/search-email", count=1)
+    produce(kafka_bootstrap, topic, [shift(emails["bob"], location),
+                                     shift(emails["cid"], f"nowhere,{location}")])
+    wait_until(lambda: len([r for r in puts(sandbox) if r["status"] == 200]) == 3, timeout=60,
+               what="two more level updates")
+    ids = {u["email"]: u["id"] for u in http("GET", f"{sandbox.url}/sandbox/users")[1]}
+    assert [r["body"]["users"][0]["id"] for r in puts(sandbox)][1:] == [ids[emails["bob"]],
+                                                                       ids[emails["cid"]]]
+    assert sandbox.level_emails(f"{location}50", 0) == [emails["cid"]]
+
+
 def test_mqtt_policy_message_moves_the_level(mosquitto: Any, sandbox: Sandbox,
                                              run_ilagent: Any, tmp_path: Any) -> None:
     """The same over MQTT, with a wildcard policy topic, unbuffered and buffered."""
