@@ -12,9 +12,9 @@ from typing import Any
 
 from ilagent.mapping import Mapped
 from ilagent.policy import PolicyUpdate
+from ilagent.records import POLICY_PATH as POLICY_PATH  # the path of a queued policy update
 
 POLICY_KEY = "policy"  # the integration-key slot of a policy job: pacing, gate, spool caps
-POLICY_PATH = "ilagent:policy"  # the path of a queued policy update (buffered MQTT)
 
 
 def alert_lane(integration_key: str, alert_key: object) -> Hashable | None:
