@@ -13,6 +13,10 @@ back until then, and the later rows of its lane with it.
 
 What a row becomes is decided by its ``kind`` alone (:mod:`ilagent.spool.rows`): MQTT rows
 are mapped with the converter the daemon hands to :meth:`SpoolWorker.start`.
+
+A row retried from outside (``ilagent queue retry``) comes back under its old id, below the
+forward read's cursor: seeing the change rewinds the cursor, and a read on its way meanwhile is
+read again rather than let carry the cursor back past that row (stranding it until a restart).
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class SpoolWorker:
         self._generation = 0  # outside changes (``ilagent queue``) seen so far
         self._notified = 1  # bumped on every new row, so a short page cannot hide one
         self._read = 0
+        self._rewinds = 0  # bumped when the cursor goes back: a read on its way is stale
         self._convert: Convert | None = None  # maps MQTT rows; None without MQTT
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -146,8 +151,10 @@ class SpoolWorker:
         while self._loading and self._read != self._notified:
             if self._window.full:
                 return
-            seen = self._notified
+            seen, rewinds = self._notified, self._rewinds
             rows, settled = await self._page(after=self._cursor)
+            if rewinds != self._rewinds:
+                continue  # the cursor went back meanwhile: read again from there
             if len(rows) < PAGE:
                 self._read = seen
             for row in rows:
@@ -377,6 +384,7 @@ class SpoolWorker:
         self._generation = generation
         self._cursor = 0  # retried rows come back under their old ids: read from the start
         self._read = 0
+        self._rewinds += 1  # and a forward read on its way now must not move the cursor
         self._wake.set()
 
     def _oldest_age(self) -> float:
