@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,12 +103,13 @@ def run_ilagent(tmp_path: Path, sandbox: Sandbox) -> Iterator[
     started: list[DaemonProcess] = []
     counter = iter(range(1000))
 
-    def start(*args: str, env: dict[str, str] | None = None) -> DaemonProcess:
+    def start(*args: str, env: dict[str, str] | None = None,
+              preexec_fn: Callable[[], object] | None = None) -> DaemonProcess:
         log = tmp_path / f"ilagent-{next(counter)}.log"
         DAEMON_LOGS.append(log)
         process = DaemonProcess(args, log=log, env={
             "ILERT_API_URL": sandbox.api_url, "ILERT_BEAT_URL": sandbox.api_url,
-            **(env or {})})
+            **(env or {})}, preexec_fn=preexec_fn)
         started.append(process.start())
         return process
 

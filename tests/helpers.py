@@ -175,10 +175,12 @@ def _answers(url: str) -> bool:
 class DaemonProcess:
     """``ilagent daemon`` (or any subcommand) as a real process with its output in a file."""
 
-    def __init__(self, args: Iterable[str], *, log: Path, env: dict[str, str]) -> None:
+    def __init__(self, args: Iterable[str], *, log: Path, env: dict[str, str],
+                 preexec_fn: Callable[[], object] | None = None) -> None:
         self.args = list(args)
         self.log = log
         self.env = {**os.environ, **env}
+        self.preexec_fn = preexec_fn  # run in the child before ilagent starts (limits, signals)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DaemonProcess:
@@ -187,7 +189,7 @@ class DaemonProcess:
             # in the test's own directory, so the default ./ilagent.db3 is never shared
             self.proc = subprocess.Popen([sys.executable, "-m", "ilagent", *self.args],
                                          stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                                         cwd=self.log.parent)
+                                         cwd=self.log.parent, preexec_fn=self.preexec_fn)
         return self
 
     def output(self) -> str:

@@ -77,9 +77,16 @@ class QueueStore:
             self._executor, lambda: db.take_over_legacy_mqtt(convert, now=time.time()))
 
     async def close(self) -> None:
-        """Finish every submitted operation, then close the file."""
+        """Finish every submitted operation, then close the file.
+
+        A file that takes no writes (a full disk) ends in one ERROR saying what that means;
+        every write fails at once there, so closing never waits on it."""
         while self._flusher is not None and not self._flusher.done():
             await self._flusher
+        if self.write_error is not None:
+            logger.error("the queue file %s takes no writes at shutdown (%s): nothing new was "
+                         "stored since it failed, and rows delivered since stay queued and are "
+                         "sent again after a restart", self.path, self.write_error)
         if self._db is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
             self._db = None
