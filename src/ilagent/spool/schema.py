@@ -51,7 +51,7 @@ META = "CREATE TABLE IF NOT EXISTS queue_meta (key TEXT PRIMARY KEY, value TEXT 
 class NewerSchema(sqlite3.DatabaseError):
     """The file was written by a newer ilagent: its rows may mean what this one cannot know."""
 
-    def __init__(self, path: str, found: int) -> None:
+    def __init__(self, path: str, found: object) -> None:
         super().__init__(
             f"it was written by a newer ilagent (queue schema {found}; this one knows up to "
             f"{SCHEMA_VERSION}): run that version on {path}, or point -f at another file")
@@ -82,7 +82,7 @@ def stored_version(conn: sqlite3.Connection, path: str) -> int | None:
     try:
         version = int(row[0])
     except ValueError:  # not a number we wrote: not ours to read
-        raise NewerSchema(path, -1) from None
+        raise NewerSchema(path, repr(row[0])) from None
     if version > SCHEMA_VERSION:
         raise NewerSchema(path, version)
     return version

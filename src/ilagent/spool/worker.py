@@ -222,7 +222,11 @@ class SpoolWorker:
     def _job(self, row: QueuedEvent) -> Job | None:
         """The delivery job of a row; None when the row ends here instead (dead-lettered, or
         an MQTT message its mapping now filters)."""
-        what = read_row(row, convert=self._convert)
+        try:
+            what = read_row(row, convert=self._convert)
+        except Exception:  # a bug in a mapping ends its row, never the loading
+            logger.exception("internal error while reading queue#%d", row.id, extra=EACH)
+            what = Ending("internal_error", "see the daemon's log")
         if isinstance(what, Ending):
             self._end(row, what)
             return None
@@ -263,7 +267,7 @@ class SpoolWorker:
             self._deliverer.submit(job)
 
     def _next_due(self) -> float:
-        return min(float(lane[0].context.next_attempt_at) for lane in self._held.values())
+        return min(float(held[0].context.next_attempt_at) for held in self._held.values())
 
     def _release_due(self) -> None:
         now = time.time()
@@ -293,8 +297,8 @@ class SpoolWorker:
 
     def _written(self, future: asyncio.Future[Any]) -> None:
         self._writes.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            logger.error("queue write failed: %s", future.exception())
+        if not future.cancelled() and (error := future.exception()) is not None:
+            logger.error("queue write failed: %s", error)
 
     # ---- JobOwner ----------------------------------------------------------------------------
 
@@ -302,9 +306,8 @@ class SpoolWorker:
         """True for a row deleted from outside (``ilagent queue purge``) since it was loaded."""
         return bool(self._withdrawn) and job.context.id in self._withdrawn
 
-    async def finished(
-        self, job: Job, verdict: Verdict, result: Result | None, reason: str
-    ) -> None:
+    async def finished(self, job: Job, verdict: Verdict, result: Result | None,
+                       reason: str) -> None:
         """Delete a delivered row; move a rejected or exhausted one to the dead letters."""
         row: QueuedEvent = job.context
         if verdict is not Verdict.DEAD_LETTER:

@@ -196,3 +196,28 @@ async def test_each_row_is_delivered_by_its_kind_not_its_path(
     paths = [(r["method"], r["path"].split("/")[2]) for r in await requests(sandbox)]
     assert sorted(paths) == [("HEAD", "pings"), ("POST", "v1")]
     assert beat not in letters and event not in letters
+
+
+async def test_a_mapping_that_fails_ends_its_row_not_the_loading(
+    sandbox: TestClient[Any, Any], store: QueueStore, tmp_path: Path,
+    start: Callable[..., Running],
+) -> None:
+    """A converter that raises dead-letters its MQTT row as internal_error; the rows after it
+    are still delivered."""
+    broken = await mqtt_dead_letter(store, {"summary": "boom"})
+    retry(tmp_path, broken)
+    await store.enqueue(integration_key=KEY, path=f"/v1/events/http/{KEY}", kind=RecordKind.EVENT,
+                        event=json.dumps({"integrationKey": KEY, "eventType": "ALERT",
+                                          "summary": "after it"}))
+
+    def convert(topic: str, payload: bytes) -> Any:
+        raise RuntimeError("a bug in the mapping")
+
+    start(convert)
+
+    async def settled() -> bool:
+        return (await store.stats()).depth == 0 and broken in dead_letters(tmp_path)
+
+    await eventually(settled, what="both rows to settle")
+    assert dead_letters(tmp_path)[broken].reason == "internal_error"
+    assert [r["body"]["summary"] for r in await requests(sandbox)] == ["after it"]
