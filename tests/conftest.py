@@ -104,7 +104,7 @@ def run_ilagent(tmp_path: Path, sandbox: Sandbox) -> Iterator[
     counter = iter(range(1000))
 
     def start(*args: str, env: dict[str, str] | None = None,
-              preexec_fn: Callable[[], None] | None = None) -> DaemonProcess:
+              preexec_fn: Callable[[], object] | None = None) -> DaemonProcess:
         log = tmp_path / f"ilagent-{next(counter)}.log"
         DAEMON_LOGS.append(log)
         process = DaemonProcess(args, log=log, env={

@@ -176,11 +176,11 @@ class DaemonProcess:
     """``ilagent daemon`` (or any subcommand) as a real process with its output in a file."""
 
     def __init__(self, args: Iterable[str], *, log: Path, env: dict[str, str],
-                 preexec_fn: Callable[[], None] | None = None) -> None:
+                 preexec_fn: Callable[[], object] | None = None) -> None:
         self.args = list(args)
         self.log = log
         self.env = {**os.environ, **env}
-        self.preexec_fn = preexec_fn  # run in the child before ilagent starts (resource limits)
+        self.preexec_fn = preexec_fn  # run in the child before ilagent starts (limits, signals)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DaemonProcess:

@@ -146,7 +146,7 @@ class Daemon:
             await self._shutdown(runner, tasks, quiet=True)
             raise
         if self.worker is not None:
-            self.worker.start()
+            self.worker.start(convert_mqtt=self.mqtt.convert_legacy if self.mqtt else None)
             # the spool takes writes: the intake's, or (without it) MQTT's buffer's
             intake = self.config.http is not None and self.config.http.intake
             self.probes.parts["intake" if intake else "spool"] = self.worker.readiness

@@ -1,14 +1,25 @@
 """The ilert HTTP client: sends events and heartbeat pings and classifies every answer once.
 
-Everything downstream decides from :class:`Outcome`, never from status codes:
+Everything downstream decides from :class:`Outcome` (and a REJECTED result's ``reason``),
+never from status codes:
 
 * 2xx                                → ``DELIVERED`` (ilert answers 202)
 * 429                                → ``RATE_LIMITED`` (with ``Retry-After`` seconds when sent)
 * 3xx, 407, 408, 5xx, network, timeout → ``RETRY`` (a redirect or a proxy asking for
   credentials means a wrong URL or proxy setting: the event is fine, so it waits, it is not
   thrown away)
-* 404 without ilert's error body     → ``RETRY`` (a wrong URL, logged as an ERROR)
+* 404 with ilert's error body        → ``REJECTED``: ilert says the thing does not exist
+  (reason :data:`NOT_FOUND` on the policy calls, :data:`HEARTBEAT_NOT_FOUND` on a ping)
+* 404 on a heartbeat ping, no body   → ``REJECTED`` :data:`HEARTBEAT_NOT_FOUND` once that beat
+  URL has answered 2xx for some key in this process (ilert's beat host answers a HEAD for a
+  deleted key with a bare 404); before that, as the next line
+* 404 without ilert's error body     → ``RETRY`` (a wrong URL or a proxy's page, logged as an
+  ERROR): events, pings and the policy calls alike
 * any other 4xx                      → ``REJECTED`` (permanent: retrying cannot help)
+
+Which beat URLs have answered is the client's own state, kept per base URL
+(``{beat}/pings`` and the legacy ``{api}/heartbeats``) for the life of the process: a wrong
+``--ilert_beat_url`` never answers 2xx, so its 404s stay retried and visible.
 
 Event bodies arrive serialised (by the source, once, where the event entered), so nothing here
 can fail to encode. The three escalation-policy calls of policy sync carry the user API key
@@ -29,11 +40,13 @@ import aiohttp
 from ilagent import USER_AGENT
 from ilagent.backoff import parse_retry_after
 from ilagent.config import DEFAULT_API_URL, DEFAULT_BEAT_URL, DEFAULT_TIMEOUT
-from ilagent.logs import mask
+from ilagent.logs import mask, mask_key
 
 logger = logging.getLogger(__name__)
 
 BODY_EXCERPT = 300
+NOT_FOUND = "not_found"  # a policy call's 404 with ilert's error body: the user, policy or level
+HEARTBEAT_NOT_FOUND = "heartbeat_not_found"  # ilert knows no heartbeat with the pinged key
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -101,6 +114,7 @@ class IlertClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._beats_answered: set[str] = set()  # heartbeat base URLs that answered a ping 2xx
         self.last_connection_failure: float | None = None  # monotonic time, None once it works
 
     async def start(self) -> None:
@@ -130,29 +144,37 @@ class IlertClient:
         return await self._request("POST", self.api_url + path, body=body)
 
     async def ping_heartbeat(self, key: str) -> Result:
-        """Ping a heartbeat: legacy ``il1hbt…`` keys on the API host, others on the beat host."""
+        """Ping a heartbeat: legacy ``il1hbt…`` keys on the API host, others on the beat host.
+
+        A 404 for a key ilert does not know is REJECTED with reason ``heartbeat_not_found``
+        (see the module docstring for when a bare 404 counts as that)."""
         encoded = quote(key, safe="")
         if key.startswith("il1hbt"):
-            return await self._request("GET", f"{self.api_url}/heartbeats/{encoded}")
-        return await self._request("HEAD", f"{self.beat_url}/pings/{encoded}")
+            base, method = f"{self.api_url}/heartbeats", "GET"
+        else:
+            base, method = f"{self.beat_url}/pings", "HEAD"
+        result, _ = await self._exchange(method, f"{base}/{encoded}", beat=base,
+                                         not_found=HEARTBEAT_NOT_FOUND)
+        return result
 
     async def find_user(self, email: str) -> tuple[Result, object]:
         """``POST /users/search-email``: the ilert user with this e-mail (policy sync)."""
         return await self._exchange("POST", f"{self.api_url}/users/search-email",
-                                    body=json.dumps({"email": email}).encode(), auth=True)
+                                    body=json.dumps({"email": email}).encode(), auth=True,
+                                    not_found=NOT_FOUND)
 
     async def resolve_policy(self, routing_key: str) -> tuple[Result, object]:
         """``GET /escalation-policies/resolve?routing-key=``: the policy of a routing key."""
         return await self._exchange(
             "GET", f"{self.api_url}/escalation-policies/resolve?routing-key="
-                   f"{quote(routing_key, safe='')}", auth=True)
+                   f"{quote(routing_key, safe='')}", auth=True, not_found=NOT_FOUND)
 
     async def update_level(self, policy_id: int, level: int, rule: dict[str, object]
                            ) -> tuple[Result, object]:
         """``PUT /escalation-policies/{id}/levels/{level}``: replace one level's rule."""
         return await self._exchange(
             "PUT", f"{self.api_url}/escalation-policies/{policy_id}/levels/{level}",
-            body=json.dumps(rule).encode(), auth=True)
+            body=json.dumps(rule).encode(), auth=True, not_found=NOT_FOUND)
 
     async def _request(
         self, method: str, url: str, *, body: bytes | None = None
@@ -160,9 +182,13 @@ class IlertClient:
         return (await self._exchange(method, url, body=body))[0]
 
     async def _exchange(
-        self, method: str, url: str, *, body: bytes | None = None, auth: bool = False
+        self, method: str, url: str, *, body: bytes | None = None, auth: bool = False,
+        not_found: str = "", beat: str | None = None,
     ) -> tuple[Result, object]:
-        """One request: its result, and on success with ``auth`` the parsed JSON answer."""
+        """One request: its result, and on success with ``auth`` the parsed JSON answer.
+
+        ``not_found`` is the reason of a 404 that ilert itself gave; ``beat`` the base URL of
+        a heartbeat ping, whose bare 404 is ilert's once that base has answered 2xx."""
         if self._session is None:
             raise RuntimeError("IlertClient used before start()")
         headers = {**(_JSON if body is not None else {}), **(self._auth if auth else {})}
@@ -182,13 +208,11 @@ class IlertClient:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return Result(Outcome.RETRY, None, mask(reason)), None
         self.last_connection_failure = None
-        outcome = classify(status)
-        if status == 404 and not _ilert_error(text):
-            # not ilert saying "no such key": a wrong --ilert_api_url or proxy; keep the event
-            logger.error("%s %s answered 404 without ilert's error body: is the API URL "
-                         "right (it ends in /api)? The event is kept and retried",
-                         method, mask(url))
-            outcome = Outcome.RETRY
+        outcome, reason = classify(status), ""
+        if status == 404:
+            outcome, reason, text = self._not_found(method, url, text, not_found, beat)
+        elif beat is not None and 200 <= status < 300:
+            self._beats_answered.add(beat)
         if auth and 200 <= status < 300:
             try:
                 answer = json.loads(text)
@@ -200,7 +224,26 @@ class IlertClient:
             status,
             mask(text[:BODY_EXCERPT]) if text else "",
             retry_after=retry_after if status == 429 else None,
+            reason=reason,
         ), answer
+
+    def _not_found(self, method: str, url: str, text: str, not_found: str,
+                   beat: str | None) -> tuple[Outcome, str, str]:
+        """Who said 404: ilert (REJECTED with ``not_found`` as the reason) or a wrong URL
+        (RETRY); also the detail to keep."""
+        if _ilert_error(text):
+            return Outcome.REJECTED, not_found, text
+        if beat is not None and beat in self._beats_answered:
+            # ilert's beat host answers a deleted key's HEAD with a bare 404
+            return (Outcome.REJECTED, not_found, text or "ilert knows no heartbeat with this "
+                    "key (404 from a heartbeat URL that answers other keys)")
+        # not ilert saying "no such thing": a wrong --ilert_api_url, beat URL or proxy
+        which, shown = "API URL", mask(url)
+        if beat is not None:  # the key is the last segment: never in clear, whatever its shape
+            which, shown = "heartbeat URL", f"{beat}/{mask_key(url[len(beat) + 1:])}"
+        logger.error("%s %s answered 404 without ilert's error body: is the %s right (it "
+                     "ends in /api)? The message is kept and retried", method, shown, which)
+        return Outcome.RETRY, "", text
 
 
 def _ilert_error(text: str) -> bool:

@@ -5,7 +5,9 @@ key, then put the user on the level (keeping the level's ``escalationTimeout``, 
 policy has none there). The delivery engine runs an update like an event: paced in a bucket of
 its own, retried with backoff on network errors, 429 and 5xx, dead-lettered when ilert says
 something does not exist — with a reason naming what: ``user_not_found``,
-``policy_not_found``, ``level_not_found``.
+``policy_not_found``, ``level_not_found``. Whether a 404 is ilert's "does not exist" is the
+client's call (:mod:`ilagent.ilert`, reason ``not_found``): a 404 without ilert's error body is
+a wrong ``--ilert_api_url`` or a proxy's page, and the update is retried, as an event is.
 
 A refused API key (401, 403) is not the message's fault: the update is retried (held, not
 dead-lettered, whatever ``--max_retries`` says), an ERROR is logged and
@@ -14,7 +16,8 @@ ilert is up, so it never opens the circuit that would hold back events.
 
 Lookups are cached for :data:`~ilagent.config.POLICY_CACHE_TTL` seconds (60), so a burst of
 shift changes costs one request each, not three; a 404 on the update drops the policy from the
-cache. Two updates of one level never run at the same time, whatever routing keys led there.
+cache. Two updates of one level never run at the same time, whatever routing keys led there;
+their order is the lane's (:func:`ilagent.routing.policy_lane`: one lane per level number).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ilagent.config import POLICY_CACHE_TTL
-from ilagent.ilert import IlertClient, Outcome, Result
+from ilagent.ilert import NOT_FOUND, IlertClient, Outcome, Result
 from ilagent.metrics import Metrics
 from ilagent.policy import PolicyUpdate
 
@@ -78,7 +81,7 @@ class PolicySync:
         async with lock:
             result, _answer = await self._client.update_level(
                 policy_id, update.level, {"escalationTimeout": timeout, "users": [{"id": user}]})
-        if result.status == 404:
+        if result.reason == NOT_FOUND:  # ilert's own 404: a wrong URL's is retried as is
             self._policies.pop(update.routing_key, None)
             if cached:  # the policy may have changed since it was looked up: look again
                 return Result(Outcome.RETRY, 404, "the cached policy is gone; resolving again")
@@ -118,7 +121,7 @@ class PolicySync:
         if cached is not None and self._clock() - cached[0] < self._ttl:
             return cached[1]
         result, answer = await call()
-        if result.status == 404:
+        if result.reason == NOT_FOUND:
             return _not_found(reason, missing)
         if result.outcome is not Outcome.DELIVERED:
             return self._checked(result)

@@ -12,9 +12,9 @@ from typing import Any
 
 from ilagent.mapping import Mapped
 from ilagent.policy import PolicyUpdate
+from ilagent.records import POLICY_PATH as POLICY_PATH  # the path of a queued policy update
 
 POLICY_KEY = "policy"  # the integration-key slot of a policy job: pacing, gate, spool caps
-POLICY_PATH = "ilagent:policy"  # the path of a queued policy update (buffered MQTT)
 
 
 def alert_lane(integration_key: str, alert_key: object) -> Hashable | None:
@@ -46,5 +46,14 @@ def heartbeat_lane(integration_key: str) -> Hashable:
 
 
 def policy_lane(update: PolicyUpdate) -> Hashable:
-    """Updates of one level of one routing key's policy go one after another."""
-    return ("policy", update.routing_key, update.level)
+    """Updates of one level number go one after another, whatever their routing key.
+
+    Two routing keys can resolve to one escalation policy (ilert resolves comma-separated
+    keys, the first that names a policy wins), and which policy a key names is only known after
+    a call to ilert. Keyed by routing key, two updates of one level raced, and the one read
+    later could land first (the level's lock in policy sync serialises them, but not in offset
+    order). The level number alone is known before any call, so it is the lane: updates of one
+    level of *any* policy wait for each other. Shift changes are rare and paced (40 a minute),
+    so the lost concurrency costs nothing that matters.
+    """
+    return ("policy", update.level)

@@ -34,3 +34,73 @@ async def test_a_404_without_ilerts_body_is_a_wrong_url_and_retried(sandbox: Any
     async with IlertClient(api_url=f"{root}/api", beat_url=root, timeout=5) as client:
         result = await client.post_event("/events", b'{"eventType":"ALERT"}')
     assert (result.outcome, result.status) == (Outcome.REJECTED, 404)
+
+
+LIVE = "ih2:900:acme:live:hash0001"
+DELETED = "ih2:900:acme:gone:hash0002"
+LEGACY_LIVE = "il1hbtLIVE00000001"
+LEGACY_DELETED = "il1hbtGONE00000002"
+
+
+async def seed(sandbox: Any, **body: Any) -> None:
+    response = await sandbox.post("/sandbox/seed", json=body)
+    assert response.status == 201, await response.text()
+
+
+async def test_a_head_404_is_a_deleted_heartbeat_once_the_beat_url_has_worked(
+    sandbox: Any, ilert: IlertClient
+) -> None:
+    """A ping to an unknown key answered 404 without a body (HEAD) is a wrong URL (retried)
+    until that beat URL has answered 2xx for some key; from then on it is a dead letter with
+    the reason heartbeat_not_found."""
+    await seed(sandbox, heartbeatKeys=[LIVE])
+    before = await ilert.ping_heartbeat(DELETED)
+    assert (before.outcome, before.status) == (Outcome.RETRY, 404)
+    assert (await ilert.ping_heartbeat(LIVE)).outcome is Outcome.DELIVERED
+    after = await ilert.ping_heartbeat(DELETED)
+    assert (after.outcome, after.status, after.reason) == (
+        Outcome.REJECTED, 404, "heartbeat_not_found")
+
+
+async def test_a_beat_url_that_never_worked_keeps_retrying_its_404s(sandbox: Any) -> None:
+    """A wrong beat URL (a plain 404 for every key) stays a wrong URL even after the API host's
+    legacy heartbeats worked: the knowledge is per base URL."""
+    api = str(sandbox.make_url("/api"))
+    wrong = str(sandbox.make_url("/api/v2"))
+    await seed(sandbox, heartbeatKeys=[LIVE, LEGACY_LIVE])
+    async with IlertClient(api_url=api, beat_url=wrong, timeout=5) as client:
+        assert (await client.ping_heartbeat(LEGACY_LIVE)).outcome is Outcome.DELIVERED
+        for key in (LIVE, DELETED):
+            result = await client.ping_heartbeat(key)
+            assert (result.outcome, result.status, result.reason) == (Outcome.RETRY, 404, "")
+
+
+async def test_a_legacy_heartbeat_404_with_ilerts_body_is_not_found_at_once(
+    sandbox: Any, ilert: IlertClient
+) -> None:
+    """A GET on a legacy heartbeat answered 404 with ilert's error body is heartbeat_not_found
+    straight away: ilert itself says the key does not exist."""
+    await seed(sandbox, heartbeatKeys=[LEGACY_LIVE])
+    result = await ilert.ping_heartbeat(LEGACY_DELETED)
+    assert (result.outcome, result.status, result.reason) == (
+        Outcome.REJECTED, 404, "heartbeat_not_found")
+
+
+async def test_policy_calls_tell_a_wrong_url_from_ilerts_not_found(sandbox: Any) -> None:
+    """On the three policy calls a plain-text 404 (a wrong URL) is retried; a 404 with ilert's
+    error body is a rejection with the reason not_found."""
+    await seed(sandbox, apiKeys=["unit-api-key-0001"], users=[{"id": 7, "email": "a@b.c"}],
+               policies=[{"id": 3, "routingKey": "rk", "escalationRules": [{"users": []}]}])
+    rule: dict[str, object] = {"escalationTimeout": 1, "users": [{"id": 7}]}
+    wrong = str(sandbox.make_url("/api/v2"))
+    async with IlertClient(api_url=wrong, timeout=5, api_key="unit-api-key-0001") as client:
+        results = [(await client.find_user("a@b.c"))[0], (await client.resolve_policy("rk"))[0],
+                   (await client.update_level(3, 0, rule))[0]]
+    assert [(r.outcome, r.status, r.reason) for r in results] == [(Outcome.RETRY, 404, "")] * 3
+    right = str(sandbox.make_url("/api"))
+    async with IlertClient(api_url=right, timeout=5, api_key="unit-api-key-0001") as client:
+        results = [(await client.find_user("nobody@b.c"))[0],
+                   (await client.resolve_policy("atlantis"))[0],
+                   (await client.update_level(3, 5, rule))[0]]
+    assert [(r.outcome, r.status, r.reason) for r in results] == [
+        (Outcome.REJECTED, 404, "not_found")] * 3

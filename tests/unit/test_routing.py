@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ilagent.mapping import Mapped
-from ilagent.routing import event_lane, heartbeat_lane, message_lane
+from ilagent.policy import PolicyUpdate
+from ilagent.routing import event_lane, heartbeat_lane, message_lane, policy_lane
 
 
 def mapped(key: str, alert_key: str | None) -> Mapped:
@@ -36,3 +37,14 @@ def test_heartbeats_of_one_key_share_a_lane_apart_from_events() -> None:
     """Pings of one key are one lane, distinct from any alert's."""
     assert heartbeat_lane("k") == heartbeat_lane("k")
     assert heartbeat_lane("k") != event_lane("k", {"alertKey": "k"})
+
+
+def test_policy_updates_of_one_level_share_a_lane_whatever_the_routing_key() -> None:
+    """Two routing keys may resolve to one policy: updates of one level number are one lane, so
+    they reach ilert in offset order; other levels are other lanes, apart from events."""
+    first = PolicyUpdate(email="a@x", routing_key="plant350", level=1)
+    other_key = PolicyUpdate(email="b@x", routing_key="nope,plant350", level=1)
+    assert policy_lane(first) == policy_lane(other_key)
+    assert policy_lane(first) != policy_lane(PolicyUpdate(email="a@x", routing_key="plant350",
+                                                          level=2))
+    assert policy_lane(first) not in (heartbeat_lane("policy"), event_lane("policy", {"alertKey": "1"}))

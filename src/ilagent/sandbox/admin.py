@@ -104,18 +104,22 @@ async def list_policies(request: web.Request) -> web.Response:
 
 
 async def seed(request: web.Request) -> web.Response:
-    """Add users, policies and API keys (format in ``seed.py``), all or nothing: 201
-    ``{users, policies, apiKeys}`` (what was added, ids assigned), 400 ``INVALID_SEED``,
-    409 ``SEED_CONFLICT`` for an id, e-mail or routing key already there."""
+    """Add users, policies, API keys, heartbeat and integration keys (format in ``seed.py``),
+    all or nothing: 201 ``{users, policies, apiKeys, heartbeatKeys, integrationKeys}`` (what
+    was added, ids assigned; keys counted), 400 ``INVALID_SEED``, 409 ``SEED_CONFLICT`` for an
+    id, e-mail or routing key already there."""
     sandbox = request.app[SANDBOX]
     try:
-        seeded = sandbox.seed(parse_seed(await request.json()))
+        parsed = parse_seed(await request.json())
+        seeded = sandbox.seed(parsed)
     except Refusal as refusal:
         code = refusal.code if refusal.status == 409 else INVALID_SEED
         return _error(refusal.status, code, refusal.message)
     except ValueError:  # json.JSONDecodeError
         return _error(400, INVALID_SEED, "the body is not valid JSON")
-    body = {"users": seeded.users, "policies": seeded.policies, "apiKeys": seeded.api_keys}
+    body = {"users": seeded.users, "policies": seeded.policies, "apiKeys": seeded.api_keys,
+            "heartbeatKeys": len(parsed.heartbeat_keys),
+            "integrationKeys": len(parsed.integration_keys)}
     return web.json_response(body, status=201)
 
 
@@ -159,7 +163,8 @@ async def clear_faults(request: web.Request) -> web.Response:
 
 async def reset(request: web.Request) -> web.Response:
     """Forget alerts, events, requests, heartbeats, counters, faults and rate windows; users,
-    policies and API keys go back to the startup seed (``--seed``, ``--api_key``)."""
+    policies, API keys, heartbeat and integration keys go back to the startup seed (``--seed``,
+    ``--api_key``)."""
     request.app[SANDBOX].reset()
     return web.json_response({"reset": True})
 

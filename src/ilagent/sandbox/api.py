@@ -3,9 +3,23 @@ answered as ilert answers them.
 
 Each request goes through one path (:func:`_answer`): read the body, find its integration key,
 apply a scripted fault if one matches (by key, method and path), otherwise handle it, then record
-it (path with query string) and push it to the page. Any other ``/api/*`` request is answered
-404 (405 for a known path) and recorded too, so a daemon configured with a wrong URL shows up in
-the sandbox rather than nowhere.
+it (path with query string) and push it to the page.
+
+The sandbox says no the way ilert (or what stands in front of it) does, so that a client's
+reading of each answer can be tested:
+
+* a ping for a heartbeat key that is not seeded, once any is (``heartbeatKeys``): **404**; on a
+  HEAD without a body (ilert's beat host answers so), on GET/POST with ilert's error body
+  ``{status, message, code: NOT_FOUND}``;
+* an event for an integration key that is not seeded, once any is (``integrationKeys``):
+  **404** ``NOT_FOUND`` when the key is in the path (``/api/v1/events/{source}/{key}``), **400**
+  ``INVALID_INTEGRATION_KEY`` when only the body names it. ilert documents neither answer: this
+  follows the suggestion of its API notes and is **uncertain**;
+* an unknown user, policy or level on the policy calls: 404 with ilert's error body;
+* any other ``/api/*`` request (a wrong URL): a **plain-text** 404, as a web server or proxy
+  in front of a wrong URL answers, not ilert's error body; 405 (ilert's body) for a known path
+  with a wrong method. Both are recorded too, so a daemon configured with a wrong URL shows up
+  in the sandbox rather than nowhere.
 
 The policy calls (:data:`USER_SEARCH_PATH`, :data:`POLICY_RESOLVE_PATH`,
 :data:`POLICY_LEVEL_PATH`; shapes in :mod:`.policies`) need ``Authorization: Bearer <key>`` with
@@ -50,15 +64,19 @@ USER_SEARCH_PATH = "/api/users/search-email"
 POLICY_RESOLVE_PATH = "/api/escalation-policies/resolve"
 POLICY_LEVEL_PATH = r"/api/escalation-policies/{policy_id:\d+}/levels/{level:\d+}"
 UNAUTHORIZED = "UNAUTHORIZED"
+NOT_FOUND = "NOT_FOUND"
+INVALID_INTEGRATION_KEY = "INVALID_INTEGRATION_KEY"
+WRONG_PATH = "404: Not Found"  # what a plain web server answers for a URL it has nothing at
 
 _NOT_JSON = object()
 
 
 class Reply(NamedTuple):
-    """What a handler answers: status, JSON body, and the alert change if an event was taken."""
+    """What a handler answers: status, body (a JSON object, a plain text, or None for no body),
+    and the alert change if an event was taken."""
 
     status: int
-    answer: dict[str, Any]
+    answer: dict[str, Any] | str | None
     accepted: Accepted | None = None
     retry_after: str | None = None
     policy: dict[str, Any] | None = None  # the escalation policy a level update changed
@@ -96,7 +114,7 @@ async def handle_event(request: web.Request) -> web.StreamResponse:
 
 
 async def handle_heartbeat(request: web.Request) -> web.StreamResponse:
-    """``GET|HEAD|POST`` a heartbeat ping: 202 ``{}``."""
+    """``GET|HEAD|POST`` a heartbeat ping: 202 ``{}``, 404 for a key that is not seeded."""
     return await _answer(request, _heartbeat)
 
 
@@ -116,7 +134,8 @@ async def handle_level_update(request: web.Request) -> web.StreamResponse:
 
 
 async def handle_unknown(request: web.Request) -> web.StreamResponse:
-    """Any other /api request: 404, or 405 for a known path, with an ilert error body."""
+    """Any other /api request: a plain-text 404, or 405 with ilert's error body for a known
+    path."""
     return await _answer(request, _unknown)
 
 
@@ -159,6 +178,10 @@ async def _answer(request: web.Request, handle: _Handler) -> web.StreamResponse:
     headers = {"correlation-id": str(uuid.uuid4())}
     if reply.retry_after is not None:
         headers["Retry-After"] = reply.retry_after
+    if reply.answer is None:
+        return web.Response(status=reply.status, headers=headers)
+    if isinstance(reply.answer, str):
+        return web.Response(text=reply.answer, status=reply.status, headers=headers)
     return web.Response(
         text=answer, status=reply.status, content_type="application/json", headers=headers
     )
@@ -170,6 +193,11 @@ def _event(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) 
             raise EventError("body", "INVALID_JSON", "the body is not valid JSON")
         path_key = request.match_info.get("key")
         event = validate_event(with_path_key(body, path_key))
+        if event["integrationKey"] not in sandbox.integration_keys:
+            if path_key is not None:
+                return _error(404, NOT_FOUND, "no alert source with this integration key")
+            return _error(400, INVALID_INTEGRATION_KEY,
+                          "the integration key belongs to no alert source")
         if not sandbox.event_allowed(event["integrationKey"]):
             # ilert sends no Retry-After: the window simply ends
             return _error(429, "TOO_MANY_REQUESTS", "event rate limit reached for this key")
@@ -187,6 +215,10 @@ def _event(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) 
 
 def _heartbeat(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) -> Reply:
     key = request.match_info["key"]  # aiohttp hands it over percent-decoded
+    if key not in sandbox.heartbeat_keys:
+        if request.method == "HEAD":
+            return Reply(404, None)  # as ilert's beat host: no body at all
+        return _error(404, NOT_FOUND, "no heartbeat with this key")
     if not sandbox.ping_allowed(key):
         return _error(429, "TOO_MANY_REQUESTS", "heartbeat rate limit reached for this key")
     sandbox.ping(key)
@@ -260,7 +292,7 @@ def _why_unauthorized(api_key: str | None, book: PolicyBook) -> str:
 
 def _unknown(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) -> Reply:
     if "tail" in request.match_info:
-        return _error(404, "NOT_FOUND", f"no ilert endpoint at {request.method} {request.path}")
+        return Reply(404, WRONG_PATH)  # a web server's answer, not ilert's: the URL is wrong
     return _error(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here")
 
 

@@ -3,7 +3,9 @@
 Everything here is synchronous and runs on the event loop; the HTTP layer (``api.py``) only
 translates requests into these calls. Alert keys are scoped to their integration key, as ilert
 scopes them to their alert source, and compared trimmed and case-insensitively. Users,
-escalation policies and API keys live in :class:`~.policies.PolicyBook` (``self.policies``).
+escalation policies and API keys live in :class:`~.policies.PolicyBook` (``self.policies``);
+the heartbeat monitors and alert sources that exist, in two :class:`KnownKeys`
+(``self.heartbeat_keys``, ``self.integration_keys``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -59,9 +61,10 @@ _TRANSITIONS: dict[str, tuple[str | None, str]] = {
 class SandboxConfig:
     """How to run the sandbox; ``db_path`` None keeps everything in memory.
 
-    ``seed`` (users, policies, API keys) is where the policy state starts and what a reset
-    returns to; with ``rate_limit``, events get ``rate_limit_per_minute`` per integration key
-    and the policy calls ``api_rate_limit_per_minute`` per API key.
+    ``seed`` (users, policies, API keys, heartbeat and integration keys) is where the policy
+    state and the known keys start and what a reset returns to; with ``rate_limit``, events
+    get ``rate_limit_per_minute`` per integration key and the policy calls
+    ``api_rate_limit_per_minute`` per API key.
     """
 
     host: str = DEFAULT_HOST
@@ -88,6 +91,32 @@ class Accepted:
     event: dict[str, Any]
 
 
+class KnownKeys:
+    """The keys of one kind that exist (heartbeat monitors, alert sources).
+
+    Open while none is seeded: every key is known then, so the demo and quick tries need no
+    seed. Once one is seeded only seeded keys are; :meth:`reset` goes back to ``base``.
+    """
+
+    def __init__(self, base: Iterable[str] = ()) -> None:
+        self._base = tuple(base)
+        self._keys = set(self._base)
+
+    def __contains__(self, key: object) -> bool:
+        return not self._keys or key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, keys: Iterable[str]) -> None:
+        """These keys exist too."""
+        self._keys.update(keys)
+
+    def reset(self) -> None:
+        """Back to the startup seed."""
+        self._keys = set(self._base)
+
+
 def utc_now() -> str:
     """The current time as ISO 8601 UTC with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -111,6 +140,8 @@ class Sandbox:
         for key in config.seed.api_keys:
             register_secret(key)
         self.policies = PolicyBook(config.seed, clock=utc_now)
+        self.heartbeat_keys = KnownKeys(config.seed.heartbeat_keys)
+        self.integration_keys = KnownKeys(config.seed.integration_keys)
         self._event_limiter = FixedWindowLimiter(config.rate_limit_per_minute)
         self._ping_limiter = FixedWindowLimiter(PINGS_PER_MINUTE)
         self._api_limiter = FixedWindowLimiter(config.api_rate_limit_per_minute)
@@ -158,16 +189,22 @@ class Sandbox:
         return self._api_limiter.allow(api_key, now=self.monotonic())
 
     def seed(self, seed: Seed) -> Seeded:
-        """Add users, policies and API keys (all or nothing) and show them on the page."""
+        """Add users, policies, API keys (all or nothing), heartbeat and integration keys, and
+        show the policies on the page."""
         for key in seed.api_keys:
             register_secret(key)
         seeded = self.policies.apply(seed)
+        self.heartbeat_keys.add(seed.heartbeat_keys)
+        self.integration_keys.add(seed.integration_keys)
         self.hub.publish({"type": "policies", "policies": self.policies.policies()})
         logger.info(
-            "sandbox seeded: %s users, %s policies, %s API keys",
+            "sandbox seeded: %s users, %s policies, %s API keys, %s heartbeat keys, "
+            "%s integration keys",
             len(seeded.users),
             len(seeded.policies),
             seeded.api_keys,
+            len(seed.heartbeat_keys),
+            len(seed.integration_keys),
         )
         return seeded
 
@@ -239,7 +276,7 @@ class Sandbox:
         text: str | None,
         user_agent: str | None,
         integration_key: str | None,
-        answer: dict[str, Any],
+        answer: Any,
         answer_text: str,
         accepted: Accepted | None = None,
         policy: dict[str, Any] | None = None,
@@ -247,7 +284,8 @@ class Sandbox:
         """Record an answered /api request, count it and push it to the open streams.
 
         ``body`` is the parsed JSON body (None if there was none), ``text`` its JSON text;
-        ``answer`` is what the sandbox answered and ``answer_text`` its JSON text; ``policy``
+        ``answer`` is what the sandbox answered (a JSON object, a plain text, or None for no
+        body) and ``answer_text`` its JSON text; ``policy``
         is the escalation policy the request changed, if any.
         """
         request = self.store.insert_request(
@@ -298,10 +336,12 @@ class Sandbox:
 
     def reset(self) -> None:
         """Forget alerts, events, requests, heartbeats, counters, faults and rate windows;
-        users, policies and API keys go back to the startup seed."""
+        users, policies, API keys, heartbeat and integration keys go back to the startup seed."""
         self.store.reset()
         self.faults.clear()
         self.policies.reset()
+        self.heartbeat_keys.reset()
+        self.integration_keys.reset()
         for limiter in (self._event_limiter, self._ping_limiter, self._api_limiter):
             limiter.clear()
         message = {"type": "reset", "stats": self.stats(), "policies": self.policies.policies()}

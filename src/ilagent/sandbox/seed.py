@@ -1,9 +1,12 @@
-"""What the sandbox is seeded with: API keys, users and escalation policies, parsed and checked.
+"""What the sandbox is seeded with: API keys, heartbeat and integration keys, users and
+escalation policies, parsed and checked.
 
 A seed, from ``ilagent sandbox --seed FILE`` or ``POST /sandbox/seed`` (every part optional;
-the names are ilert's own)::
+the names are ilert's own where ilert has one)::
 
     {"apiKeys": ["user-api-key-1"],                  # accepted as "Authorization: Bearer <key>"
+     "heartbeatKeys": ["ih2:900:acme:hb1:7d5e"],     # the heartbeat monitors that exist
+     "integrationKeys": ["il1api0001"],              # the alert sources that exist
      "users": [{"id": 7,                             # optional: the next free id otherwise
                 "email": "ann@example.com",          # required, unique (case-insensitive)
                 "firstName": "Ann", "lastName": "Smith"}],      # optional, default ""
@@ -15,7 +18,12 @@ the names are ilert's own)::
                         "users": [{"id": 7}, {"email": "bob@example.com"}]}]}]}
 
 A level's users are named by ``id`` or, in a seed only, by ``email``; they must be seeded users.
-Unknown fields are refused so a typo is not silently ignored. :func:`parse_level` also checks
+Unknown fields are refused so a typo is not silently ignored.
+
+``heartbeatKeys`` and ``integrationKeys`` let the sandbox say no as ilert does. While none of a
+kind is seeded, every key of that kind is accepted (the demo and quick tries rely on it); once
+one is, a ping for another heartbeat key is 404 and an event for another integration key is
+refused (see :mod:`.api`). Keys only add up, until a reset goes back to the startup seed. :func:`parse_level` also checks
 the body of ilert's ``PUT /api/escalation-policies/{id}/levels/{level}``, where ilert's rules
 apply instead: ``escalationTimeout`` is required and users are named by ``id`` only.
 
@@ -26,11 +34,11 @@ ilert error body the sandbox answers with.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 DEFAULT_ESCALATION_TIMEOUT = 1  # minutes; ilagent falls back to the same when a level has none
-SEED_FIELDS = ("apiKeys", "users", "policies")
+SEED_FIELDS = ("apiKeys", "heartbeatKeys", "integrationKeys", "users", "policies")
 USER_FIELDS = ("id", "email", "firstName", "lastName")
 POLICY_FIELDS = ("id", "name", "routingKey", "escalationRules")
 # ilert's EscalationRule; the sandbox keeps users only, so the rest must be null or empty
@@ -101,27 +109,37 @@ class Seed:
     api_keys: tuple[str, ...] = ()
     users: tuple[SeedUser, ...] = ()
     policies: tuple[SeedPolicy, ...] = ()
+    heartbeat_keys: tuple[str, ...] = ()
+    integration_keys: tuple[str, ...] = ()
 
     def with_api_keys(self, keys: tuple[str, ...]) -> Seed:
         """This seed with ``keys`` accepted too."""
-        return Seed(self.api_keys + keys, self.users, self.policies)
+        return replace(self, api_keys=self.api_keys + keys)
 
 
 def parse_seed(body: object) -> Seed:
     """Check a seed's shape (see the module docstring); raises :class:`Refusal` (400)."""
     seed = _object(body, "the seed", SEED_FIELDS)
-    keys = tuple(
-        parse_api_key(key, f"apiKeys[{n}]") for n, key in enumerate(_list(seed, "apiKeys", ""))
-    )
     users = tuple(_user(user, f"users[{n}]") for n, user in enumerate(_list(seed, "users", "")))
     policies = tuple(
         _policy(policy, f"policies[{n}]") for n, policy in enumerate(_list(seed, "policies", ""))
     )
-    return Seed(keys, users, policies)
+    return Seed(
+        api_keys=_keys(seed, "apiKeys"),
+        users=users,
+        policies=policies,
+        heartbeat_keys=_keys(seed, "heartbeatKeys"),
+        integration_keys=_keys(seed, "integrationKeys"),
+    )
+
+
+def _keys(seed: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    return tuple(parse_api_key(key, f"{name}[{n}]") for n, key in enumerate(_list(seed, name, "")))
 
 
 def parse_api_key(key: object, where: str = "api key") -> str:
-    """An API key as the sandbox accepts it: a non-empty string without whitespace."""
+    """A key (API, heartbeat or integration key) as the sandbox accepts it: a non-empty string
+    without whitespace."""
     if not isinstance(key, str) or not key or key != "".join(key.split()):
         raise _invalid(where, "must be a non-empty string without spaces")
     return key

@@ -216,7 +216,7 @@ class Store:
         text: str | None,
         user_agent: str | None,
         integration_key: str | None,
-        answer: dict[str, Any],
+        answer: Any,
         answer_text: str,
     ) -> dict[str, Any]:
         """Record an answered /api request and count its status; return it as the API shows it.

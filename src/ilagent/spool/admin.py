@@ -6,7 +6,8 @@ not an ilagent spool. After ``purge`` or ``retry`` beside a running daemon the c
 (up to :data:`ACK_TIMEOUT` s) until the daemon has seen the change, so a purged event is
 never sent by a copy it still held in memory. Integration keys are masked in every line. A
 problem is one line on stderr: exit 2 for a usage error (nothing to retry, no ``--yes``), 1 for
-a file or id that is not there.
+a file or id that is not there, or a file a newer ilagent wrote. ``list`` shows what each row
+holds (its kind), and reads an older file as it is, without bringing it forward.
 """
 
 from __future__ import annotations
@@ -93,14 +94,14 @@ def _list(db: QueueDB, *, limit: int, as_json: bool, out: TextIO) -> None:
     print(f"queue: {stats.depth} event(s)", file=out)
     if queued:
         print(
-            f"  {'ID':>8}  {'RECEIVED':20}  {'TRIES':>5}  {'NEXT TRY':20}  {'KEY':14}  "
-            f"{'TYPE':8}  {'ALERT KEY':16}  SUMMARY | LAST ERROR",
+            f"  {'ID':>8}  {'KIND':9}  {'RECEIVED':20}  {'TRIES':>5}  {'NEXT TRY':20}  "
+            f"{'KEY':14}  {'TYPE':8}  {'ALERT KEY':16}  SUMMARY | LAST ERROR",
             file=out,
         )
     for row in queued:
         info = _queued_json(row)
         print(
-            f"  {row.id:>8}  {info['receivedAt']:20}  {row.attempts:>5}  "
+            f"  {row.id:>8}  {_cut(row.kind, 9):9}  {info['receivedAt']:20}  {row.attempts:>5}  "
             f"{info['nextAttemptAt'] or '-':20}  {info['integrationKey'][-14:]:14}  "
             f"{info['eventType']:8}  {_cut(info['alertKey'], 16):16}  "
             f"{_cut(info['summary'], 40)}"
@@ -110,14 +111,15 @@ def _list(db: QueueDB, *, limit: int, as_json: bool, out: TextIO) -> None:
     print(f"dead letters: {stats.dead_letters}", file=out)
     if dead:
         print(
-            f"  {'ID':>8}  {'DEAD SINCE':20}  {'TRIES':>5}  {'REASON':18}  {'STATUS':13}  "
-            f"{'KEY':14}  {'TYPE':8}  {'ALERT KEY':16}  DETAIL",
+            f"  {'ID':>8}  {'KIND':9}  {'DEAD SINCE':20}  {'TRIES':>5}  {'REASON':18}  "
+            f"{'STATUS':13}  {'KEY':14}  {'TYPE':8}  {'ALERT KEY':16}  DETAIL",
             file=out,
         )
     for letter in dead:
         info = _dead_json(letter)
         print(
-            f"  {letter.id:>8}  {info['deadAt']:20}  {letter.attempts:>5}  "
+            f"  {letter.id:>8}  {_cut(letter.kind, 9):9}  {info['deadAt']:20}  "
+            f"{letter.attempts:>5}  "
             f"{letter.reason:18}  {_status(letter.status):13}  {info['integrationKey'][-14:]:14}  "
             f"{info['eventType']:8}  {_cut(info['alertKey'], 16):16}  "
             f"{_cut(info['detail'], 60)}",
@@ -160,12 +162,15 @@ def _purge(db: QueueDB, table: str, *, confirmed: bool, out: TextIO) -> None:
     print(f"deleted {deleted} row(s) of {table}", file=out)
 
 
-def _event_fields(integration_key: str, path: str, event: str) -> dict[str, Any]:
+def _event_fields(integration_key: str, path: str, event: str, kind: str) -> dict[str, Any]:
     try:
         body = json.loads(event)
     except ValueError:
         body = {}
+    if not isinstance(body, dict):  # an MQTT message kept as received may be any JSON
+        body = {}
     return {
+        "kind": kind,
         "integrationKey": mask_key(integration_key),
         "path": mask(path, integration_key),
         "eventType": str(body.get("eventType", "")),
@@ -178,7 +183,7 @@ def _queued_json(row: QueuedEvent) -> dict[str, Any]:
     return {
         "table": "queue",
         "id": row.id,
-        **_event_fields(row.integration_key, row.path, row.event),
+        **_event_fields(row.integration_key, row.path, row.event, row.kind),
         "receivedAt": _when(row.received_at),
         "attempts": row.attempts,
         "nextAttemptAt": _when(row.next_attempt_at) if row.next_attempt_at else None,
@@ -190,7 +195,7 @@ def _dead_json(letter: DeadLetter) -> dict[str, Any]:
     return {
         "table": "dead_letters",
         "id": letter.id,
-        **_event_fields(letter.integration_key, letter.path, letter.event),
+        **_event_fields(letter.integration_key, letter.path, letter.event, letter.kind),
         "receivedAt": _when(letter.received_at),
         "deadAt": _when(letter.dead_at),
         "attempts": letter.attempts,

@@ -1,10 +1,14 @@
 """The durable SQLite queue of the HTTP intake: tables, rows and their statements (synchronous).
 
 Two tables of our own sit beside whatever else the file holds (ilagent 0.9's ``event_items``
-rows are taken over once, see :mod:`ilagent.spool.legacy`): ``queue`` holds accepted events until ilert took them, ``dead_letters``
-those judged undeliverable, with the reason. Ids come from ``AUTOINCREMENT``, so they grow
-with acceptance order and are never reused; a dead letter keeps the id it had in the queue.
-The file runs in WAL mode with ``synchronous=FULL``: a committed event survives a power cut.
+rows are taken over once, see :mod:`ilagent.spool.legacy`): ``queue`` holds accepted rows until
+ilert took them, ``dead_letters`` those judged undeliverable, with the reason. Every row says
+what it holds in ``kind`` (:class:`~ilagent.records.RecordKind`: an event, a heartbeat ping, a
+policy update, an MQTT message kept as received with its topic in ``path`` as ``mqtt:<topic>``);
+the tables and their migration are :mod:`ilagent.spool.schema`'s. Ids come from
+``AUTOINCREMENT``, so they grow with acceptance order and are never reused; a dead letter keeps
+the id it had in the queue. The file runs in WAL mode with ``synchronous=FULL``: a committed
+event survives a power cut.
 
 :class:`QueueDB` serves the daemon's writer thread (:mod:`ilagent.spool.store`) and the
 ``ilagent queue`` command; all SQL uses bound parameters. A change made beside a running
@@ -21,44 +25,25 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ilagent.spool import legacy
+from ilagent.records import RecordKind, kind_of_path
+from ilagent.spool import legacy, schema
 
 BUSY_TIMEOUT = 5.0
-INSERT_CHUNK = 200  # rows per INSERT statement (4 bound values each)
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS queue (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        integration_key TEXT NOT NULL,
-        path TEXT NOT NULL,
-        event TEXT NOT NULL,
-        received_at REAL NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL DEFAULT 0,
-        last_error TEXT)""",
-    """CREATE TABLE IF NOT EXISTS dead_letters (
-        id INTEGER PRIMARY KEY,
-        integration_key TEXT NOT NULL,
-        path TEXT NOT NULL,
-        event TEXT NOT NULL,
-        received_at REAL NOT NULL,
-        attempts INTEGER NOT NULL,
-        reason TEXT NOT NULL,
-        status INTEGER,
-        detail TEXT NOT NULL,
-        dead_at REAL NOT NULL)""",
-    "CREATE TABLE IF NOT EXISTS queue_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
+INSERT_CHUNK = 200  # rows per INSERT statement (5 bound values each)
 QUEUE_COLUMNS = (
-    "id, integration_key, path, event, received_at, attempts, next_attempt_at, last_error"
+    "id, integration_key, path, event, received_at, attempts, next_attempt_at, last_error, kind"
 )
 DEAD_COLUMNS = (
-    "id, integration_key, path, event, received_at, attempts, reason, status, detail, dead_at"
+    "id, integration_key, path, event, received_at, attempts, reason, status, detail, dead_at, "
+    "kind"
 )
+Row = tuple[str, str, str, float, str]  # integration_key, path, event, received_at, kind
 
 
 @dataclass(frozen=True)
 class QueuedEvent:
-    """A row of ``queue``: an accepted event waiting for ilert (times are Unix seconds)."""
+    """A row of ``queue``: what waits for ilert (times are Unix seconds). ``kind`` says what it
+    holds (a :class:`~ilagent.records.RecordKind` value, or one this code does not know)."""
 
     id: int
     integration_key: str
@@ -68,6 +53,7 @@ class QueuedEvent:
     attempts: int = 0
     next_attempt_at: float = 0.0
     last_error: str | None = None
+    kind: str = RecordKind.EVENT
 
 
 @dataclass(frozen=True)
@@ -84,6 +70,7 @@ class DeadLetter:
     status: int | None
     detail: str
     dead_at: float
+    kind: str = RecordKind.EVENT
 
 
 @dataclass(frozen=True)
@@ -121,13 +108,23 @@ class QueueDB:
             if not self.is_spool():  # never create our tables in another program's file
                 self._conn.close()
                 raise NotASpool(path)
-        if read_only:
+        if read_only:  # nothing is migrated: an old file is read the old way
+            try:
+                schema.stored_version(self._conn, path)
+                self._kinds = schema.has_kinds(self._conn) if self.has_own_tables() else True
+            except BaseException:
+                self._conn.close()
+                raise
             return
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        with self.transaction():
-            for statement in SCHEMA:
-                self._conn.execute(statement)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            with self.transaction():
+                schema.prepare(self._conn, path)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._kinds = True
 
     def is_spool(self) -> bool:
         """True for a file of ours or of ilagent 0.9 (its ``ilagent`` or ``event_items`` table)."""
@@ -185,17 +182,15 @@ class QueueDB:
 
     # ---- writes (call inside a transaction) -------------------------------------------------
 
-    def insert(self, *, integration_key: str, path: str, event: str, received_at: float) -> int:
-        """Append an event; returns its id."""
-        cursor = self._conn.execute(
-            "INSERT INTO queue (integration_key, path, event, received_at) VALUES (?, ?, ?, ?)",
-            (integration_key, path, event, received_at),
-        )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+    def insert(self, *, integration_key: str, path: str, event: str, received_at: float,
+               kind: str | None = None) -> int:
+        """Append a row; returns its id. ``kind`` None: read from ``path``
+        (:func:`~ilagent.records.kind_of_path`), for writers that do not say."""
+        return self.insert_many([(integration_key, path, event, received_at,
+                                  kind or kind_of_path(path))])[0]
 
-    def insert_many(self, rows: list[tuple[str, str, str, float]]) -> list[int]:
-        """Append events ``(integration_key, path, event, received_at)``; returns their ids.
+    def insert_many(self, rows: list[Row]) -> list[int]:
+        """Append rows ``(integration_key, path, event, received_at, kind)``; their ids.
 
         A few multi-row statements instead of one per event: the writer thread then gives
         up and takes back the interpreter lock a few times per batch, not twice per event.
@@ -204,8 +199,8 @@ class QueueDB:
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start : start + INSERT_CHUNK]
             cursor = self._conn.execute(
-                "INSERT INTO queue (integration_key, path, event, received_at) VALUES "
-                + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
+                "INSERT INTO queue (integration_key, path, event, received_at, kind) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
                 [value for row in chunk for value in row],
             )
             assert cursor.lastrowid is not None
@@ -239,18 +234,18 @@ class QueueDB:
         """Move an event to ``dead_letters``; False if it was not in the queue."""
         moved = self._conn.execute(
             "INSERT INTO dead_letters (id, integration_key, path, event, received_at, attempts, "
-            "reason, status, detail, dead_at) SELECT id, integration_key, path, event, "
-            "received_at, MAX(attempts, ?), ?, ?, ?, ? FROM queue WHERE id = ?",
+            "reason, status, detail, dead_at, kind) SELECT id, integration_key, path, event, "
+            "received_at, MAX(attempts, ?), ?, ?, ?, ?, kind FROM queue WHERE id = ?",
             (attempts, reason, status, detail, now, row_id),
         ).rowcount
         self._conn.execute("DELETE FROM queue WHERE id = ?", (row_id,))
         return moved > 0
 
     def insert_dead_letter(self, *, integration_key: str, path: str, event: str, reason: str,
-                           detail: str, now: float) -> int:
+                           detail: str, now: float, kind: str | None = None) -> int:
         """Keep a message refused before it was queued (an id from the queue's sequence)."""
         row_id = self.insert(integration_key=integration_key, path=path, event=event,
-                             received_at=now)
+                             received_at=now, kind=kind)
         self.dead_letter(row_id, reason=reason, status=None, detail=detail, attempts=0, now=now)
         return row_id
 
@@ -259,8 +254,9 @@ class QueueDB:
         in one statement each way; how many moved."""
         where, args = _ids_clause(ids)
         self._conn.execute(
-            "INSERT INTO queue (id, integration_key, path, event, received_at) "
-            f"SELECT id, integration_key, path, event, ? FROM dead_letters{where} ORDER BY id",
+            "INSERT INTO queue (id, integration_key, path, event, received_at, kind) "
+            f"SELECT id, integration_key, path, event, ?, kind FROM dead_letters{where} "
+            "ORDER BY id",
             (time.time(), *args),
         )
         moved = self._conn.execute(f"DELETE FROM dead_letters{where}", args).rowcount
@@ -316,25 +312,31 @@ class QueueDB:
 
         With ``key``: only that integration key's, and only ids up to ``upto``.
         """
+        columns = self._columns(QUEUE_COLUMNS)
         if key is None:
             rows = self._conn.execute(
-                f"SELECT {QUEUE_COLUMNS} FROM queue WHERE id > ? ORDER BY id LIMIT ?",
+                f"SELECT {columns} FROM queue WHERE id > ? ORDER BY id LIMIT ?",
                 (after, limit),
             ).fetchall()
         else:
             rows = self._conn.execute(
-                f"SELECT {QUEUE_COLUMNS} FROM queue WHERE id > ? AND id <= ? "
+                f"SELECT {columns} FROM queue WHERE id > ? AND id <= ? "
                 "AND integration_key = ? ORDER BY id LIMIT ?",
                 (after, upto if upto is not None else 2**62, key, limit),
             ).fetchall()
-        return [QueuedEvent(*row) for row in rows]
+        return [QueuedEvent(*_with_kind(row)) for row in rows]
 
     def dead_letters(self, *, limit: int) -> list[DeadLetter]:
         """Up to ``limit`` dead letters, oldest first."""
         rows = self._conn.execute(
-            f"SELECT {DEAD_COLUMNS} FROM dead_letters ORDER BY id LIMIT ?", (limit,)
+            f"SELECT {self._columns(DEAD_COLUMNS)} FROM dead_letters ORDER BY id LIMIT ?",
+            (limit,),
         ).fetchall()
-        return [DeadLetter(*row) for row in rows]
+        return [DeadLetter(*_with_kind(row)) for row in rows]
+
+    def _columns(self, columns: str) -> str:
+        """The column list to read; a file of schema 1 opened read-only has no ``kind`` yet."""
+        return columns if self._kinds else columns.replace(", kind", ", NULL")
 
     def dead_letter_ids(self, ids: Iterable[int]) -> set[int]:
         """Which of ``ids`` are dead letters."""
@@ -355,6 +357,11 @@ class NotASpool(sqlite3.DatabaseError):
 
     def __init__(self, path: str) -> None:
         super().__init__(f"{path} is not an ilagent spool file (no queue or event_items table)")
+
+
+def _with_kind(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row read with its kind last; a row of an unmigrated file gets the kind of its path."""
+    return row if row[-1] is not None else (*row[:-1], kind_of_path(row[2]))
 
 
 def _ids_clause(ids: Iterable[int] | None) -> tuple[str, tuple[int, ...]]:

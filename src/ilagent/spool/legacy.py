@@ -12,6 +12,10 @@ dead letter with the reason.
 that runs MQTT mode, the same way: each is mapped with the daemon's current options, as 0.9
 itself would have done when it got to it, and queued or kept as a dead letter. A daemon
 without MQTT only reports them.
+
+Every row is written with its kind: 0.9's events as events; its MQTT messages as the event or
+policy update they map to, or, when refused, as the MQTT message itself (kind ``mqtt``, the
+topic in ``path``), so that ``ilagent queue retry`` has the worker map it again.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from ilagent.errors import EventError
 from ilagent.events import encode_event, validate_event
+from ilagent.records import POLICY_PATH, RecordKind, mqtt_path
 
 EVENT_COLUMNS = ("integration_key, event_type, alert_key, summary, priority, images, links, "
                  "custom_details, details, inserted_at, event_api_path")
@@ -68,7 +73,7 @@ def take_over(conn: sqlite3.Connection, *, now: float) -> Takeover:
             text, error = encode_event(validate_event(body)).decode(), None
         except EventError as exc:
             text, error = json.dumps(body, default=str), exc
-        _insert(conn, key, path, text, received_at, now=now,
+        _insert(conn, key, path, text, received_at, RecordKind.EVENT, now=now,
                 dead=None if error is None else ("invalid", str(error)))
         if error is None:
             queued += 1
@@ -108,9 +113,13 @@ def take_over_mqtt(conn: sqlite3.Connection, convert: Convert, *, now: float) ->
         converted = convert(str(topic), text.encode("utf-8", "surrogatepass"))
         if converted.event is None and converted.reason is None:
             continue
-        _insert(conn, converted.integration_key, converted.path or f"mqtt:{topic}",
-                converted.event if converted.event is not None else text,
-                _when(inserted_at, now), now=now,
+        if converted.reason is not None:  # kept as received: a retry maps it again
+            path, kind, body = mqtt_path(str(topic)), RecordKind.MQTT, text
+        else:
+            path, body = converted.path, str(converted.event)
+            kind = RecordKind.POLICY if path == POLICY_PATH else RecordKind.EVENT
+        _insert(conn, converted.integration_key, path, body, _when(inserted_at, now), kind,
+                now=now,
                 dead=None if converted.reason is None else (converted.reason, converted.detail))
         if converted.reason is None:
             queued += 1
@@ -120,21 +129,22 @@ def take_over_mqtt(conn: sqlite3.Connection, convert: Convert, *, now: float) ->
     return Takeover(queued=queued, refused=refused)
 
 
-def _insert(conn: sqlite3.Connection, key: str, path: str, text: str, received_at: float, *,
-            now: float, dead: tuple[str, str] | None) -> None:
-    """Queue one taken-over row, or with ``dead`` (reason, detail) keep it as a dead letter.
+def _insert(conn: sqlite3.Connection, key: str, path: str, text: str, received_at: float,
+            kind: RecordKind, *, now: float, dead: tuple[str, str] | None) -> None:
+    """Queue one taken-over row of ``kind``, or with ``dead`` (reason, detail) keep it as a
+    dead letter.
 
     Either way its id comes from the queue's sequence, so a dead letter's id is never reused.
     """
     row_id = conn.execute(
-        "INSERT INTO queue (integration_key, path, event, received_at) VALUES (?, ?, ?, ?)",
-        (key, path, text, received_at)).lastrowid
+        "INSERT INTO queue (integration_key, path, event, received_at, kind) "
+        "VALUES (?, ?, ?, ?, ?)", (key, path, text, received_at, kind.value)).lastrowid
     if dead is None:
         return
     conn.execute(
         "INSERT INTO dead_letters (id, integration_key, path, event, received_at, attempts, "
-        "reason, status, detail, dead_at) SELECT id, integration_key, path, event, "
-        "received_at, 0, ?, NULL, ?, ? FROM queue WHERE id = ?",
+        "reason, status, detail, dead_at, kind) SELECT id, integration_key, path, event, "
+        "received_at, 0, ?, NULL, ?, ?, kind FROM queue WHERE id = ?",
         (dead[0], f"taken over from ilagent 0.9: {dead[1]}", now, row_id))
     conn.execute("DELETE FROM queue WHERE id = ?", (row_id,))
 

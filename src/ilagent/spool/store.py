@@ -18,15 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ilagent.spool.db import BUSY_TIMEOUT, QueueDB, QueuedEvent, QueueStats
+from ilagent.records import RecordKind, kind_of_path
+from ilagent.spool.db import BUSY_TIMEOUT, QueueDB, QueuedEvent, QueueStats, Row
 from ilagent.spool.legacy import Convert, Takeover
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-
-Row = tuple[str, str, str, float]  # integration_key, path, event, received_at
 
 
 @dataclass(eq=False)
@@ -78,9 +77,16 @@ class QueueStore:
             self._executor, lambda: db.take_over_legacy_mqtt(convert, now=time.time()))
 
     async def close(self) -> None:
-        """Finish every submitted operation, then close the file."""
+        """Finish every submitted operation, then close the file.
+
+        A file that takes no writes (a full disk) ends in one ERROR saying what that means;
+        every write fails at once there, so closing never waits on it."""
         while self._flusher is not None and not self._flusher.done():
             await self._flusher
+        if self.write_error is not None:
+            logger.error("the queue file %s takes no writes at shutdown (%s): nothing new was "
+                         "stored since it failed, and rows delivered since stay queued and are "
+                         "sent again after a restart", self.path, self.write_error)
         if self._db is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
             self._db = None
@@ -91,9 +97,14 @@ class QueueStore:
         """False while the last write failed."""
         return self.write_error is None
 
-    def enqueue(self, *, integration_key: str, path: str, event: str) -> asyncio.Future[int]:
-        """Store an event durably (committed and synced); resolves to its queue id."""
-        return self._submit(None, write=True, row=(integration_key, path, event, time.time()))
+    def enqueue(self, *, integration_key: str, path: str, event: str,
+                kind: RecordKind | None = None) -> asyncio.Future[int]:
+        """Store a row durably (committed and synced); resolves to its queue id.
+
+        ``kind`` says what it holds; None reads it from ``path`` as files without kinds did
+        (:func:`~ilagent.records.kind_of_path`), for a writer that does not say it yet."""
+        row = (integration_key, path, event, time.time(), kind or kind_of_path(path))
+        return self._submit(None, write=True, row=row)
 
     def delete(self, row_id: int) -> asyncio.Future[bool]:
         """Remove a delivered event."""
@@ -123,14 +134,16 @@ class QueueStore:
         )
 
     def add_dead_letter(
-        self, *, integration_key: str, path: str, event: str, reason: str, detail: str
+        self, *, integration_key: str, path: str, event: str, reason: str, detail: str,
+        kind: RecordKind | None = None,
     ) -> asyncio.Future[int]:
-        """Keep a message refused before it was queued among the dead letters."""
+        """Keep a message refused before it was queued among the dead letters (``kind`` as
+        for :meth:`enqueue`)."""
         now = time.time()
         return self._submit(
             lambda db: db.insert_dead_letter(
                 integration_key=integration_key, path=path, event=event, reason=reason,
-                detail=detail, now=now),
+                detail=detail, now=now, kind=kind),
             write=True,
         )
 

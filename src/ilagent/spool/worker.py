@@ -10,13 +10,19 @@ anything else stays, so a restart resumes where the last run stopped.
 
 A row whose persisted ``next_attempt_at`` lies ahead (it failed before a restart) is held
 back until then, and the later rows of its lane with it.
+
+What a row becomes is decided by its ``kind`` alone (:mod:`ilagent.spool.rows`): MQTT rows
+are mapped with the converter the daemon hands to :meth:`SpoolWorker.start`.
+
+A row retried from outside (``ilagent queue retry``) comes back under its old id, below the
+forward read's cursor: seeing the change rewinds the cursor, and a read on its way meanwhile is
+read again rather than let carry the cursor back past that row (stranding it until a restart).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import time
@@ -29,9 +35,9 @@ from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.ilert import Result
 from ilagent.logs import EACH
 from ilagent.metrics import Metrics
-from ilagent.policy import PolicyUpdate
-from ilagent.routing import POLICY_PATH, event_lane, policy_lane
 from ilagent.spool.db import QueuedEvent, QueueStats
+from ilagent.spool.legacy import Convert
+from ilagent.spool.rows import CORRUPT, Ending, read_row
 from ilagent.spool.store import QueueStore
 from ilagent.spool.window import DEFAULT_SIZE, Window
 
@@ -68,12 +74,14 @@ class SpoolWorker:
         self._cursor = 0  # the highest id read forward; newer rows always have higher ids
         self._due: set[str] = set()  # keys behind that have room to catch up now
         self._stale: set[str] = set()  # keys behind with newer rows passed over
-        # rows settled while a catch-up read was on its way: that read may still hold them
+        # rows settled while a read was on its way: that read may still hold them
         self._settled_meanwhile: set[int] | None = None
         self._withdrawn: set[int] = set()  # loaded rows purged from outside: never send them
         self._generation = 0  # outside changes (``ilagent queue``) seen so far
         self._notified = 1  # bumped on every new row, so a short page cannot hide one
         self._read = 0
+        self._rewinds = 0  # bumped when the cursor goes back: a read on its way is stale
+        self._convert: Convert | None = None  # maps MQTT rows; None without MQTT
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._writes: set[asyncio.Future[Any]] = set()
@@ -85,8 +93,10 @@ class SpoolWorker:
         """Rows in memory (held back or in the engine)."""
         return len(self._loaded)
 
-    def start(self) -> None:
-        """Start loading and the periodic metrics refresh."""
+    def start(self, *, convert_mqtt: Convert | None = None) -> None:
+        """Start loading and the periodic metrics refresh; ``convert_mqtt`` maps MQTT rows with
+        this daemon's MQTT options (None: it runs no MQTT)."""
+        self._convert = convert_mqtt
         loop = asyncio.get_running_loop()
         self._wake.set()  # the rows left by the last run
         self._tasks = [loop.create_task(self._load_loop()), loop.create_task(self._refresh())]
@@ -116,11 +126,8 @@ class SpoolWorker:
         """None while the queue takes writes, else why not (for ``/ready``)."""
         if self._store.writable:
             return None
-        return {
-            "error": self._store.write_error,
-            "depth": self.stats.depth,
-            "oldest_age_seconds": self._oldest_age(),
-        }
+        return {"error": self._store.write_error, "depth": self.stats.depth,
+                "oldest_age_seconds": self._oldest_age()}
 
     # ---- loading -----------------------------------------------------------------------------
 
@@ -144,8 +151,10 @@ class SpoolWorker:
         while self._loading and self._read != self._notified:
             if self._window.full:
                 return
-            seen = self._notified
-            rows = await self._store.page(after=self._cursor, limit=PAGE)
+            seen, rewinds = self._notified, self._rewinds
+            rows, settled = await self._page(after=self._cursor)
+            if rewinds != self._rewinds:
+                continue  # the cursor went back meanwhile: read again from there
             if len(rows) < PAGE:
                 self._read = seen
             for row in rows:
@@ -153,7 +162,7 @@ class SpoolWorker:
                     self._read = 0  # rows are left on this page
                     return
                 self._cursor = row.id
-                if row.id in self._window:
+                if row.id in self._window or row.id in settled:
                     continue
                 if row.integration_key in self._window.behind:
                     self._stale.add(row.integration_key)
@@ -177,13 +186,7 @@ class SpoolWorker:
             blocked: set[Hashable] = set()  # lanes full in this pass: their later rows wait too
             after, stopped = start - 1, False
             while not stopped:
-                self._settled_meanwhile = set()
-                try:
-                    rows = await self._store.page(after=after, limit=PAGE, key=key,
-                                                  upto=self._cursor)
-                    settled = self._settled_meanwhile
-                finally:
-                    self._settled_meanwhile = None
+                rows, settled = await self._page(after=after, key=key, upto=self._cursor)
                 for row in rows:
                     after = row.id
                     if row.id in self._window or row.id in settled:
@@ -206,45 +209,53 @@ class SpoolWorker:
             else:
                 self._window.behind[key] = first_skipped
 
-    def _job(self, row: QueuedEvent) -> Job | None:
-        """The delivery job of a row; None (and dead-lettered) when the row is corrupt."""
-        update: PolicyUpdate | None = None
+    async def _page(self, *, after: int, key: str | None = None, upto: int | None = None
+                    ) -> tuple[list[QueuedEvent], set[int]]:
+        """A page of rows, and the rows settled while it was read (it may still hold them)."""
+        self._settled_meanwhile = set()
         try:
-            if row.path == POLICY_PATH:
-                update = PolicyUpdate.from_json(row.event)
-                event: dict[str, object] = {}
-            else:
-                event = json.loads(row.event)
-        except ValueError as exc:
-            logger.error("queue#%d is not valid JSON (%s); dead-lettering it", row.id, exc,
-                         extra=EACH)
-            self._metrics.dead_lettered.labels(SOURCE, "corrupt").inc()
-            self._keep(
-                self._store.dead_letter(
-                    row.id, reason="corrupt", status=None, detail=str(exc), attempts=row.attempts
-                )
-            )
+            rows = await self._store.page(after=after, limit=PAGE, key=key, upto=upto)
+            return rows, self._settled_meanwhile
+        finally:
+            self._settled_meanwhile = None
+
+    def _job(self, row: QueuedEvent) -> Job | None:
+        """The delivery job of a row; None when the row ends here instead (dead-lettered, or
+        an MQTT message its mapping now filters)."""
+        try:
+            what = read_row(row, convert=self._convert)
+        except Exception:  # a bug in a mapping ends its row, never the loading
+            logger.exception("internal error while reading queue#%d", row.id, extra=EACH)
+            what = Ending("internal_error", "see the daemon's log")
+        if isinstance(what, Ending):
+            self._end(row, what)
             return None
         age = max(0.0, time.time() - row.received_at)
-        return Job(
-            owner=self,
-            source=SOURCE,
-            lane=policy_lane(update) if update else event_lane(row.integration_key, event),
-            integration_key=row.integration_key,
-            path=row.path,
-            # sent as it was stored: serialised once, at the intake
-            body=None if update else row.event.encode(),
-            policy=update,
-            origin=f"queue#{row.id}",
-            received=time.monotonic() - age,
-            attempts=row.attempts,
-            context=row,
-            max_retries=self._max_retries,
-        )
+        return Job(owner=self, source=SOURCE, lane=what.lane, integration_key=what.integration_key,
+                   path=what.path, body=what.body, policy=what.policy, origin=f"queue#{row.id}",
+                   received=time.monotonic() - age, attempts=row.attempts, context=row,
+                   max_retries=self._max_retries)
+
+    def _end(self, row: QueuedEvent, ending: Ending) -> None:
+        """A row that never becomes a job: filtered (deleted) or dead-lettered."""
+        if ending.reason is None:
+            logger.info("queue#%d: the MQTT message needs no delivery now (filtered, or a "
+                        "heartbeat ping too old to matter); removed", row.id)
+            self._metrics.filtered.labels(SOURCE).inc()
+            self._keep(self._store.delete(row.id))
+            return
+        what = "is not valid JSON" if ending.reason == CORRUPT else "cannot be delivered"
+        logger.error("queue#%d %s; dead-lettering it (%s: %s)", row.id, what, ending.reason,
+                     ending.detail, extra=EACH)
+        self._metrics.dead_lettered.labels(SOURCE, ending.reason).inc()
+        self._keep(self._store.dead_letter(row.id, reason=ending.reason, status=None,
+                                           detail=ending.detail, attempts=row.attempts))
 
     def _admit(self, job: Job) -> None:
         row: QueuedEvent = job.context
-        self._window.add(row.id, job.integration_key, job.lane)
+        # the window counts the row's own key (what catch-up reads by), not the job's: an MQTT
+        # row is stored without the key its mapping finds
+        self._window.add(row.id, row.integration_key, job.lane)
         self._loaded[row.id] = job
         hold = job.lane if job.lane is not None else ("row", row.id)
         held = self._held.get(hold)
@@ -256,7 +267,7 @@ class SpoolWorker:
             self._deliverer.submit(job)
 
     def _next_due(self) -> float:
-        return min(float(lane[0].context.next_attempt_at) for lane in self._held.values())
+        return min(float(held[0].context.next_attempt_at) for held in self._held.values())
 
     def _release_due(self) -> None:
         now = time.time()
@@ -286,8 +297,8 @@ class SpoolWorker:
 
     def _written(self, future: asyncio.Future[Any]) -> None:
         self._writes.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            logger.error("queue write failed: %s", future.exception())
+        if not future.cancelled() and (error := future.exception()) is not None:
+            logger.error("queue write failed: %s", error)
 
     # ---- JobOwner ----------------------------------------------------------------------------
 
@@ -295,9 +306,8 @@ class SpoolWorker:
         """True for a row deleted from outside (``ilagent queue purge``) since it was loaded."""
         return bool(self._withdrawn) and job.context.id in self._withdrawn
 
-    async def finished(
-        self, job: Job, verdict: Verdict, result: Result | None, reason: str
-    ) -> None:
+    async def finished(self, job: Job, verdict: Verdict, result: Result | None,
+                       reason: str) -> None:
         """Delete a delivered row; move a rejected or exhausted one to the dead letters."""
         row: QueuedEvent = job.context
         if verdict is not Verdict.DEAD_LETTER:
@@ -305,13 +315,9 @@ class SpoolWorker:
             self._settle(row.id)
             return
         try:
-            await self._store.dead_letter(
-                row.id,
-                reason=reason,
-                status=result.status if result else None,
-                detail=result.detail if result else "",
-                attempts=job.attempts,
-            )
+            await self._store.dead_letter(row.id, reason=reason, attempts=job.attempts,
+                                          status=result.status if result else None,
+                                          detail=result.detail if result else "")
         except sqlite3.Error as exc:  # it stays queued and is tried again after a restart
             logger.error("could not dead-letter %s: %s", job.origin, exc)
         self._settle(row.id)
@@ -331,11 +337,8 @@ class SpoolWorker:
         error = f"{result.status_label} {result.detail}".strip()[:ERROR_EXCERPT]
         due = time.time() + delay
         job.context = replace(row, attempts=job.attempts, next_attempt_at=due, last_error=error)
-        self._keep(
-            self._store.record_attempt(
-                row.id, attempts=job.attempts, next_attempt_at=due, last_error=error
-            )
-        )
+        self._keep(self._store.record_attempt(row.id, attempts=job.attempts,
+                                              next_attempt_at=due, last_error=error))
 
     # ---- metrics -----------------------------------------------------------------------------
 
@@ -384,6 +387,7 @@ class SpoolWorker:
         self._generation = generation
         self._cursor = 0  # retried rows come back under their old ids: read from the start
         self._read = 0
+        self._rewinds += 1  # and a forward read on its way now must not move the cursor
         self._wake.set()
 
     def _oldest_age(self) -> float:

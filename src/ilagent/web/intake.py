@@ -33,6 +33,7 @@ from ilagent.events import EventError, encode_event, validate_event, with_path_k
 from ilagent.ilert import IlertClient, Outcome
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
+from ilagent.records import RecordKind
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SOURCE, SpoolWorker
 
@@ -107,7 +108,8 @@ class Intake:
         key = event["integrationKey"]
         try:
             row_id = await self._store.enqueue(
-                integration_key=key, path=_forward_path(request), event=text
+                integration_key=key, path=_forward_path(request), event=text,
+                kind=RecordKind.EVENT,
             )
         except sqlite3.Error as exc:
             logger.error("could not queue an event for %s: %s", mask_key(key), exc)

@@ -131,6 +131,29 @@ def test_two_updates_of_one_level_in_a_batch_land_in_offset_order(
     assert sandbox.level_emails(f"{location}50", 0) == [emails["cid"]]
 
 
+def test_two_routing_keys_of_one_policy_level_land_in_offset_order(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """Two shift messages whose routing keys differ but resolve to the same policy (the second
+    names it as the fallback of a comma-separated list) land in offset order: bob, then cid,
+    even when the first one's user lookup is slow."""
+    location, api_key, emails = seeded(sandbox)
+    topic = create_topic(kafka_bootstrap, unique("shifts"))
+    # a first update on level 1 lifts the gate's single flight of a key that never succeeded
+    produce(kafka_bootstrap, topic, [shift(emails["ann"], location, 1)])
+    run_ilagent(*kafka_args(kafka_bootstrap, topic), env={"ILERT_API_KEY": api_key})
+    wait_until(lambda: sandbox.level_emails(f"{location}50", 1) == [emails["ann"]], timeout=60,
+               what="the first update")
+    sandbox.fault(latency_ms=1500, method="POST", path="/api/users/search-email", count=1)
+    produce(kafka_bootstrap, topic, [shift(emails["bob"], location),
+                                     shift(emails["cid"], f"nowhere,{location}")])
+    wait_until(lambda: len([r for r in puts(sandbox) if r["status"] == 200]) == 3, timeout=60,
+               what="two more level updates")
+    ids = {u["email"]: u["id"] for u in http("GET", f"{sandbox.url}/sandbox/users")[1]}
+    assert [r["body"]["users"][0]["id"] for r in puts(sandbox)][1:] == [ids[emails["bob"]],
+                                                                       ids[emails["cid"]]]
+    assert sandbox.level_emails(f"{location}50", 0) == [emails["cid"]]
+
+
 def test_mqtt_policy_message_moves_the_level(mosquitto: Any, sandbox: Sandbox,
                                              run_ilagent: Any, tmp_path: Any) -> None:
     """The same over MQTT, with a wildcard policy topic, unbuffered and buffered."""
@@ -178,3 +201,30 @@ def test_a_refused_api_key_holds_the_update_and_keeps_the_offset(
     wait_until(lambda: committed(kafka_bootstrap, group, topic) == [1], timeout=60,
                what="the offset committed with the right key")
     assert sandbox.level_emails(f"{location}50", 0) == [emails["bob"]]
+
+
+def test_a_wrong_api_url_holds_the_update_and_only_a_real_not_found_is_dead_lettered(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """An --ilert_api_url the sandbox answers with a plain-text 404 (a wrong URL, not ilert
+    saying "no such user") keeps the update: retried, not dead-lettered, its offset not
+    committed; with the right URL it lands, and an unknown e-mail after it is dead-lettered."""
+    location, api_key, emails = seeded(sandbox)
+    topic, group = create_topic(kafka_bootstrap, unique("shifts")), unique("g")
+    args = kafka_args(kafka_bootstrap, topic, "--kafka_group_id", group)
+    produce(kafka_bootstrap, topic, [shift(emails["bob"], location)])
+    wrong = f"{sandbox.url}/api/v2"
+    daemon = run_ilagent(*args, "--ilert_api_url", wrong, env={"ILERT_API_KEY": api_key})
+    wait_until(lambda: sum(r["path"].startswith("/api/v2/") and r["status"] == 404
+                           for r in sandbox.requests()) >= 3, timeout=60,
+               what="three calls to the wrong URL")
+    assert "dead letter" not in daemon.output() and "user_not_found" not in daemon.output()
+    assert "without ilert's error body" in daemon.output()
+    assert committed(kafka_bootstrap, group, topic) != [1]
+    assert daemon.stop() == 0
+    produce(kafka_bootstrap, topic, [shift("nobody@example.com", location)])
+    again = run_ilagent(*args, env={"ILERT_API_KEY": api_key})
+    wait_until(lambda: committed(kafka_bootstrap, group, topic) == [2], timeout=60,
+               what="both offsets committed with the right URL")
+    assert sandbox.level_emails(f"{location}50", 0) == [emails["bob"]]
+    assert again.output().count("user_not_found") >= 1
+    assert daemon.output().count("user_not_found") == 0

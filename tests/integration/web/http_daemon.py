@@ -30,13 +30,15 @@ def start_daemon(
     *extra: str,
     port: int | None = None,
     env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
 ) -> tuple[DaemonProcess, str]:
     """A daemon serving HTTP on 127.0.0.1 with its queue in ``db``, once it answers /health."""
     import broker
 
     port = port or broker.free_port()
     daemon = run_ilagent(
-        "daemon", "-p", str(port), "--http_host", "127.0.0.1", "-f", str(db), *extra, env=env
+        "daemon", "-p", str(port), "--http_host", "127.0.0.1", "-f", str(db), *extra, env=env,
+        preexec_fn=preexec_fn,
     )
     base = f"http://127.0.0.1:{port}"
     wait_until(

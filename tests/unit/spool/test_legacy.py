@@ -58,3 +58,33 @@ def test_rows_move_in_inserted_order_to_their_paths_once(tmp_path: Path) -> None
     assert db.legacy_waiting() == (0, 1)
     assert db.take_over_legacy(now=2.0).queued == 0
     db.close()
+
+
+def test_taken_over_rows_say_what_they_hold(tmp_path: Path) -> None:
+    """0.9's events are queued as kind event; its MQTT messages as the event or policy update
+    they map to, or, refused, as an MQTT message (topic in the path) that a retry maps again."""
+    from ilagent.spool.legacy import Converted
+
+    path = tmp_path / "ilagent.db3"
+    legacy(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO mqtt_queue VALUES ('n', 'p', '{}', '2026-05-02 09:00:01')")
+        conn.execute("INSERT INTO mqtt_queue VALUES ('o', 'x', 'raw', '2026-05-02 09:00:02')")
+    conn.close()
+
+    def convert(topic: str, payload: bytes) -> Converted:
+        if topic == "t":
+            return Converted(integration_key="k", path="/v1/events/mqtt/k", event="{}")
+        if topic == "p":
+            return Converted(integration_key="policy", path="ilagent:policy",
+                             event='{"email": "a@b", "routingKey": "r", "level": 0}')
+        return Converted(reason="unrouted", detail=f"{topic} matches no topic option")
+
+    db = QueueDB(str(path))
+    db.take_over_legacy(now=1.0)
+    db.take_over_legacy_mqtt(convert, now=1.0)
+    assert [r.kind for r in db.page(after=0, limit=10)] == ["event", "event", "event", "policy"]
+    assert [(d.kind, d.path, d.event) for d in db.dead_letters(limit=10)] == [
+        ("event", "/events", d.event) for d in db.dead_letters(limit=1)] + [
+        ("mqtt", "mqtt:x", "raw")]
+    db.close()

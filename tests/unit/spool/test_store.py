@@ -50,7 +50,7 @@ def test_rows_survive_reopening_and_page_in_id_order(tmp_path: Path) -> None:
 def test_insert_many_returns_the_ids_the_rows_got(db: QueueDB) -> None:
     """A multi-row insert (several chunks) reports exactly the ids SQLite gave each row."""
     add(db, 3)
-    rows = [("k", "/events", f'{{"m": {i}}}', 1.0) for i in range(450)]
+    rows = [("k", "/events", f'{{"m": {i}}}', 1.0, "event") for i in range(450)]
     with db.transaction():
         ids = db.insert_many(rows)
     stored = {row.id: row.event for row in db.page(after=0, limit=1000)}

@@ -1,0 +1,97 @@
+"""What a queued row becomes: a delivery, decided by its kind alone, or its end.
+
+The worker reads every row through :func:`read_row`, never by its path
+(:class:`~ilagent.records.RecordKind`):
+
+* ``event`` — posted to its path, on its alert's lane;
+* ``heartbeat`` — a ping of the key in ``integration_key``;
+* ``policy`` — an escalation-policy level update (``PolicyUpdate.to_json``);
+* ``mqtt`` — an MQTT message kept as received (topic in the path, payload as the body), read
+  as if it arrived now with the daemon's current MQTT options (the converter the daemon hands
+  over; the MQTT bridge's own reading): it becomes the event or policy update it maps to, is
+  filtered (the row ends, deleted), or ends as a dead letter with the mapping's reason. Without
+  MQTT in this daemon it ends as the dead letter ``no_mqtt``, saying where to retry it.
+
+A kind this code does not know ends as ``unknown_kind``, JSON that does not read as ``corrupt``.
+So ``ilagent queue retry`` of any dead letter gives a row that is delivered or ends again,
+never one retried for ever. Pure: the worker does the writing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from ilagent.policy import PolicyUpdate
+from ilagent.records import POLICY_PATH, RecordKind, mqtt_topic
+from ilagent.routing import POLICY_KEY, event_lane, heartbeat_lane, policy_lane
+from ilagent.spool.db import QueuedEvent
+from ilagent.spool.legacy import Convert
+
+NO_MQTT = ("an MQTT message kept as received, and this daemon runs no MQTT: retry it "
+           "(ilagent queue retry ID) with a daemon that has the MQTT options")
+CORRUPT = "corrupt"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What to send for a row: the fields of its delivery job."""
+
+    lane: Hashable | None
+    integration_key: str
+    path: str = ""
+    body: bytes | None = None  # None (and no policy): a heartbeat ping
+    policy: PolicyUpdate | None = None
+
+
+@dataclass(frozen=True)
+class Ending:
+    """A row that ends without a request: a dead letter with ``reason``, or (``reason`` None)
+    a message its mapping now filters."""
+
+    reason: str | None
+    detail: str = ""
+
+
+def read_row(row: QueuedEvent, *, convert: Convert | None) -> Delivery | Ending:
+    """What ``row`` becomes; ``convert`` maps MQTT messages (None: no MQTT here)."""
+    try:
+        kind = RecordKind(row.kind)
+    except ValueError:
+        return Ending("unknown_kind", f"a row of kind {row.kind!r}, which this ilagent does "
+                                      "not know (written by a newer version?)")
+    try:
+        if kind is RecordKind.EVENT:
+            return _event(row.integration_key, row.path, row.event)
+        if kind is RecordKind.POLICY:
+            return _update(PolicyUpdate.from_json(row.event))
+        if kind is RecordKind.HEARTBEAT:
+            return Delivery(heartbeat_lane(row.integration_key), row.integration_key)
+        return _mqtt(row, convert)
+    except ValueError as exc:  # json.JSONDecodeError, a policy update that does not read
+        return Ending(CORRUPT, str(exc))
+
+
+def _mqtt(row: QueuedEvent, convert: Convert | None) -> Delivery | Ending:
+    if convert is None:
+        return Ending("no_mqtt", NO_MQTT)
+    converted = convert(mqtt_topic(row.path), row.event.encode("utf-8", "surrogatepass"))
+    if converted.reason is not None:
+        return Ending(converted.reason, converted.detail)
+    if converted.event is None:  # filtered now, or a heartbeat ping too old to matter
+        return Ending(None)
+    if converted.path == POLICY_PATH:
+        return _update(PolicyUpdate.from_json(converted.event))
+    return _event(converted.integration_key, converted.path, converted.event)
+
+
+def _event(key: str, path: str, text: str) -> Delivery:
+    body = json.loads(text)
+    lane = event_lane(key, body) if isinstance(body, dict) else None
+    # sent as it was stored: serialised once, where it entered
+    return Delivery(lane, key, path, text.encode())
+
+
+def _update(update: PolicyUpdate) -> Delivery:
+    return Delivery(policy_lane(update), POLICY_KEY, policy=update)
