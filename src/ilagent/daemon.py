@@ -98,7 +98,7 @@ class Daemon:
             # queued events carry the queue's own retry limit
             self.store = QueueStore(config.db_file)
             self.worker = SpoolWorker(store=self.store, deliverer=self.deliverer,
-                                      metrics=self.metrics)
+                                      metrics=self.metrics, max_event_age=config.max_event_age)
         self.mqtt: MqttBridge | None = None
         if config.mqtt is not None:
             from ilagent.mqtt.bridge import MqttBridge  # paho only when MQTT is used
@@ -107,10 +107,13 @@ class Daemon:
                                    policy_rules=config.policy,
                                    deliverer=self.deliverer, metrics=self.metrics,
                                    store=self.store,
-                                   notify=self.worker.notify if self.worker else None)
+                                   notify=self.worker.notify if self.worker else None,
+                                   max_event_age=config.max_event_age)
         heads: list[Callable[[], Iterable[Head]]] = []
         if self.bridge is not None:
             heads.append(self.bridge.heads)
+        if self.mqtt is not None:
+            heads.append(self.mqtt.heads)
         self.watch = StuckWatch(metrics=self.metrics, sources=heads,
                                 stuck_after=config.stuck_after)
         self._stop = asyncio.Event()
@@ -291,8 +294,8 @@ class Daemon:
         await asyncio.gather(*tasks, return_exceptions=True)
         step("shutdown 3/4: commit offsets, leave the consumer group, acknowledge and "
              "disconnect from MQTT")
-        if self.bridge is not None:
-            await self.bridge.close()
+        if self.bridge is not None:  # dead letters and the final commit: what is left
+            await self.bridge.close(timeout=deadline - time.monotonic())
         if self.mqtt is not None:  # queue writes (buffer mode) get what is left of the deadline
             await self.mqtt.close(timeout=deadline - time.monotonic())
         if self.worker is not None:

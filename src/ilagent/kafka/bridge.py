@@ -35,7 +35,7 @@ from ilagent.errors import EventError
 from ilagent.events import encode_event
 from ilagent.ilert import Result
 from ilagent.kafka.commits import CommitRounds
-from ilagent.kafka.consumer import Batch, PollThread
+from ilagent.kafka.consumer import FINAL_COMMIT_TIMEOUT, Batch, PollThread
 from ilagent.kafka.deadletter import DeadLetterWriter
 from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, offset_of, origin
 from ilagent.kafka.topics import TopicRouter
@@ -49,6 +49,7 @@ from ilagent.stuck import Head
 logger = logging.getLogger(__name__)
 
 SOURCE = "kafka"
+MIN_CLOSE = 1.0  # the least a shutdown gives the final commit, however late it comes
 
 
 class KafkaBridge:
@@ -158,16 +159,26 @@ class KafkaBridge:
         if self._poller is not None:
             self._poller.fetching = False
 
-    async def close(self) -> None:
-        """Commit the positions and maps, leave the group and end the poll thread."""
+    async def close(self, timeout: float = FINAL_COMMIT_TIMEOUT) -> None:
+        """Finish dead letters being written, commit the positions and maps, leave the group
+        and end the poll thread — within about ``timeout`` seconds."""
+        deadline = time.monotonic() + max(timeout, MIN_CLOSE)
+        if self._tasks:  # dead letters on their way: what is written now is committed now
+            _done, late = await asyncio.wait(self._tasks, timeout=(deadline - time.monotonic()) / 2)
+            for task in late:
+                task.cancel()
+            if late:
+                logger.error("shutdown: %d dead letter(s) could not be written to %s in time; "
+                             "their messages stay uncommitted and are read again after the "
+                             "restart", len(late), self.settings.dlq_topic)
+            await asyncio.gather(*late, return_exceptions=True)
         if self._poller is not None:
             self._poller.final = [(state, snap) for state in list(self._poller.assigned.values())
                                   if not state.revoked and (snap := state.snapshot()) is not None]
+            self._poller.final_timeout = max(MIN_CLOSE, deadline - time.monotonic())
             self._poller.closing = True
             await asyncio.to_thread(self._poller.join)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._dead_letters.close()
+        await self._dead_letters.close(max(0.0, deadline - time.monotonic()))
 
     # ---- rebalance (asked for by the poll thread) --------------------------------------------
 
@@ -335,8 +346,13 @@ class KafkaBridge:
                            detail: str, result: Result | None) -> None:
         """Store an undeliverable message (DLQ topic, else an ERROR log), then finish it."""
         status = result.status_label if result is not None else ""
-        if await self._dead_letters.write(state, message, reason=reason, detail=detail,
-                                          status=status):
+        try:
+            written = await self._dead_letters.write(state, message, reason=reason,
+                                                     detail=detail, status=status)
+        except asyncio.CancelledError:  # the shutdown gave up on it: read again after it
+            self._release_one(state, offset_of(message))
+            raise
+        if written:
             self._finish(state, offset_of(message))
         else:
             self._release_one(state, offset_of(message))

@@ -127,11 +127,14 @@ class Committer:
         self._made: dict[TPKey, Commit] = {}
         # commits that failed, to be made again after a moment unless a newer one replaces them
         self._again: dict[TPKey, tuple[Commit, float]] = {}
+        # the last synchronous commit of each partition: the revoke at close repeats the final
+        self._synced: dict[TPKey, Commit] = {}
 
     def forget(self, key: TPKey) -> None:
         """The partition was released."""
         self._made.pop(key, None)
         self._again.pop(key, None)
+        self._synced.pop(key, None)
 
     def commit_async(self, consumer: Consumer, requested: dict[TPKey, Commit],
                      assigned: dict[TPKey, PartitionState]) -> None:
@@ -180,7 +183,8 @@ class Committer:
                     between: Callable[[], None]) -> bool:
         """Commit synchronously; a refusal for a rebalance or a moving coordinator is tried
         again for up to ``timeout`` s, calling ``between`` before each new try. True once done
-        (or when there was nothing to commit)."""
+        (or when there was nothing new to commit)."""
+        commits = [commit for commit in commits if self._synced.get(commit[0].key) != commit]
         if not commits:
             return True
         offsets = [_partition(state, snap) for state, snap in commits]
@@ -199,6 +203,8 @@ class Committer:
                             error.name() if isinstance(error, KafkaError) else exc)
                 between()
                 continue
+            for state, snap in commits:
+                self._synced[state.key] = (state, snap)
             return True
 
     @staticmethod

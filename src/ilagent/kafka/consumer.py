@@ -106,6 +106,7 @@ class PollThread:
         self._started = time.monotonic()
         self._hangups = 0  # connections closed by the broker during the first request
         self.final: list[tuple[PartitionState, Snapshot]] = []  # set by the loop at shutdown
+        self.final_timeout = FINAL_COMMIT_TIMEOUT
 
     def start(self) -> None:
         """Create the consumer and start polling; raises ``ConfigError`` for a property
@@ -213,10 +214,10 @@ class PollThread:
     def _commit_final(self, consumer: Consumer) -> None:
         """Commit the positions the loop left in :attr:`final`, synchronously, while still a
         member; a rebalance in progress is polled through (every partition is paused, so no
-        message comes) and the commit tried again until :data:`FINAL_COMMIT_TIMEOUT`."""
+        message comes) and the commit tried again for up to :attr:`final_timeout` s."""
         commits = [(state, snap) for state, snap in self.final
                    if self.assigned.get(state.key) is state]
-        if not self._commits.commit_sync(consumer, commits, timeout=FINAL_COMMIT_TIMEOUT,
+        if not self._commits.commit_sync(consumer, commits, timeout=self.final_timeout,
                                          between=lambda: self._poll_idle(consumer)):
             logger.error("the final commit of %s failed; their next owner sends what was "
                          "delivered since the last commit again",

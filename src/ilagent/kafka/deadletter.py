@@ -48,10 +48,10 @@ class DeadLetterWriter:
                 raise ConfigError(f"Kafka refused the DLQ producer's configuration: {exc}") \
                     from None
 
-    async def close(self) -> None:
-        """Wait for what is still being produced."""
+    async def close(self, timeout: float = DLQ_FLUSH_TIMEOUT) -> None:
+        """Wait up to ``timeout`` s for what is still being produced."""
         if self._producer is not None:
-            await asyncio.to_thread(self._producer.flush, DLQ_FLUSH_TIMEOUT)
+            await asyncio.to_thread(self._producer.flush, min(timeout, DLQ_FLUSH_TIMEOUT))
 
     async def write(self, state: PartitionState, message: Message, *, reason: str, detail: str,
                     status: str) -> bool:

@@ -40,8 +40,10 @@ from ilagent.mqtt.connection import MqttConnection, Received
 from ilagent.mqtt.topics import TopicClassifier
 from ilagent.mqtt.writes import QueueWrites
 from ilagent.policy import PolicyUpdate, map_policy
+from ilagent.records import RecordKind, mqtt_path
 from ilagent.routing import POLICY_KEY, POLICY_PATH, alert_lane, heartbeat_lane, policy_lane
 from ilagent.spool.legacy import Converted
+from ilagent.stuck import Head
 
 if TYPE_CHECKING:
     from ilagent.spool.store import QueueStore
@@ -85,8 +87,9 @@ class MqttBridge:
     def __init__(self, *, settings: MqttSettings, rules: MappingRules, deliverer: Deliverer,
                  metrics: Metrics, policy_rules: PolicyRules | None = None,
                  store: QueueStore | None = None,
-                 notify: Callable[[], None] | None = None) -> None:
+                 notify: Callable[[], None] | None = None, max_event_age: float = 0.0) -> None:
         self.settings = settings
+        self._max_event_age = max_event_age  # direct mode; buffered rows age in the spool
         self._rules = rules
         self._policy_rules = policy_rules or PolicyRules()
         self._deliverer = deliverer
@@ -128,6 +131,15 @@ class MqttBridge:
         return len(self._window)
 
     # ---- receiving ---------------------------------------------------------------------------
+
+    def heads(self) -> list[Head]:
+        """The oldest unacknowledged message of the connection (for the stuck watch)."""
+        oldest = self.oldest_unfinished()
+        if oldest is None:
+            return [Head(SOURCE)]
+        since, job = oldest
+        return [Head(SOURCE, where=job.origin if job is not None else "(being queued)",
+                     since=since, job=job)]
 
     def oldest_unfinished(self) -> tuple[float, Job | None] | None:
         """The oldest QoS 1 message not yet acknowledged that waits for this daemon: its
@@ -207,15 +219,18 @@ class MqttBridge:
             for warning in mapped.warnings:
                 logger.warning("MQTT %s: %s", message.topic, warning)
             if self._store is not None:
-                self._queue(mapped.integration_key, mapped.path, reading.body.decode(), unacked)
+                self._queue(mapped.integration_key, mapped.path, reading.body.decode(), unacked,
+                            RecordKind.EVENT)
             else:
+                pages = self._max_event_age and mapped.event.get("eventType") == "ALERT"
                 self._submit(Job(
                     owner=self, source=SOURCE,
                     lane=alert_lane(mapped.integration_key, mapped.alert_key),
                     integration_key=mapped.integration_key, path=mapped.path,
-                    body=reading.body, origin=message.topic, context=unacked))
+                    body=reading.body, origin=message.topic, context=unacked,
+                    expires_at=time.time() + self._max_event_age if pages else None))
         elif self._store is not None:
-            self._queue(POLICY_KEY, POLICY_PATH, reading.to_json(), unacked)
+            self._queue(POLICY_KEY, POLICY_PATH, reading.to_json(), unacked, RecordKind.POLICY)
         else:
             self._submit(Job(
                 owner=self, source=SOURCE, lane=policy_lane(reading), integration_key=POLICY_KEY,
@@ -245,13 +260,14 @@ class MqttBridge:
 
     # ---- buffer mode -------------------------------------------------------------------------
 
-    def _queue(self, key: str, path: str, text: str, unacked: Unacked | None) -> None:
+    def _queue(self, key: str, path: str, text: str, unacked: Unacked | None,
+               kind: RecordKind) -> None:
         """Commit an event (or policy update) to the queue, then acknowledge it."""
         assert self._store is not None
         store = self._store
 
         async def write() -> None:
-            row_id = await store.enqueue(integration_key=key, path=path, event=text)
+            row_id = await store.enqueue(integration_key=key, path=path, event=text, kind=kind)
             logger.debug("queued MQTT message as queue#%d", row_id)
             if self._notify is not None:
                 self._notify()
@@ -271,11 +287,11 @@ class MqttBridge:
             return
         logger.warning("dead letter MQTT %s: %s %s (kept in the queue file)", message.topic,
                        reason, mask(detail), extra=EACH)
-        store, path = self._store, f"mqtt:{message.topic}"
+        store, path = self._store, mqtt_path(message.topic)
 
         async def write() -> None:
             await store.add_dead_letter(integration_key="", path=path, event=text,
-                                        reason=reason, detail=detail)
+                                        reason=reason, detail=detail, kind=RecordKind.MQTT)
 
         self._writes.start(write, then=lambda: self._settle(unacked))
 

@@ -43,6 +43,7 @@ class Delivery:
     path: str = ""
     body: bytes | None = None  # None (and no policy): a heartbeat ping
     policy: PolicyUpdate | None = None
+    pages: bool = False  # an ALERT event (the one kind --max_event_age keeps from going late)
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,9 @@ def _mqtt(row: QueuedEvent, convert: Convert | None) -> Delivery | Ending:
 def _event(key: str, path: str, text: str) -> Delivery:
     body = json.loads(text)
     lane = event_lane(key, body) if isinstance(body, dict) else None
+    pages = isinstance(body, dict) and body.get("eventType") == "ALERT"
     # sent as it was stored: serialised once, where it entered
-    return Delivery(lane, key, path, text.encode())
+    return Delivery(lane, key, path, text.encode(), pages=pages)
 
 
 def _update(update: PolicyUpdate) -> Delivery:

@@ -1,22 +1,17 @@
 """The queue worker: feeds the durable queue to the delivery engine and settles every row.
 
-Rows are loaded in id order, a page at a time, into a bounded :class:`~ilagent.spool.window.Window`
-(``window`` rows at most in memory, capped per integration key and per lane so that one busy
-or failing key cannot fill it); each becomes a :class:`~ilagent.delivery.Job` on the lane of its alert
-(integration key + alert key, trimmed and lower-cased as ilert matches them), so events of
-one alert reach ilert in the order they were accepted. A row leaves the queue only when
-ilert took it (deleted) or it was given up (moved to ``dead_letters`` with the reason);
-anything else stays, so a restart resumes where the last run stopped.
+Rows are loaded in id order, a page at a time, into a bounded window (capped per integration
+key and per lane so that one busy or failing key cannot fill it); each becomes a delivery job
+on the lane of its alert, so events of one alert reach ilert in the order they were accepted.
+A row leaves the queue only when ilert took it (deleted) or it was given up (moved to
+``dead_letters`` with the reason); anything else stays, so a restart resumes where it stopped.
 
 A row whose persisted ``next_attempt_at`` lies ahead (it failed before a restart) is held
-back until then, and the later rows of its lane with it.
-
-What a row becomes is decided by its ``kind`` alone (:mod:`ilagent.spool.rows`): MQTT rows
-are mapped with the converter the daemon hands to :meth:`SpoolWorker.start`.
-
-A row retried from outside (``ilagent queue retry``) comes back under its old id, below the
-forward read's cursor: seeing the change rewinds the cursor, and a read on its way meanwhile is
-read again rather than let carry the cursor back past that row (stranding it until a restart).
+back until then, and the later rows of its lane with it. What a row becomes is decided by its
+``kind`` alone (:mod:`ilagent.spool.rows`; MQTT rows are mapped with the converter handed to
+:meth:`SpoolWorker.start`). A row retried from outside (``ilagent queue retry``) comes back
+under its old id, below the cursor: the change rewinds the cursor, and a read on its way is made
+again rather than carry the cursor back past that row (stranding it until a restart).
 """
 
 from __future__ import annotations
@@ -62,8 +57,10 @@ class SpoolWorker:
         window: int = DEFAULT_WINDOW,
         refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
         max_retries: int | None = None,
+        max_event_age: float = 0.0,
     ) -> None:
         self._store = store
+        self._max_event_age = max_event_age  # an ALERT accepted longer ago is not sent
         self._max_retries = max_retries  # None: the engine's policy; 0 = unlimited
         self._deliverer = deliverer
         self._metrics = metrics
@@ -231,10 +228,12 @@ class SpoolWorker:
             self._end(row, what)
             return None
         age = max(0.0, time.time() - row.received_at)
+        expires = row.received_at + self._max_event_age
         return Job(owner=self, source=SOURCE, lane=what.lane, integration_key=what.integration_key,
                    path=what.path, body=what.body, policy=what.policy, origin=f"queue#{row.id}",
                    received=time.monotonic() - age, attempts=row.attempts, context=row,
-                   max_retries=self._max_retries)
+                   max_retries=self._max_retries,
+                   expires_at=expires if self._max_event_age and what.pages else None)
 
     def _end(self, row: QueuedEvent, ending: Ending) -> None:
         """A row that never becomes a job: filtered (deleted) or dead-lettered."""

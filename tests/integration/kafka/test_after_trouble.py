@@ -289,3 +289,29 @@ def test_an_alert_older_than_max_event_age_is_dead_lettered_not_paged(
     assert headers["ilagent.reason"] == "stale"
     assert "max_event_age" in headers["ilagent.detail"]
     assert daemon.stop() == 0
+
+
+def test_a_dead_letter_topic_that_refuses_everything_does_not_hang_the_shutdown(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """The DLQ topic takes no message this size: SIGTERM still ends within --shutdown_timeout
+    (plus the final commit's second), with one clear ERROR, and the message stays
+    uncommitted so that it is read again."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = create_topic(kafka_bootstrap, unique("dlqfull"))
+    dlq = unique("tinydlq")
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(dlq, 1, 1, config={"max.message.bytes": "64"})])[dlq].result(30)
+    group = unique("g")
+    daemon = run_ilagent(*daemon_args(kafka_bootstrap, group, topic, "--dlq_topic", dlq,
+                                      "--shutdown_timeout", "3"))
+    wait_until(lambda: assigned(daemon), timeout=60, what="assignment")
+    produce(kafka_bootstrap, topic, [b"{not json, and long enough not to fit: " + b"x" * 200])
+    wait_until(lambda: "could not write" in daemon.output(), what="the failing DLQ write")
+    started = time.monotonic()
+    assert daemon.stop(timeout=30) == 0
+    took = time.monotonic() - started
+    assert took < 3 + 2.5, f"the shutdown took {took:.1f} s"
+    output = daemon.output()
+    assert "dead letter(s) could not be written" in output and "Traceback" not in output
+    assert committed(kafka_bootstrap, group, topic) == [0]  # read again from the message
