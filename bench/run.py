@@ -5,7 +5,8 @@ and records its figures in its own section of ``bench/RESULTS.md``:
 
 * ``bench/bench_kafka.py`` — the Kafka delivery engine (issue 3);
 * ``bench/bench_intake.py`` — the HTTP intake (issue 4), when that file exists;
-* ``bench/bench_mqtt.py`` — MQTT mode (issue 13).
+* ``bench/bench_mqtt.py`` — MQTT mode (issue 13);
+* ``bench/bench_restart.py`` — what a crash costs: events sent twice, alerts opened again (issue 19).
 
     .venv/bin/python bench/run.py [--only kafka,intake]
 """
@@ -20,13 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = {"kafka": "bench_kafka.py", "intake": "bench_intake.py", "mqtt": "bench_mqtt.py"}
+BENCHMARKS = {"kafka": "bench_kafka.py", "intake": "bench_intake.py", "mqtt": "bench_mqtt.py",
+              "restart": "bench_restart.py"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected benchmarks that exist; exit 1 if any of them failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of kafka,intake,mqtt")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of kafka,intake,mqtt,restart")
     args = parser.parse_args(argv)
     failed = []
     for name, script in BENCHMARKS.items():
