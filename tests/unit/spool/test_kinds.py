@@ -3,16 +3,15 @@ letter gives a row it can deliver or dead-letter again, never one retried for ev
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from helpers import eventually
 from ilagent.cli import build_parser
 from ilagent.commands.daemon import daemon_config
 from ilagent.config import RetryPolicy
@@ -64,16 +63,6 @@ async def start(store: QueueStore, ilert: IlertClient) -> AsyncIterator[
     yield make
     for worker in running:
         await worker.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 5.0,
-                     what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := await check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.02)
-    return value
 
 
 def dead_letters(tmp_path: Path) -> dict[int, DeadLetter]:

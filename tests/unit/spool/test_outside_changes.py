@@ -7,12 +7,12 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from helpers import eventually
 from ilagent.config import RetryPolicy
 from ilagent.delivery import Deliverer
 from ilagent.ilert import IlertClient
@@ -28,16 +28,6 @@ KEY = "il1apiOUTSIDE000001"
 def event(summary: str, alert: str) -> str:
     return json.dumps({"integrationKey": KEY, "eventType": "ALERT", "summary": summary,
                        "alertKey": alert})
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 5.0,
-                     what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := await check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.02)
-    return value
 
 
 async def test_a_retry_noticed_while_a_read_is_on_its_way_is_still_delivered(
