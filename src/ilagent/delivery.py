@@ -41,11 +41,11 @@ from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
 from ilagent.policy import PolicyUpdate
 from ilagent.policy_sync import KEY_REFUSED, PolicySync
-from ilagent.sender import Sender
+from ilagent.sender import EXPIRED, Sender
 
 logger = logging.getLogger(__name__)
 LINES_PER_SECOND = 10  # delivery lines at -vv; above that, a count per second
-STALE = "stale"  # the dead-letter reason of an event older than --max_event_age
+STALE = EXPIRED.reason  # the dead-letter reason of an event older than --max_event_age
 
 
 class Verdict(enum.Enum):
@@ -272,6 +272,9 @@ class Deliverer:
             result = await self._sender.send(job)
             if result is None:
                 job.owner.abandoned(job)
+                return
+            if result is EXPIRED:
+                await self._stale(job)
                 return
             job.last_result = result
             self._count_response(result)

@@ -36,6 +36,10 @@ NO_POLICY_SYNC = Result(Outcome.REJECTED, None, "policy sync is not configured: 
                         reason="no_api_key")
 
 
+# an event that grew older than its ``expires_at`` (``--max_event_age``) while it waited to go
+EXPIRED = Result(Outcome.REJECTED, None, "", reason="stale")
+
+
 class Sender:
     """Sends one attempt of a job when it may go; shared by every lane of a Deliverer."""
 
@@ -74,12 +78,17 @@ class Sender:
         self._gate.wake()
 
     async def send(self, job: Job) -> Result | None:
-        """One attempt; None when the job was withdrawn while it waited."""
+        """One attempt; None when the job was withdrawn while it waited; :data:`EXPIRED`
+        without a request when it grew older than its ``expires_at`` meanwhile."""
         key = self.gate_key(job)
         async with self._turn(key):
             admission = await self._admit(job, key)
             if admission is None:
                 return None
+        if job.expires_at is not None and time.time() >= job.expires_at:
+            self._gate.cancel(key, admission)  # waited out an outage: too late to page now
+            self._slots.release()
+            return EXPIRED
         try:
             if job.policy is not None:
                 result = (await self._policies.apply(job.policy) if self._policies is not None

@@ -225,3 +225,33 @@ async def test_a_newer_heartbeat_ping_supersedes_the_queued_ones(
     assert verdicts == [Verdict.DELIVERED] + [Verdict.SUPERSEDED] * 8 + [Verdict.DELIVERED]
     response = await sandbox.get("/sandbox/heartbeats")
     assert [h["count"] for h in await response.json()] == [2]
+
+
+async def test_an_alert_past_its_expiry_is_dead_lettered_without_a_request(
+        sandbox: TestClient[Any, Any], ilert: IlertClient) -> None:
+    """A job whose expires_at has passed ends as a dead letter "stale"; ilert never sees it."""
+    owner, deliverer = Owner(), engine(ilert)
+    stale = job(owner, "k", "a", 0)
+    stale.expires_at = time.time() - 1
+    deliverer.submit(stale)
+    deliverer.submit(job(owner, "k", "b", 1, lane="other"))
+    assert await deliverer.wait_idle(10)
+    assert owner.ended["k/a/0"] == (Verdict.DEAD_LETTER, None, "stale")
+    assert await summaries(sandbox, "k") == ["1"]
+
+
+async def test_an_alert_that_expires_while_its_key_is_blocked_is_not_sent_late(
+        sandbox: TestClient[Any, Any], ilert: IlertClient) -> None:
+    """An event waiting out a 429 block past its expires_at is dead-lettered when the block
+    ends, without a request: a page hours late is worse than none."""
+    await fault(sandbox, status=429, integration_key="k", count=1, retry_after="1")
+    owner, deliverer = Owner(), engine(ilert)
+    first = job(owner, "k", "a", 0)
+    deliverer.submit(first)
+    await until(lambda: owner.attempts == [("k/a/0", 429)], "the 429")
+    later = job(owner, "k", "b", 1, lane="other")
+    later.expires_at = time.time() + 0.3  # expires during the one-second block
+    deliverer.submit(later)
+    assert await deliverer.wait_idle(10)
+    assert owner.ended["k/b/1"] == (Verdict.DEAD_LETTER, None, "stale")
+    assert await summaries(sandbox, "k") == ["0"]

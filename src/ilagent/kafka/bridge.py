@@ -5,9 +5,9 @@ here each message is mapped (ilagent 0.9's rules), submitted to the
 :class:`~ilagent.delivery.Deliverer` on its lane, and — delivered, filtered or dead-lettered —
 finished in its partition's :class:`~ilagent.offsets.OffsetTracker`. When something finished,
 the partition's contiguous watermark (the first unfinished offset) and the map of finished
-offsets above it are handed to the poll thread to commit, at most every
-:data:`~ilagent.kafka.commits.COMMIT_INTERVAL` seconds: a crash never skips a message that was not delivered, filtered
-or dead-lettered, and a message that was is not sent again after a restart or a rebalance.
+offsets above it are handed to the poll thread to commit (see :mod:`ilagent.kafka.commits`
+for how often): a crash never skips a message that was not delivered, filtered or
+dead-lettered, and a message that was is not sent again after a restart or a rebalance.
 
 With ``--max_event_age`` an event (ALERT) whose Kafka timestamp is older than that is not sent
 but dead-lettered as ``stale``, also when it grew old waiting for ilert; other event types still
@@ -345,7 +345,8 @@ class KafkaBridge:
     async def _dead_letter(self, state: PartitionState, message: Message, *, reason: str,
                            detail: str, result: Result | None) -> None:
         """Store an undeliverable message (DLQ topic, else an ERROR log), then finish it."""
-        status = result.status_label if result is not None else ""
+        # the DLQ header names an HTTP status, or how the request failed; "" when none was made
+        status = "" if result is None or result.status_label == "none" else result.status_label
         try:
             written = await self._dead_letters.write(state, message, reason=reason,
                                                      detail=detail, status=status)

@@ -79,8 +79,9 @@ class Handoff:
 
     @property
     def busy(self) -> bool:
-        """True while commits wait or messages are in delivery (read without the lock: a hint)."""
-        return bool(self._to_commit) or any(count for _, count in self._outstanding.values())
+        """True while commits wait or messages are in delivery."""
+        with self._lock:
+            return bool(self._to_commit) or any(count for _, count in self._outstanding.values())
 
     def take(self) -> tuple[dict[TPKey, tuple[PartitionState, Snapshot]], dict[TPKey, int]]:
         """The commits to make (taken) and the messages in delivery (a copy)."""
