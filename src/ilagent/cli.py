@@ -20,6 +20,7 @@ from ilagent.commands import map as mapping
 from ilagent.commands.common import Parser, secret_values
 from ilagent.commands.sources import Sources, resolve, settable
 from ilagent.errors import EXIT_INTERRUPTED, EXIT_USAGE, IlagentError
+from ilagent.private_files import UMASK
 from ilagent.secret_options import register_secrets
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -75,7 +76,18 @@ def resolve_options(parser: Parser, args: argparse.Namespace, tokens: Sequence[s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ilagent`` command; returns the exit code."""
+    """Entry point of the ``ilagent`` command; returns the exit code.
+
+    Every file and directory the command creates is its owner's alone (umask 077, see
+    :mod:`ilagent.private_files`); the umask is given back on return, for callers in process."""
+    umask = os.umask(UMASK)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(umask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     tokens = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(tokens)
