@@ -127,7 +127,8 @@ def test_a_running_daemon_shows_no_secret_through_errors_metrics_or_a_traceback(
         "-f", str(tmp_path / "q.db3"), "--kafka_brokers", kafka_bootstrap,
         "--kafka_group_id", unique("g"), "-e", topic, "-m", "127.0.0.1",
         "-q", str(mosquitto.ports["auth"]), "--mqtt_username", "ilagent", "--mqtt_qos", "1",
-        *args, env={**env, "PYTHONPATH": str(fault), "FAULT_MESSAGE": " ".join(secrets)})
+        *args, env={**env, "FAULT_MESSAGE": " ".join(secrets),
+                    "PYTHONPATH": os.pathsep.join([str(fault), os.environ.get("PYTHONPATH", "")])})
     wait_until(lambda: status_or_none("GET", f"{base}/ready") == 204 or not daemon.alive(),
                timeout=60, what="the daemon to be ready")
     assert daemon.alive(), daemon.output()[-3000:]
