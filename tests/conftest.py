@@ -21,7 +21,14 @@ sys.path.insert(0, str(ROOT / "tools" / "kafka"))
 sys.path.insert(0, str(ROOT / "tools" / "mqtt"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import DAEMON_LOGS, SECRETS, DaemonProcess, Sandbox, start_sandbox  # noqa: E402
+from helpers import (  # noqa: E402
+    DAEMON_LOGS,
+    RUNS,
+    SECRETS,
+    DaemonProcess,
+    Sandbox,
+    start_sandbox,
+)
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +117,7 @@ def run_ilagent(tmp_path: Path, sandbox: Sandbox) -> Iterator[
         process = DaemonProcess(args, log=log, env={
             "ILERT_API_URL": sandbox.api_url, "ILERT_BEAT_URL": sandbox.api_url,
             **(env or {})}, preexec_fn=preexec_fn)
+        RUNS.append(process)
         started.append(process.start())
         return process
 

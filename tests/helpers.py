@@ -27,9 +27,11 @@ T = TypeVar("T")
 
 
 # every daemon's output and every secret the suite handed to one, for the final check that no
-# secret ever reached a log line (tests/test_no_secrets_leaked.py runs last)
+# secret ever reached a log line (tests/test_no_secrets_leaked.py runs last); the processes
+# themselves, whose arguments and environment name secrets the helpers never saw
 DAEMON_LOGS: list[Path] = []
 SECRETS: set[str] = set()
+RUNS: list[DaemonProcess] = []
 
 # ilagent 0.9's tables after its five migrations (as its db.rs leaves them)
 LEGACY_SCHEMA = """

@@ -17,9 +17,11 @@ from collections.abc import Callable, Mapping, Sequence
 from ilagent import __version__
 from ilagent.commands import config, daemon, queue, sandbox, send
 from ilagent.commands import map as mapping
-from ilagent.commands.common import Parser
+from ilagent.commands.common import Parser, secret_values
 from ilagent.commands.sources import Sources, resolve, settable
 from ilagent.errors import EXIT_INTERRUPTED, EXIT_USAGE, IlagentError
+from ilagent.private_files import UMASK
+from ilagent.secret_options import register_secrets
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "daemon": daemon.run,
@@ -74,7 +76,18 @@ def resolve_options(parser: Parser, args: argparse.Namespace, tokens: Sequence[s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ilagent`` command; returns the exit code."""
+    """Entry point of the ``ilagent`` command; returns the exit code.
+
+    Every file and directory the command creates is its owner's alone (umask 077, see
+    :mod:`ilagent.private_files`); the umask is given back on return, for callers in process."""
+    umask = os.umask(UMASK)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(umask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     tokens = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(tokens)
@@ -87,9 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.sources = resolve_options(parser, args, tokens)
         args.parser = parser.commands[args.command]  # type: ignore[attr-defined]
         logs.setup(args.verbose + getattr(args, "sub_verbose", 0))
+        # masked by value from here on, whatever the command; a value too short to mask is
+        # warned of by the command once its options are checked (an error stays one line)
+        register_secrets(secret_values(args, args.sources.file_kafka_config), warn=False)
         return RUNNERS[args.command](args)
     except IlagentError as exc:
-        print(f"ilagent {args.command}: error: {exc}", file=sys.stderr)
+        print(logs.hide_secrets(f"ilagent {args.command}: error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -12,7 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ilagent.errors import ConfigError
-from ilagent.logs import mask_key
+from ilagent.secret_options import (
+    PROPERTIES,
+    is_secret_property,
+    masked_repr,
+    secret_field,
+    secrets_of,
+)
 
 __all__ = [
     "ConfigError",
@@ -24,6 +30,7 @@ __all__ = [
     "MqttSettings",
     "PolicyRules",
     "RetryPolicy",
+    "is_secret_property",
 ]
 
 DEFAULT_API_URL = "https://api.ilert.com/api"
@@ -76,7 +83,9 @@ class RetryPolicy:
 class MappingRules:
     """The mapping and filter flags of ``daemon`` and ``map`` (all optional)."""
 
-    event_key: str | None = None
+    __repr__ = masked_repr  # secrets as everywhere (ilagent.secret_options)
+
+    event_key: str | None = secret_field("event_key")
     map_key_etype: str | None = None
     map_key_alert_key: str | None = None
     map_key_summary: str | None = None
@@ -116,18 +125,11 @@ FORBIDDEN_KAFKA_PROPERTIES = {
     "bootstrap.servers": "use --kafka_brokers",
     "auto.offset.reset": "use --kafka_offset_reset",
 }
-# property names whose values are secrets: never shown in a repr or a log line
-SECRET_PROPERTY_WORDS = ("password", "secret", "token", "jaas", "key.pem", "private")
-
-
-def is_secret_property(name: str) -> bool:
-    """True for a librdkafka property that holds a secret (``sasl.password``, …)."""
-    return any(word in name.lower() for word in SECRET_PROPERTY_WORDS)
-
-
 @dataclass(frozen=True)
 class KafkaSettings:
     """What the bridge consumes and how (from the ``daemon`` flags)."""
+
+    __repr__ = masked_repr
 
     brokers: str
     group_id: str = DEFAULT_KAFKA_GROUP_ID
@@ -135,35 +137,29 @@ class KafkaSettings:
     heartbeat_topics: tuple[str, ...] = ()
     policy_topics: tuple[str, ...] = ()
     offset_reset: str = DEFAULT_OFFSET_RESET
-    extra: tuple[tuple[str, str], ...] = ()  # --kafka_config KEY=VALUE, applied last
+    # --kafka_config KEY=VALUE (and the files'), applied last; secret ones by name
+    extra: tuple[tuple[str, str], ...] = secret_field(PROPERTIES, default=())
     dlq_topic: str | None = None
     max_buffered: int = DEFAULT_MAX_BUFFERED
     revoke_timeout: float = 10.0
     connect_timeout: float = 0.0  # > 0: exit 2 when no broker is reached at start by then
 
-    def __repr__(self) -> str:  # secrets in --kafka_config never in clear
-        extra = tuple((k, "********" if is_secret_property(k) else v) for k, v in self.extra)
-        return (f"KafkaSettings(brokers={self.brokers!r}, group_id={self.group_id!r}, "
-                f"event_topics={self.event_topics!r}, "
-                f"heartbeat_topics={self.heartbeat_topics!r}, "
-                f"policy_topics={self.policy_topics!r}, "
-                f"offset_reset={self.offset_reset!r}, extra={extra!r}, "
-                f"dlq_topic={self.dlq_topic!r}, max_buffered={self.max_buffered})")
-
     def secrets(self) -> list[str]:
         """The values of secret properties (to keep them out of every log line)."""
-        return [v for k, v in self.extra if is_secret_property(k)]
+        return [value for _name, value in secrets_of(self)]
 
 
 @dataclass(frozen=True)
 class MqttSettings:
     """The MQTT connection and what it subscribes to (from the ``daemon`` flags)."""
 
+    __repr__ = masked_repr
+
     host: str
     client_id: str
     port: int = DEFAULT_MQTT_PORT
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: str | None = secret_field("mqtt_password")
     tls: bool = False
     ca: str | None = None
     client_cert: str | None = None
@@ -187,7 +183,7 @@ class MqttSettings:
 
     def secrets(self) -> list[str]:
         """Values never to show in clear."""
-        return [self.password] if self.password else []
+        return [value for _name, value in secrets_of(self)]
 
 
 @dataclass(frozen=True)
@@ -203,9 +199,11 @@ class IlertSettings:
 class HttpSettings:
     """The daemon's own HTTP server (``-p``)."""
 
+    __repr__ = masked_repr
+
     port: int
     host: str = DEFAULT_HTTP_HOST
-    token: str | None = field(default=None, repr=False)
+    token: str | None = secret_field("http_token")
     max_body: int = DEFAULT_HTTP_MAX_BODY
     # off: only the probes and /metrics, no event intake and no spool file (--intake off)
     intake: bool = True
@@ -214,6 +212,8 @@ class HttpSettings:
 @dataclass(frozen=True)
 class DaemonConfig:
     """Everything ``ilagent daemon`` runs with."""
+
+    __repr__ = masked_repr  # keys never in clear, even in a debug dump
 
     ilert: IlertSettings = field(default_factory=IlertSettings)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -229,17 +229,11 @@ class DaemonConfig:
     kafka: KafkaSettings | None = None
     mqtt: MqttSettings | None = None
     rules: MappingRules = field(default_factory=MappingRules)
-    heartbeat_key: str | None = field(default=None, repr=False)
+    heartbeat_key: str | None = secret_field("heartbeat")
     policy: PolicyRules = field(default_factory=PolicyRules)
-    api_key: str | None = field(default=None, repr=False)  # ilert user API key (policy sync)
+    api_key: str | None = secret_field("ilert_api_key")  # ilert user API key (policy sync)
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     db_file: str = DEFAULT_DB_FILE
-
-    def __repr__(self) -> str:  # keys never in clear, even in a debug dump
-        return (f"DaemonConfig(ilert={self.ilert!r}, kafka={self.kafka!r}, mqtt={self.mqtt!r}, "
-                f"http={self.http!r}, "
-                f"heartbeat_key={mask_key(self.heartbeat_key)!r}, "
-                f"max_in_flight={self.max_in_flight})")
 
     def validate(self) -> None:
         """Refuse combinations that cannot work, with a message naming the flag."""

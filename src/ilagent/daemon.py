@@ -29,10 +29,11 @@ from ilagent.delivery import Deliverer
 from ilagent.errors import EXIT_USAGE, ConfigError, ResourceError
 from ilagent.gate import Gate
 from ilagent.ilert import IlertClient
-from ilagent.logs import mask_key, register_secret
+from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.pacing import Pacer
 from ilagent.policy_sync import PolicySync
+from ilagent.secret_options import register_secrets, secrets_of
 from ilagent.spool.lock import SpoolLock
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
@@ -54,11 +55,8 @@ class Daemon:
 
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
-        for secret in (config.http.token if config.http else None, config.rules.event_key,
-                       config.api_key,
-                       *(config.kafka.secrets() if config.kafka else ()),
-                       *(config.mqtt.secrets() if config.mqtt else ())):
-            register_secret(secret)
+        # every secret field of the configuration, whatever its shape; a short one is warned of
+        register_secrets(secrets_of(config))
         self.metrics = Metrics()
         self.probes = Probes()
         self.client = IlertClient(api_url=config.ilert.api_url, beat_url=config.ilert.beat_url,

@@ -2,7 +2,9 @@
 
 * **Masking** happens in the formatter, so it covers tracebacks and librdkafka's own lines:
   anything shaped like an ilert key keeps its last 4 characters, and every secret registered
-  with :func:`register_secret` (tokens, passwords) is replaced whole.
+  with :func:`register_secret` is masked by value, whatever its shape: a key keeps its last 4
+  characters, a password or token is replaced whole. Values shorter than
+  :data:`MIN_SECRET_LENGTH` are not registered: masking "test" would mangle "latest".
 * **Summaries.** A warning or error of a kind seen in the last :data:`SUMMARY_INTERVAL` seconds
   is held back and counted; the next one of its kind after the interval carries the count. A
   night-long outage writes one line per kind per 30 s, not thousands. Lines that must appear
@@ -20,7 +22,9 @@ from collections.abc import Callable
 SUMMARY_INTERVAL = 30.0
 EACH = {"each": True}  # ``extra=`` of a line that must appear once per message, never summarised
 MAX_KINDS = 1000
-_SECRETS: set[str] = set()
+MIN_SECRET_LENGTH = 8  # shorter values are not masked by value (they would mangle words)
+HIDDEN = "********"
+_SECRETS: dict[str, str] = {}  # secret → what is shown instead, longest secrets first
 _DIGITS = re.compile(r"\d+")
 
 # ilert keys look like il1api…, il1hbt…, il1rtk…, ih2:…; mask anything of that shape in free text
@@ -44,17 +48,25 @@ def mask(text: str, *secrets: str | None) -> str:
     return _KEY_PATTERN.sub(lambda m: mask_key(m.group(0)), text)
 
 
-def register_secret(value: str | None) -> None:
-    """Never print ``value`` (a token, a password) in any log line; ignored when empty."""
-    if value and len(value) >= 4:
-        _SECRETS.add(value)
+def register_secret(value: str | None, *, key: bool = False) -> bool:
+    """Never print ``value`` in any log line: replaced whole, or (``key``) all but its last 4
+    characters. False when it is empty or too short to be masked by value."""
+    global _SECRETS
+    if not value or len(value) < MIN_SECRET_LENGTH:
+        return False
+    if value not in _SECRETS or not key:  # hidden whole wins over a key's last 4 characters
+        # a new mapping, swapped in whole: other threads may be formatting a line meanwhile;
+        # longest first, so a secret inside a longer one cannot break the longer one's mask
+        secrets = {**_SECRETS, value: mask_key(value) if key else HIDDEN}
+        _SECRETS = dict(sorted(secrets.items(), key=lambda item: -len(item[0])))
+    return True
 
 
 def hide_secrets(text: str) -> str:
-    """``text`` with every registered secret replaced whole and ilert keys masked."""
-    for secret in _SECRETS:
+    """``text`` with every registered secret masked and ilert keys masked."""
+    for secret, shown in _SECRETS.items():  # the mapping is never changed in place
         if secret in text:
-            text = text.replace(secret, "********")
+            text = text.replace(secret, shown)
     return mask(text)
 
 

@@ -1,12 +1,15 @@
 """The Kubernetes manifests of deploy/kubernetes/ are valid against the Kubernetes schemas
 (offline, kubernetes-validate's bundled ones, strict: an unknown field is an error), fit
-together (selectors, ports, secrets, volumes), and run a daemon our own parser accepts with the
-ConfigMap's TOML: the Deployment Kafka-only with the intake off, the StatefulSet the intake with
-its spool on the claim."""
+together (selectors, ports, secrets, volumes), fail closed (no optional secret, no placeholder
+secret applied), and run a daemon our own parser accepts with the ConfigMap's TOML: the
+Deployment Kafka-only with the intake off, the StatefulSet the intake with its spool on the
+claim."""
 
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +24,25 @@ from ilagent.config import DaemonConfig
 KUBERNETES = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 # the oldest Kubernetes the manifests are for, and the newest whose schemas are bundled
 VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version() + ".0")
-MANIFESTS = sorted(p for p in KUBERNETES.glob("*.yaml") if p.name != "kustomization.yaml")
+# what `kubectl apply -k` applies, and the examples beside it that the user copies and fills in
+MANIFESTS = sorted(p for p in KUBERNETES.glob("*.yaml")
+                   if p.name != "kustomization.yaml" and not p.name.endswith(".example.yaml"))
+EXAMPLES = sorted(KUBERNETES.glob("*.example.yaml"))
+# values nobody means to run with: a kustomization that ships one runs with it
+PLACEHOLDER = re.compile(r"replace[-_ ]?me|change[-_ ]?me|example|placeholder|your[-_]|<[^>]*>",
+                         re.IGNORECASE)
 
 
-def documents() -> list[dict[str, Any]]:
-    """Every resource of every manifest file."""
-    return [doc for path in MANIFESTS for doc in yaml.safe_load_all(path.read_text()) if doc]
+def documents(paths: list[Path] = MANIFESTS) -> list[dict[str, Any]]:
+    """Every resource of the manifest files (by default those the kustomization applies)."""
+    return [doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 def resource(kind: str, name: str | None = None) -> dict[str, Any]:
-    """The one resource of that kind (and name)."""
+    """The one resource of that kind (and name), the example Secret included."""
     found = [
         d
-        for d in documents()
+        for d in documents([*MANIFESTS, *EXAMPLES])
         if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
     ]
     assert len(found) == 1, f"{kind} {name or ''}: {len(found)} found"
@@ -46,7 +55,8 @@ def container(workload: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("path", MANIFESTS, ids=[p.name for p in MANIFESTS])
+@pytest.mark.parametrize("path", [*MANIFESTS, *EXAMPLES],
+                         ids=[p.name for p in [*MANIFESTS, *EXAMPLES]])
 def test_every_manifest_is_valid_against_the_kubernetes_schemas(path: Path, version: str) -> None:
     """Each resource passes strict schema validation for that Kubernetes version."""
     resources = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
@@ -68,9 +78,51 @@ def test_the_schema_check_can_fail() -> None:
 
 
 def test_the_kustomization_lists_every_manifest() -> None:
-    """kubectl apply -k applies all of them, and nothing that is not there."""
+    """kubectl apply -k applies all of them but the examples, and nothing that is not there."""
     kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
     assert sorted(kustomization["resources"]) == [p.name for p in MANIFESTS]
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every mapping, list and scalar inside a parsed YAML document."""
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(
+        node, list) else ()
+    for child in children:
+        yield from walk(child)
+
+
+def test_no_secret_reference_is_optional() -> None:
+    """No secretKeyRef, envFrom secretRef or secret volume in deploy/kubernetes/ is optional:
+    without the Secret or one of its keys the pod does not start, rather than run without
+    authentication or credentials."""
+    paths = sorted(KUBERNETES.glob("*.yaml"))
+    optional = [(path.name, ref) for path in paths for doc in documents([path])
+                for node in walk(doc) if isinstance(node, dict)
+                for name, ref in node.items()
+                if name in ("secretKeyRef", "secretRef", "secret") and isinstance(ref, dict)
+                and ref.get("optional") is True]
+    assert optional == []
+    assert any(isinstance(n, dict) and "secretKeyRef" in n for n in walk(documents()))
+
+
+def test_the_kustomization_ships_no_placeholder_secret() -> None:
+    """What `kubectl apply -k` applies holds no Secret and no placeholder value ("replace-me",
+    "changeme", "example", …): the user creates the Secret; secret.example.yaml beside the
+    kustomization shows it, with every key the workloads read (the bridge's event-key too)."""
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    assert "secretGenerator" not in kustomization
+    applied = documents()
+    assert [d["metadata"]["name"] for d in applied if d["kind"] == "Secret"] == []
+    placeholders = [value for value in walk(applied)
+                    if isinstance(value, str) and PLACEHOLDER.search(value)]
+    assert placeholders == []
+    assert [p.name for p in EXAMPLES] == ["secret.example.yaml"]
+    (example,) = documents(EXAMPLES)
+    wanted = {n["secretKeyRef"]["key"] for n in walk(applied)
+              if isinstance(n, dict) and "secretKeyRef" in n}
+    assert {"event-key", "kafka-sasl-password", "http-token"} <= wanted <= set(
+        example["stringData"])
 
 
 @pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])

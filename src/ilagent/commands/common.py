@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ from ilagent.config import (
     PolicyRules,
 )
 from ilagent.errors import EXIT_USAGE, ConfigError
+from ilagent.secret_options import SECRET_OPTIONS
 
 
 class Parser(argparse.ArgumentParser):
@@ -121,6 +122,15 @@ def add_global_options(parser: Parser) -> None:
 def db_file(args: argparse.Namespace) -> str:
     """The SQLite file: ``-f`` after the subcommand, else before it, else the default."""
     return str(getattr(args, "sub_db_file", None) or args.db_file or DEFAULT_DB_FILE)
+
+
+def secret_values(args: argparse.Namespace,
+                  properties: Iterable[tuple[str, str]] = ()) -> list[tuple[str, Any]]:
+    """Each secret option the command has, with its value, then the librdkafka properties
+    (``--kafka_config``'s and ``properties``) for :func:`~ilagent.secret_options.register_secrets`
+    to pick the secret ones of."""
+    return [*((name, getattr(args, name)) for name in SECRET_OPTIONS if hasattr(args, name)),
+            *(getattr(args, "kafka_config", None) or ()), *properties]
 
 
 def check_url(url: str, option: str) -> None:

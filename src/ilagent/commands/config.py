@@ -1,22 +1,18 @@
 """``ilagent config show [daemon options…]``: the effective configuration and where each value
-came from (flag, environment, file, default), every secret masked; ``--json`` for tools."""
+came from (flag, environment, file, default), every secret masked as it is everywhere
+(:mod:`ilagent.secret_options`); ``--json`` for tools."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from ilagent.commands import daemon
-from ilagent.commands.common import Parser, Subparsers, add_global_options
+from ilagent.commands.common import Parser, Subparsers, add_global_options, secret_values
 from ilagent.commands.sources import Sources, settable
-from ilagent.config import is_secret_property
-from ilagent.logs import mask_key
-
-PASSWORDS = frozenset({"http_token", "kafka_sasl_password", "kafka_ssl_key_password",
-                       "mqtt_password", "ilert_api_key"})
-KEYS = frozenset({"event_key", "heartbeat"})  # shown with their last 4 characters, as in logs
+from ilagent.logs import hide_secrets
+from ilagent.secret_options import register_secrets, shown, shown_property
 
 
 def add_parser(sub: Subparsers) -> Parser:
@@ -40,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     """Print the configuration the daemon would run with."""
     sources: Sources = getattr(args, "sources", None) or Sources()
     parser: argparse.ArgumentParser = args.parser
+    kafka = daemon.kafka_properties(args, sources) if args.kafka_brokers else {}
+    # as the daemon would: a value too short to be masked in its log lines is warned of
+    register_secrets(secret_values(args, [*sources.file_kafka_config, *kafka.items()]))
     settings = []
     for name, action in settable(parser).items():
         value = getattr(args, action.dest, None)
@@ -47,38 +46,31 @@ def run(args: argparse.Namespace) -> int:
             continue
         settings.append({"name": name, "value": _shown(name, value),
                          "source": sources.of.get(action.dest, "default")})
-    properties = []
-    if args.kafka_brokers:
-        for key, value in daemon.kafka_properties(args, sources).items():
-            properties.append({"name": key, "value": _masked_property(key, value),
-                               "source": _property_source(key, args, sources)})
+    properties = [{"name": key, "value": shown_property(key, value),
+                   "source": _property_source(key, args, sources)}
+                  for key, value in kafka.items()]
+    lines = []
     if args.json:
-        json.dump({"configFile": sources.config_file, "settings": settings,
-                   "kafkaProperties": properties}, sys.stdout, indent=2)
-        print()
-        return 0
-    if sources.config_file:
-        print(f"# config file: {sources.config_file}")
-    width = max(len(s["name"]) for s in settings)
-    for item in settings:
-        print(f"{item['name']:<{width}}  {_text(item['value'])}  ({item['source']})")
-    if properties:
-        print("# librdkafka properties (besides ilagent's own)")
-        for item in properties:
-            print(f"{item['name']} = {item['value']}  ({item['source']})")
+        lines.append(json.dumps({"configFile": sources.config_file, "settings": settings,
+                                 "kafkaProperties": properties}, indent=2))
+    else:
+        if sources.config_file:
+            lines.append(f"# config file: {sources.config_file}")
+        width = max(len(s["name"]) for s in settings)
+        lines += [f"{item['name']:<{width}}  {_text(item['value'])}  ({item['source']})"
+                  for item in settings]
+        if properties:
+            lines.append("# librdkafka properties (besides ilagent's own)")
+            lines += [f"{item['name']} = {item['value']}  ({item['source']})"
+                      for item in properties]
+    # a secret inside a value that is not one itself (a URL with a password) is masked too
+    print(hide_secrets("\n".join(lines)))
     return 0
 
 
 def _shown(name: str, value: Any) -> Any:
-    if value and name in PASSWORDS:
-        return "********"
-    if value and name in KEYS:
-        return mask_key(str(value))
-    return value
-
-
-def _masked_property(key: str, value: str) -> str:
-    return "********" if is_secret_property(key) else value
+    """A setting's value as ``config show`` shows it."""
+    return shown(name, value)
 
 
 def _property_source(key: str, args: argparse.Namespace, sources: Sources) -> str:

@@ -26,7 +26,8 @@ from ilagent.config import RetryPolicy
 from ilagent.errors import ConfigError, EventError
 from ilagent.events import encode_event, validate_event
 from ilagent.ilert import IlertClient, Outcome, Result
-from ilagent.logs import mask
+from ilagent.logs import hide_secrets, mask
+from ilagent.secret_options import register_secrets
 
 ONESHOT_POLICY = RetryPolicy(initial_delay=0.5, max_delay=4.0, rate_limit_delay=10.0)
 
@@ -113,6 +114,7 @@ async def send(args: argparse.Namespace) -> int:
         key = _key(args)
     check_url(args.ilert_api_url, "--ilert_api_url")
     check_url(args.ilert_beat_url, "--ilert_beat_url")
+    register_secrets([("integration_key", key)])  # masked since start; now warned of if short
     async with IlertClient(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,
                            timeout=args.ilert_timeout) as client:
         attempt = 0
@@ -146,6 +148,6 @@ def _report(command: str, result: Result, key: str, *, attempts: int, timeout: f
         reason = f"ilert could not be reached (no answer within {timeout:g} s or no connection)"
     detail = f": {result.detail.strip()}" if result.detail.strip() else ""
     tries = f" after {attempts} attempt{'s' if attempts > 1 else ''}"
-    print(mask(f"ilagent {command}: error: {what} not delivered{tries}, {reason}{detail}", key),
-          file=sys.stderr)
+    print(hide_secrets(mask(f"ilagent {command}: error: {what} not delivered{tries}, {reason}"
+                            f"{detail}", key)), file=sys.stderr)
     return 1

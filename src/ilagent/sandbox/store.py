@@ -21,6 +21,7 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
+from ..private_files import narrow, sqlite_files
 from .records import (
     ALERT_COLUMNS,
     OPEN_STATUSES,
@@ -58,12 +59,16 @@ class Store:
 
     @classmethod
     def open(cls, path: str | None = None) -> Store:
-        """Open (and create if needed) the database at ``path``, or one in memory."""
+        """Open (and create if needed) the database at ``path``, or one in memory; its files
+        are only its owner's."""
+        if path:
+            narrow(sqlite_files(path), what="the sandbox's --db file")
         db = sqlite3.connect(path or MEMORY, isolation_level=None)
         try:
             if path:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
+                narrow(sqlite_files(path), what="the sandbox's --db file", quiet=True)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
                 raise ValueError(f"{path} holds sandbox schema {version}, not {SCHEMA_VERSION}")

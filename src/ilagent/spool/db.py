@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ilagent.private_files import narrow, sqlite_files
 from ilagent.records import RecordKind, kind_of_path
 from ilagent.spool import legacy, schema
 
@@ -93,7 +94,8 @@ class QueueDB:
         read_only: bool = False,
         busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
-        if create:
+        if create:  # the daemon's: only its owner may read it (it holds integration keys)
+            narrow(sqlite_files(path), what="the spool file")
             self._conn = sqlite3.connect(
                 path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
             )
@@ -121,6 +123,8 @@ class QueueDB:
             self._conn.execute("PRAGMA synchronous=FULL")
             with self.transaction():
                 schema.prepare(self._conn, path)
+            if create:  # made just now: 0600 even where the umask was not set (in process)
+                narrow(sqlite_files(path), what="the spool file", quiet=True)
         except BaseException:
             self._conn.close()
             raise

@@ -14,6 +14,7 @@ import fcntl
 import os
 
 from ilagent.errors import EXIT_USAGE, ResourceError
+from ilagent.private_files import narrow
 
 
 class SpoolOwned(ResourceError):
@@ -42,7 +43,8 @@ class SpoolLock:
     def acquire(self) -> None:
         """Take the lock and write our PID; raise :class:`SpoolOwned` if someone holds it."""
         try:
-            fd = os.open(lock_path(self.spool), os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock_path(self.spool), os.O_RDWR | os.O_CREAT, 0o600)
+            narrow([lock_path(self.spool)], what="the spool's lock file")
         except OSError as exc:
             raise ResourceError(f"cannot open the queue file {self.spool}: its lock file "
                                 f"{lock_path(self.spool)} cannot be created: "
