@@ -8,6 +8,7 @@ exit code 2; no traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -98,6 +99,40 @@ def port(text: str) -> int:
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
     return value
+
+
+def address_list(text: str) -> str:
+    """Addresses or CIDR networks, comma-separated (``--http_allow``): each checked, the list
+    returned as given, trimmed (see :func:`networks`)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("no address given")
+    for part in parts:
+        try:
+            ipaddress.ip_network(part)
+        except ValueError:
+            if "/" in part and _is_network(part):
+                meant = ipaddress.ip_network(part, strict=False)
+                raise argparse.ArgumentTypeError(
+                    f"{part!r} has host bits set: did you mean {meant}?") from None
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not an address or a CIDR network (e.g. 192.0.2.7, 10.0.0.0/8, "
+                "::1)") from None
+    return ",".join(parts)
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def networks(values: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of checked :func:`address_list` values, in order, without repeats."""
+    return tuple(dict.fromkeys(ipaddress.ip_network(part) for value in values
+                               for part in value.split(",")))
 
 
 def key_value(text: str) -> tuple[str, str]:
