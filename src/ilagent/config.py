@@ -254,6 +254,8 @@ class DaemonConfig:
     api_key: str | None = field(default=None, repr=False)  # ilert user API key (policy sync)
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     db_file: str = DEFAULT_DB_FILE
+    # bytes the spool's rows may hold; None: 1 GiB or half the free space at start if less
+    spool_max_bytes: int | None = None
 
     def __repr__(self) -> str:  # keys never in clear, even in a debug dump
         return (f"DaemonConfig(ilert={self.ilert!r}, kafka={self.kafka!r}, mqtt={self.mqtt!r}, "

@@ -94,7 +94,7 @@ class Daemon:
             self.lock = SpoolLock(config.db_file)
             # one engine for every source: one --max_in_flight, one pacing towards ilert;
             # queued events carry the queue's own retry limit
-            self.store = QueueStore(config.db_file)
+            self.store = QueueStore(config.db_file, max_bytes=config.spool_max_bytes)
             self.worker = SpoolWorker(store=self.store, deliverer=self.deliverer,
                                       metrics=self.metrics, max_event_age=config.max_event_age)
         self.mqtt: MqttBridge | None = None

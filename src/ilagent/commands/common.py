@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -133,6 +134,21 @@ def networks(values: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.I
     """The networks of checked :func:`address_list` values, in order, without repeats."""
     return tuple(dict.fromkeys(ipaddress.ip_network(part) for value in values
                                for part in value.split(",")))
+
+
+_SIZE = re.compile(r"(\d+)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+
+
+def byte_size(text: str) -> int:
+    """A number of bytes ≥ 1, optionally with K, M, G or T (powers of 1024: ``512MiB``, ``1G``)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size in bytes (e.g. 300000, 64K, 512MiB, 1G)")
+    value = int(match.group(1)) << 10 * " KMGT".index(match.group(2).upper() or " ")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1 byte")
+    return value
 
 
 def key_value(text: str) -> tuple[str, str]:

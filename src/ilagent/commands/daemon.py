@@ -19,6 +19,7 @@ from ilagent.commands.common import (
     add_mapping_options,
     add_policy_options,
     address_list,
+    byte_size,
     check_url,
     db_file,
     key_value,
@@ -98,6 +99,11 @@ def add_options(daemon: Parser) -> None:
                              "trusted; 0 = off (default %(default)s)")
     daemon.add_argument("--http_max_body", type=more_than_zero, default=DEFAULT_HTTP_MAX_BODY,
                         metavar="BYTES", help="largest request body (default %(default)s)")
+    daemon.add_argument("--spool_max_bytes", type=byte_size, metavar="BYTES",
+                        help="what the rows of the spool file (-f) may hold, e.g. 512M; when "
+                             "full the intake answers 503 QUEUE_FULL and MQTT's buffer holds "
+                             "its acknowledgements (default 1G, or half the free space at "
+                             "start when less)")
     daemon.add_argument("--intake", type=str.lower, choices=("on", "off"), default="on",
                         help="with -p: 'on' also takes events and heartbeats (into the spool "
                              "file -f), 'off' serves only /health, /ready and /metrics "
@@ -247,7 +253,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
         max_event_age=args.max_event_age, stuck_after=args.stuck_after,
         http=http, kafka=kafka, mqtt=mqtt, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
         policy=policy_rules(args), api_key=api_key(args),
-        db_file=db_file(args))
+        db_file=db_file(args), spool_max_bytes=args.spool_max_bytes)
     config.validate()
     return config
 

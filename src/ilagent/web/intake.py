@@ -10,7 +10,10 @@ Every refusal is JSON in ilert's shape ``{status, message, code}``:
 * 413 — a body over ``--http_max_body``;
 * 400 — not JSON, nested deeper than :data:`MAX_DEPTH`, not a valid event, or holding a value
   JSON cannot carry on to ilert (integers beyond 64 bits, lone surrogates), naming the field;
-* 503 — the queue file refused the write (the client should retry; nothing was stored).
+* 503 ``QUEUE_FULL`` with ``Retry-After`` — the spool holds ``--spool_max_bytes`` already
+  (:mod:`ilagent.spool.space`); it takes events again as deliveries make room;
+* 503 ``QUEUE_UNAVAILABLE`` — the queue file refused the write (the client should retry;
+  nothing was stored).
 
 Heartbeats (``GET``/``HEAD``/``POST /api/heartbeats/{key}``) are passed straight to ilert:
 202 when ilert took the ping, 502 with the reason when it did not; at most
@@ -34,6 +37,7 @@ from ilagent.ilert import IlertClient, Outcome
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.records import RecordKind
+from ilagent.spool.space import row_bytes
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SOURCE, SpoolWorker
 
@@ -44,6 +48,7 @@ EVENT_PATHS = ("/api/events", "/api/v1/events", "/api/v1/events/{source}/{key}")
 HEARTBEAT_PATH = "/api/heartbeats/{key}"
 # heartbeat pings proxied to ilert at once; more requests wait for a turn
 MAX_PROXIED_PINGS = 8
+FULL_RETRY_AFTER = 30  # seconds a client is asked to wait while the spool is full
 # deeper JSON could exhaust the recursion limit of the JSON encoder when the event is sent on
 MAX_DEPTH = 100
 
@@ -105,12 +110,13 @@ class Intake:
             text = encode_event(event).decode()
         except EventError as error:
             return self._answer(400, error.as_body(400))
-        key = event["integrationKey"]
+        key, path = event["integrationKey"], _forward_path(request)
+        if not self._store.space.take(row_bytes(key, path, text)):
+            return self._full()
         try:
             row_id = await self._store.enqueue(
-                integration_key=key, path=_forward_path(request), event=text,
-                kind=RecordKind.EVENT,
-            )
+                integration_key=key, path=path, event=text, kind=RecordKind.EVENT,
+                reserved=True)
         except sqlite3.Error as exc:
             logger.error("could not queue an event for %s: %s", mask_key(key), exc)
             return self._refuse(
@@ -142,6 +148,16 @@ class Intake:
             {"status": 502, "code": "HEARTBEAT_NOT_DELIVERED", "message": f"{said}{detail}"},
             status=502,
         )
+
+    def _full(self) -> web.Response:
+        space = self._store.space
+        logger.warning("the spool is full (%d of %d bytes, --spool_max_bytes): events are "
+                       "refused with 503 until deliveries make room", space.used,
+                       space.limit or 0)
+        answer = self._refuse(503, "QUEUE_FULL", f"the spool is full ({space.used} of "
+                              f"{space.limit} bytes): nothing was queued, retry later")
+        answer.headers["Retry-After"] = str(FULL_RETRY_AFTER)
+        return answer
 
     def _refuse(self, status: int, code: str, message: str) -> web.Response:
         return self._answer(status, {"status": status, "message": message, "code": code})

@@ -1,5 +1,5 @@
 """The options that bound the HTTP intake — --http_allow, --http_token, --http_token_file,
---http_rate_limit — read once from flags, ILAGENT_* variables and the TOML
+--http_rate_limit, --spool_max_bytes — read once from flags, ILAGENT_* variables and the TOML
 file, and refused with one line (exit 2) when they cannot work."""
 
 from __future__ import annotations
@@ -112,3 +112,28 @@ def test_rate_limit_defaults_and_may_be_switched_off() -> None:
     assert http_of().rate_limit == DEFAULT_HTTP_RATE_LIMIT > 0
     assert http_of("--http_rate_limit", "0").rate_limit == 0
     assert http_of(environ={"ILAGENT_HTTP_RATE_LIMIT": "30"}).rate_limit == 30
+
+
+@pytest.mark.parametrize(("given", "size"), [
+    ("300000", 300_000), ("64K", 64 * 1024), ("512MiB", 512 * 1024**2), ("2g", 2 * 1024**3),
+    ("1GiB", 1024**3), ("1 TB", 1024**4),
+])
+def test_spool_max_bytes_takes_plain_bytes_or_binary_multiples(given: str, size: int) -> None:
+    """--spool_max_bytes 300000, 64K, 512MiB, 2g: K, M, G and T are powers of 1024."""
+    assert config_of("daemon", "-p", "1", "--spool_max_bytes", given).spool_max_bytes == size
+
+
+def test_spool_max_bytes_unset_means_the_default_rule() -> None:
+    """Not given, the daemon takes 1 GiB or half the free space at start (None here)."""
+    assert config_of("daemon", "-p", "1").spool_max_bytes is None
+
+
+@pytest.mark.parametrize("given", ["0", "1.5G", "lots", "-3"])
+def test_a_bad_spool_size_is_one_line_and_exit_2(given: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A size that is not a whole number of bytes (with K/M/G/T) or is 0 is refused."""
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["daemon", "-p", "1", f"--spool_max_bytes={given}"])
+    err = capsys.readouterr().err
+    assert exited.value.code == EXIT_USAGE and err.count("\n") == 1
+    assert "--spool_max_bytes" in err, err
