@@ -37,6 +37,7 @@ from ilagent.spool.lock import SpoolLock
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
 from ilagent.stuck import CHECK_INTERVAL, Head, StuckWatch
+from ilagent.web.heartbeats import HeartbeatProxy
 from ilagent.web.intake import Intake
 from ilagent.web.server import AccessLogger, Probes, build_app
 
@@ -248,8 +249,10 @@ class Daemon:
             return None
         app = build_app(metrics=self.metrics, probes=self.probes, settings=http)
         if http.intake and self.store is not None and self.worker is not None:
-            Intake(store=self.store, worker=self.worker, client=self.client,
-                   metrics=self.metrics, max_body=http.max_body).add_routes(app)
+            Intake(store=self.store, worker=self.worker, metrics=self.metrics,
+                   max_body=http.max_body).add_routes(app)
+            HeartbeatProxy(deliverer=self.deliverer, gate=self.gate, pacer=self.pacer,
+                           metrics=self.metrics).add_routes(app)
         runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
                                access_log_class=AccessLogger, handle_signals=False)
         try:
