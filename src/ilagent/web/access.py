@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import logging
 import math
@@ -55,7 +56,7 @@ class Access:
         self._allow: tuple[Network, ...] | None = (
             settings.allow if settings.allow is not None
             else None if settings.token_required else LOOPBACK)
-        self._given = tuple(token.encode() for token in settings.tokens)
+        self._given = tuple(_digest(token.encode()) for token in settings.tokens)
         self._from_file: tuple[bytes, ...] = ()
         self._file = TokenFile(settings.token_file) if settings.token_file else None
         self._limiter = AddressLimiter(settings.rate_limit) if settings.rate_limit else None
@@ -131,11 +132,12 @@ class Access:
                 await task
 
     def _authorized(self, header: str) -> bool:
-        """Whether ``Bearer <token>`` names a valid token; every token is compared, each in
-        constant time, so the answer's timing tells nothing about any of them."""
+        """Whether ``Bearer <token>`` names a valid token. Digests of equal length are
+        compared, every one of them, each in constant time: the answer's timing tells neither a
+        token nor its length."""
         scheme, _, credentials = header.partition(" ")
         # surrogateescape: bytes that are not UTF-8 compare unequal instead of failing
-        given = credentials.strip().encode("utf-8", "surrogateescape")
+        given = _digest(credentials.strip().encode("utf-8", "surrogateescape"))
         matched = False
         for token in (*self._given, *self._from_file):
             matched |= hmac.compare_digest(given, token)
@@ -177,13 +179,17 @@ class Access:
         for token in tokens:  # on the event loop: the log formatter reads the set
             register_secret(token)
         changed, self._read_before = self._read_before, True
-        self._from_file = tuple(token.encode() for token in sorted(tokens))
+        self._from_file = tuple(_digest(token.encode()) for token in sorted(tokens))
         if not tokens:
             logger.warning("the token file %s holds no token: every request but the probes "
                            "is refused with 401 until it does", self._file.path)
         elif changed:
             logger.info("the token file %s changed: %d token(s) valid now", self._file.path,
                         len(tokens))
+
+
+def _digest(token: bytes) -> bytes:
+    return hashlib.sha256(token).digest()
 
 
 def _open(request: web.Request) -> bool:
