@@ -123,9 +123,15 @@ def test_spool_max_bytes_takes_plain_bytes_or_binary_multiples(given: str, size:
     assert config_of("daemon", "-p", "1", "--spool_max_bytes", given).spool_max_bytes == size
 
 
-def test_spool_max_bytes_unset_means_the_default_rule() -> None:
-    """Not given, the daemon takes 1 GiB or half the free space at start (None here)."""
+def test_spool_max_bytes_unset_means_the_default_rule(tmp_path: Path) -> None:
+    """Not given, the daemon takes 1 GiB or half the free space at start (None here); the
+    environment and the file take sizes as the flag does."""
     assert config_of("daemon", "-p", "1").spool_max_bytes is None
+    environ = {"ILAGENT_SPOOL_MAX_BYTES": "2G"}
+    assert config_of("daemon", "-p", "1", environ=environ).spool_max_bytes == 2 * 1024**3
+    toml = tmp_path / "c.toml"
+    toml.write_text('spool_max_bytes = "512M"\n')
+    assert config_of("--config", str(toml), "daemon", "-p", "1").spool_max_bytes == 512 * 1024**2
 
 
 @pytest.mark.parametrize("given", ["0", "1.5G", "lots", "-3"])
