@@ -197,7 +197,9 @@ def start_server(
     else:
         pacing = ["--rate_limit_per_key", "0", "--rate_limit_total", "0"]
         daemon = DaemonProcess(
-            ["-f", str(workdir / f"{name}.db3"), *(pacing if scenario == "draining" else [])],
+            # one client address posts everything: its rate limit would be all we measured
+            ["-f", str(workdir / f"{name}.db3"), "--http_rate_limit", "0",
+             *(pacing if scenario == "draining" else [])],
             sandbox=sandbox,
             log=workdir / f"{name}.log",
         )

@@ -10,6 +10,7 @@ settings lives with its part: :mod:`ilagent.backoff` for :class:`RetryPolicy`,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 
 from ilagent.errors import ConfigError
 from ilagent.secret_options import (
@@ -58,6 +59,9 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_STUCK_AFTER = 300.0  # a message waiting this long, holding back the rest, is reported
 DEFAULT_HTTP_HOST = "0.0.0.0"  # as ilagent, so the port is reachable from outside a container
 DEFAULT_HTTP_MAX_BODY = 1024 * 1024
+# per client address (IPv6: per /64); bursts of a sixth of it, so a replay of 100 events at
+# once passes and a loop gone wrong is slowed to 10 a second
+DEFAULT_HTTP_RATE_LIMIT = 600
 DEFAULT_DB_FILE = "./ilagent.db3"
 # transient failures never exhaust an event by default, on any source (0 = never give up)
 DEFAULT_MAX_RETRIES = 0
@@ -195,18 +199,34 @@ class IlertSettings:
     timeout: float = DEFAULT_TIMEOUT
 
 
+Network = IPv4Network | IPv6Network
+
+
 @dataclass(frozen=True)
 class HttpSettings:
-    """The daemon's own HTTP server (``-p``)."""
+    """The daemon's own HTTP server (``-p``) and who may use it."""
 
     __repr__ = masked_repr
 
     port: int
     host: str = DEFAULT_HTTP_HOST
-    token: str | None = secret_field("http_token")
+    tokens: tuple[str, ...] = secret_field("http_token", default=())  # any of them is valid
+    token_file: str | None = None  # more valid tokens, one a line, read again every 10 s
+    # --http_allow; None (not given): loopback only without a token, every address with one
+    allow: tuple[Network, ...] | None = None
+    rate_limit: int = DEFAULT_HTTP_RATE_LIMIT  # requests a minute per client address; 0: off
     max_body: int = DEFAULT_HTTP_MAX_BODY
     # off: only the probes and /metrics, no event intake and no spool file (--intake off)
     intake: bool = True
+
+    @property
+    def token_required(self) -> bool:
+        """True when a bearer token is required (given, or a token file, even an empty one)."""
+        return bool(self.tokens) or self.token_file is not None
+
+    def secrets(self) -> list[str]:
+        """Values never to show in clear (the token file's are registered as it is read)."""
+        return [value for _name, value in secrets_of(self)]
 
 
 @dataclass(frozen=True)
@@ -234,6 +254,8 @@ class DaemonConfig:
     api_key: str | None = secret_field("ilert_api_key")  # ilert user API key (policy sync)
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     db_file: str = DEFAULT_DB_FILE
+    # bytes the spool's rows may hold; None: 1 GiB or half the free space at start if less
+    spool_max_bytes: int | None = None
 
     def validate(self) -> None:
         """Refuse combinations that cannot work, with a message naming the flag."""

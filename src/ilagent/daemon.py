@@ -38,6 +38,7 @@ from ilagent.spool.lock import SpoolLock
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
 from ilagent.stuck import CHECK_INTERVAL, Head, StuckWatch
+from ilagent.web.heartbeats import HeartbeatProxy
 from ilagent.web.intake import Intake
 from ilagent.web.server import AccessLogger, Probes, build_app
 
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
     from ilagent.mqtt.bridge import MqttBridge
 
 logger = logging.getLogger(__name__)
-
-LOOPBACK = ("127.", "::1", "localhost")
 
 
 class Daemon:
@@ -94,7 +93,7 @@ class Daemon:
             self.lock = SpoolLock(config.db_file)
             # one engine for every source: one --max_in_flight, one pacing towards ilert;
             # queued events carry the queue's own retry limit
-            self.store = QueueStore(config.db_file)
+            self.store = QueueStore(config.db_file, max_bytes=config.spool_max_bytes)
             self.worker = SpoolWorker(store=self.store, deliverer=self.deliverer,
                                       metrics=self.metrics, max_event_age=config.max_event_age)
         self.mqtt: MqttBridge | None = None
@@ -190,9 +189,8 @@ class Daemon:
                         ",".join(config.policy.routing_keys), config.policy.map_key_email,
                         config.policy.map_key_shift, config.policy.shift_offset)
         if config.http is not None and config.http.intake:
-            logger.info("HTTP intake on %s:%d (%s), spool file %s", config.http.host,
-                        config.http.port, "token required" if config.http.token else "no token",
-                        config.db_file)
+            logger.info("HTTP intake on %s:%d, spool file %s", config.http.host,
+                        config.http.port, config.db_file)
         elif config.http is not None:
             logger.info("HTTP probes and metrics on %s:%d (intake off, no spool file)",
                         config.http.host, config.http.port)
@@ -247,14 +245,19 @@ class Daemon:
         http = self.config.http
         if http is None:
             return None
-        app = build_app(metrics=self.metrics, probes=self.probes, token=http.token,
-                        max_body=http.max_body)
+        app = build_app(metrics=self.metrics, probes=self.probes, settings=http)
         if http.intake and self.store is not None and self.worker is not None:
-            Intake(store=self.store, worker=self.worker, client=self.client,
-                   metrics=self.metrics, max_body=http.max_body).add_routes(app)
+            Intake(store=self.store, worker=self.worker, metrics=self.metrics,
+                   max_body=http.max_body).add_routes(app)
+            HeartbeatProxy(deliverer=self.deliverer, gate=self.gate, pacer=self.pacer,
+                           metrics=self.metrics).add_routes(app)
         runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
                                access_log_class=AccessLogger, handle_signals=False)
-        await runner.setup()
+        try:
+            await runner.setup()  # reads the token file
+        except BaseException:
+            await runner.cleanup()
+            raise
         site = web.TCPSite(runner, http.host, http.port, shutdown_timeout=1.0)
         try:
             await site.start()
@@ -263,10 +266,6 @@ class Daemon:
             raise ResourceError(f"cannot listen on {http.host}:{http.port}: "
                                 f"{exc.strerror or exc}") from None
         logger.info("HTTP server listening on %s:%d", http.host, http.port)
-        if http.intake and not http.token and not http.host.startswith(LOOPBACK):
-            logger.warning("the HTTP server on %s:%d takes events from anyone who can reach "
-                           "it: set --http_token (or ILAGENT_HTTP_TOKEN) to require a token",
-                           http.host, http.port)
         return runner
 
     async def _shutdown(self, runner: web.AppRunner | None, tasks: list[asyncio.Task[Any]],

@@ -176,6 +176,15 @@ class Deliverer:
         finally:
             self._end(job)
 
+    async def send_now(self, job: Job) -> Result | None:
+        """One attempt of ``job`` at once, outside the lanes and without a retry, through the
+        same gate, pacing and slots as every job (the heartbeat proxy answers its client with
+        the result); None when the engine stopped meanwhile. Its owner is not called back."""
+        result = await self._sender.send(job)
+        if result is not None:
+            self._count_response(result)
+        return result
+
     async def wait_idle(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for every submitted job to end; True if they did."""
         with contextlib.suppress(TimeoutError):

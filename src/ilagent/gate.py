@@ -96,6 +96,11 @@ class Gate:
         state = self._keys.get(key)
         return state.blocked_until if state is not None else 0.0
 
+    def probe_in(self) -> float:
+        """Seconds until the open circuit lets its next probe go (0 when it is closed, or the
+        probe is due)."""
+        return max(0.0, self._next_probe - self._clock()) if self.open else 0.0
+
     def blocked_keys(self) -> int:
         """How many keys are blocked by a 429 right now."""
         now = self._clock()

@@ -221,7 +221,7 @@ def test_the_statefulset_runs_the_intake_with_its_spool_on_the_claim(tmp_path: P
     """The intake on, a token from the Secret, and the spool file inside the claim's mount."""
     intake = resource("StatefulSet")
     config = effective_config(intake, tmp_path)
-    assert config.http is not None and config.http.intake is True and config.http.token
+    assert config.http is not None and config.http.intake is True and config.http.tokens
     (claim,) = intake["spec"]["volumeClaimTemplates"]
     (mount,) = [
         m for m in container(intake)["volumeMounts"] if m["name"] == claim["metadata"]["name"]

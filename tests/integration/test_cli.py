@@ -90,6 +90,15 @@ CASES = [
     ("max body 0", ["daemon", "-p", "1", "--http_max_body", "0"], "", 2,
      "ilagent daemon: error: argument --http_max_body/--http-max-body: '0' must be at least 1 "
      "(see --help)"),
+    ("allow list not an address", ["daemon", "-p", "1", "--http_allow", "10.0.0.300/8"], "", 2,
+     "ilagent daemon: error: argument --http_allow/--http-allow: '10.0.0.300/8' is not an "
+     "address or a CIDR network (e.g. 192.0.2.7, 10.0.0.0/8, ::1) (see --help)"),
+    ("allow list with host bits", ["daemon", "-p", "1", "--http_allow", "10.0.0.0/8",
+                                         "--http_allow", "fe80::/10,10.1.2.3/16"], "", 2,
+     "ilagent daemon: error: argument --http_allow/--http-allow: '10.1.2.3/16' has host bits "
+     "set: did you mean 10.1.0.0/16? (see --help)"),
+    ("token file missing", ["daemon", "-p", "1", "--http_token_file", "/no/such/tokens"], "", 2,
+     "ilagent daemon: error: --http_token_file /no/such/tokens: No such file or directory"),
     ("in flight 0", ["daemon", "-p", "1", "--max_in_flight", "0"], "", 2,
      "ilagent daemon: error: argument --max_in_flight/--max-in-flight: '0' must be at least 1 "
      "(see --help)"),

@@ -8,7 +8,9 @@ exit code 2; no traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -98,6 +100,55 @@ def port(text: str) -> int:
     value = positive_int(text)
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
+    return value
+
+
+def address_list(text: str) -> str:
+    """Addresses or CIDR networks, comma-separated (``--http_allow``): each checked, the list
+    returned as given, trimmed (see :func:`networks`)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("no address given")
+    for part in parts:
+        try:
+            ipaddress.ip_network(part)
+        except ValueError:
+            if "/" in part and _is_network(part):
+                meant = ipaddress.ip_network(part, strict=False)
+                raise argparse.ArgumentTypeError(
+                    f"{part!r} has host bits set: did you mean {meant}?") from None
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not an address or a CIDR network (e.g. 192.0.2.7, 10.0.0.0/8, "
+                "::1)") from None
+    return ",".join(parts)
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def networks(values: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of checked :func:`address_list` values, in order, without repeats."""
+    return tuple(dict.fromkeys(ipaddress.ip_network(part) for value in values
+                               for part in value.split(",")))
+
+
+_SIZE = re.compile(r"(\d+)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+
+
+def byte_size(text: str) -> int:
+    """A number of bytes ≥ 1, optionally with K, M, G or T (powers of 1024: ``512MiB``, ``1G``)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size in bytes (e.g. 300000, 64K, 512MiB, 1G)")
+    value = int(match.group(1)) << 10 * " KMGT".index(match.group(2).upper() or " ")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1 byte")
     return value
 
 

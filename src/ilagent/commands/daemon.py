@@ -18,11 +18,14 @@ from ilagent.commands.common import (
     add_ilert_options,
     add_mapping_options,
     add_policy_options,
+    address_list,
+    byte_size,
     check_url,
     db_file,
     key_value,
     mapping_rules,
     more_than_zero,
+    networks,
     policy_rules,
     port,
     positive_int,
@@ -37,6 +40,7 @@ from ilagent.config import (
     DEFAULT_CIRCUIT_PROBE_INTERVAL,
     DEFAULT_HTTP_HOST,
     DEFAULT_HTTP_MAX_BODY,
+    DEFAULT_HTTP_RATE_LIMIT,
     DEFAULT_KAFKA_GROUP_ID,
     DEFAULT_MAX_BUFFERED,
     DEFAULT_MAX_IN_FLIGHT,
@@ -76,11 +80,30 @@ def add_options(daemon: Parser) -> None:
     daemon.add_argument("-p", "--port", type=port, help="serve HTTP on this port")
     daemon.add_argument("--http_host", default=DEFAULT_HTTP_HOST,
                         help="address the HTTP server binds (default %(default)s)")
-    daemon.add_argument("--http_token", metavar="TOKEN",
+    daemon.add_argument("--http_token", action="append", default=[], metavar="TOKEN",
                         help="require 'Authorization: Bearer TOKEN' on all routes but /health "
-                             "and /ready (env ILAGENT_HTTP_TOKEN)")
+                             "and /ready; repeatable: each is valid, for rotation (env "
+                             "ILAGENT_HTTP_TOKEN, comma-separated)")
+    daemon.add_argument("--http_token_file", metavar="FILE",
+                        help="valid bearer tokens, one a line ('#' lines ignored), read again "
+                             "every 10 s: a mounted secret can be rotated without a restart")
+    daemon.add_argument("--http_allow", action="append", default=[], type=address_list,
+                        metavar="CIDR[,…]",
+                        help="only these addresses or networks may use the API (repeatable, "
+                             "comma-separated); default: loopback only without a token, any "
+                             "address with one; 0.0.0.0/0,::/0: everyone, as ilagent 0.9")
+    daemon.add_argument("--http_rate_limit", type=positive_int, default=DEFAULT_HTTP_RATE_LIMIT,
+                        metavar="N",
+                        help="requests a minute per client address (IPv6: per /64), bursts of "
+                             "N/6; above it 429 with Retry-After; X-Forwarded-For is never "
+                             "trusted; 0 = off (default %(default)s)")
     daemon.add_argument("--http_max_body", type=more_than_zero, default=DEFAULT_HTTP_MAX_BODY,
                         metavar="BYTES", help="largest request body (default %(default)s)")
+    daemon.add_argument("--spool_max_bytes", type=byte_size, metavar="BYTES",
+                        help="what the rows of the spool file (-f) may hold, e.g. 512M; when "
+                             "full the intake answers 503 QUEUE_FULL and MQTT's buffer holds "
+                             "its acknowledgements (default 1G, or half the free space at "
+                             "start when less)")
     daemon.add_argument("--intake", type=str.lower, choices=("on", "off"), default="on",
                         help="with -p: 'on' also takes events and heartbeats (into the spool "
                              "file -f), 'off' serves only /health, /ready and /metrics "
@@ -210,8 +233,12 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
     mqtt = mqtt_settings(args, sources or Sources())
     http = None
     if args.port is not None:
-        http = HttpSettings(port=args.port, host=args.http_host, token=args.http_token,
-                            max_body=args.http_max_body, intake=args.intake == "on")
+        http = HttpSettings(port=args.port, host=args.http_host,
+                            tokens=tuple(dict.fromkeys(t for t in args.http_token if t)),
+                            token_file=token_file(args.http_token_file),
+                            allow=networks(args.http_allow) if args.http_allow else None,
+                            rate_limit=args.http_rate_limit, max_body=args.http_max_body,
+                            intake=args.intake == "on")
     config = DaemonConfig(
         ilert=IlertSettings(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,
                             timeout=args.ilert_timeout),
@@ -226,7 +253,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
         max_event_age=args.max_event_age, stuck_after=args.stuck_after,
         http=http, kafka=kafka, mqtt=mqtt, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
         policy=policy_rules(args), api_key=api_key(args),
-        db_file=db_file(args))
+        db_file=db_file(args), spool_max_bytes=args.spool_max_bytes)
     config.validate()
     return config
 
@@ -278,6 +305,17 @@ def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) 
         if not api_key(args):
             raise ConfigError("--policy_topic needs ILERT_API_KEY: an ilert user API key that "
                               "may edit escalation policies (or --ilert_api_key)")
+
+
+def token_file(path: str | None) -> str | None:
+    """``--http_token_file``, which must be readable at start (the daemon then polls it)."""
+    if path:
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"--http_token_file {path}: {exc.strerror or exc}") from None
+    return path or None
 
 
 def api_key(args: argparse.Namespace) -> str | None:

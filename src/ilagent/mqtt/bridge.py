@@ -10,7 +10,9 @@ With ``--mqtt_buffer`` an event is committed to the daemon's SQLite queue first 
 acknowledged; the queue worker delivers it like an event of the HTTP intake (same order per
 alert, pacing, retries, ``--max_retries`` and dead letters); policy updates are queued as
 their own kind. A queue file that cannot be written holds the acknowledgement back (see
-:mod:`ilagent.mqtt.writes`, also for the bounded shutdown). Heartbeat messages are never
+:mod:`ilagent.mqtt.writes`, also for the bounded shutdown), and so does a full spool
+(``--spool_max_bytes``): the message waits unacknowledged, the broker keeps it, until
+deliveries make room (:mod:`ilagent.spool.space`; woken, not polled). Heartbeat messages are never
 buffered: a ping is only worth something now.
 
 Dead letters go to the queue's ``dead_letters`` table with ``--mqtt_buffer`` (see
@@ -43,6 +45,7 @@ from ilagent.policy import PolicyUpdate, map_policy
 from ilagent.records import RecordKind, mqtt_path
 from ilagent.routing import POLICY_KEY, POLICY_PATH, alert_lane, heartbeat_lane, policy_lane
 from ilagent.spool.legacy import Converted
+from ilagent.spool.space import row_bytes
 from ilagent.stuck import Head
 
 if TYPE_CHECKING:
@@ -267,12 +270,24 @@ class MqttBridge:
         store = self._store
 
         async def write() -> None:
-            row_id = await store.enqueue(integration_key=key, path=path, event=text, kind=kind)
+            await self._room(store, row_bytes(key, path, text))
+            row_id = await store.enqueue(integration_key=key, path=path, event=text, kind=kind,
+                                         reserved=True)
             logger.debug("queued MQTT message as queue#%d", row_id)
             if self._notify is not None:
                 self._notify()
 
         self._writes.start(write, then=lambda: self._settle(unacked))
+
+    @staticmethod
+    async def _room(store: QueueStore, nbytes: int) -> None:
+        """Wait, in turn, until the spool has room for ``nbytes`` (and hold it)."""
+        space = store.space
+        if not space.take(nbytes):
+            logger.warning("the spool is full (%d of %d bytes, --spool_max_bytes): MQTT "
+                           "messages wait unacknowledged until deliveries make room",
+                           space.used, space.limit or 0)
+            await space.wait(nbytes)
 
     # ---- ending a message --------------------------------------------------------------------
 
@@ -290,8 +305,10 @@ class MqttBridge:
         store, path = self._store, mqtt_path(message.topic)
 
         async def write() -> None:
+            await self._room(store, row_bytes("", path, text))
             await store.add_dead_letter(integration_key="", path=path, event=text,
-                                        reason=reason, detail=detail, kind=RecordKind.MQTT)
+                                        reason=reason, detail=detail, kind=RecordKind.MQTT,
+                                        reserved=True)
 
         self._writes.start(write, then=lambda: self._settle(unacked))
 

@@ -28,6 +28,7 @@ from typing import Any
 from ilagent.private_files import narrow, sqlite_files
 from ilagent.records import RecordKind, kind_of_path
 from ilagent.spool import legacy, schema
+from ilagent.spool.space import ROW_BYTES_SQL, row_bytes
 
 BUSY_TIMEOUT = 5.0
 INSERT_CHUNK = 200  # rows per INSERT statement (5 bound values each)
@@ -129,6 +130,7 @@ class QueueDB:
             self._conn.close()
             raise
         self._kinds = True
+        self.bytes_added = 0  # by the transaction that runs: inserts less deletes (spool.space)
 
     def is_spool(self) -> bool:
         """True for a file of ours or of ilagent 0.9 (its ``ilagent`` or ``event_items`` table)."""
@@ -163,6 +165,7 @@ class QueueDB:
     def begin(self) -> None:
         """Start a write transaction (waits up to the busy timeout for another writer)."""
         self._conn.execute("BEGIN IMMEDIATE")
+        self.bytes_added = 0
 
     def commit(self) -> None:
         """Commit the transaction; with ``synchronous=FULL`` it is on disk when this returns."""
@@ -210,11 +213,15 @@ class QueueDB:
             assert cursor.lastrowid is not None
             # one statement under the write lock: AUTOINCREMENT hands out consecutive ids
             ids.extend(range(cursor.lastrowid - len(chunk) + 1, cursor.lastrowid + 1))
+        self.bytes_added += sum(row_bytes(key, path, event) for key, path, event, *_ in rows)
         return ids
 
     def delete(self, row_id: int) -> bool:
         """Remove a delivered event; False if it was not there."""
-        return self._conn.execute("DELETE FROM queue WHERE id = ?", (row_id,)).rowcount > 0
+        freed = self._conn.execute(f"DELETE FROM queue WHERE id = ? RETURNING {ROW_BYTES_SQL}",
+                                   (row_id,)).fetchall()
+        self.bytes_added -= sum(size for (size,) in freed)
+        return bool(freed)
 
     def record_attempt(
         self, row_id: int, *, attempts: int, next_attempt_at: float, last_error: str | None
@@ -346,6 +353,12 @@ class QueueDB:
         """Which of ``ids`` are dead letters."""
         where, args = _ids_clause(ids)
         return {r[0] for r in self._conn.execute(f"SELECT id FROM dead_letters{where}", args)}
+
+    def stored_bytes(self) -> int:
+        """What the rows of ``queue`` and ``dead_letters`` hold, as the cap counts them."""
+        return sum(int(self._conn.execute(f"SELECT COALESCE(SUM({ROW_BYTES_SQL}), 0) FROM "
+                                          f"{table}").fetchone()[0])  # our own table names
+                   for table in ("queue", "dead_letters"))
 
     def stats(self) -> QueueStats:
         """Depth, oldest acceptance time and number of dead letters."""

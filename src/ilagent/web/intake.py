@@ -1,4 +1,4 @@
-"""The daemon's ilert-compatible HTTP routes: event intake into the durable queue, heartbeat proxy.
+"""The daemon's ilert-compatible event intake: events into the durable queue.
 
 Events (``POST /api/events``, ``/api/v1/events``, ``/api/v1/events/{source}/{key}``) are
 checked with :func:`ilagent.events.validate_event`, the same rules the sandbox uses, and
@@ -10,16 +10,17 @@ Every refusal is JSON in ilert's shape ``{status, message, code}``:
 * 413 — a body over ``--http_max_body``;
 * 400 — not JSON, nested deeper than :data:`MAX_DEPTH`, not a valid event, or holding a value
   JSON cannot carry on to ilert (integers beyond 64 bits, lone surrogates), naming the field;
-* 503 — the queue file refused the write (the client should retry; nothing was stored).
+* 503 ``QUEUE_FULL`` with ``Retry-After`` — the spool holds ``--spool_max_bytes`` already
+  (:mod:`ilagent.spool.space`); it takes events again as deliveries make room;
+* 503 ``QUEUE_UNAVAILABLE`` — the queue file refused the write (the client should retry;
+  nothing was stored).
 
-Heartbeats (``GET``/``HEAD``/``POST /api/heartbeats/{key}``) are passed straight to ilert:
-202 when ilert took the ping, 502 with the reason when it did not; at most
-:data:`MAX_PROXIED_PINGS` are sent at once.
+Who may post at all is :mod:`ilagent.web.access`'s to decide; the heartbeat proxy is
+:mod:`ilagent.web.heartbeats`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -30,10 +31,10 @@ from urllib.parse import quote
 from aiohttp import hdrs, web
 
 from ilagent.events import EventError, encode_event, validate_event, with_path_key
-from ilagent.ilert import IlertClient, Outcome
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.records import RecordKind
+from ilagent.spool.space import row_bytes
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SOURCE, SpoolWorker
 
@@ -41,9 +42,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 EVENT_PATHS = ("/api/events", "/api/v1/events", "/api/v1/events/{source}/{key}")
-HEARTBEAT_PATH = "/api/heartbeats/{key}"
-# heartbeat pings proxied to ilert at once; more requests wait for a turn
-MAX_PROXIED_PINGS = 8
+FULL_RETRY_AFTER = 30  # seconds a client is asked to wait while the spool is full
 # deeper JSON could exhaust the recursion limit of the JSON encoder when the event is sent on
 MAX_DEPTH = 100
 
@@ -51,29 +50,18 @@ MAX_DEPTH = 100
 class Intake:
     """The request handlers; :meth:`add_routes` puts them on the daemon's app."""
 
-    def __init__(
-        self,
-        *,
-        store: QueueStore,
-        worker: SpoolWorker,
-        client: IlertClient,
-        metrics: Metrics,
-        max_body: int,
-    ) -> None:
+    def __init__(self, *, store: QueueStore, worker: SpoolWorker, metrics: Metrics,
+                 max_body: int) -> None:
         self._store = store
         self._worker = worker
-        self._client = client
         self._metrics = metrics
         self._max_body = max_body
         self._consumed = metrics.consumed.labels(SOURCE)
-        self._pings = asyncio.Semaphore(MAX_PROXIED_PINGS)
 
     def add_routes(self, app: web.Application) -> None:
-        """Register the event and heartbeat routes."""
+        """Register the event routes."""
         for path in EVENT_PATHS:
             app.router.add_post(path, self.event)
-        app.router.add_get(HEARTBEAT_PATH, self.heartbeat)  # GET also answers HEAD
-        app.router.add_post(HEARTBEAT_PATH, self.heartbeat)
 
     async def event(self, request: web.Request) -> web.Response:
         """Validate an event, store it durably, answer 202 with its queue id."""
@@ -105,12 +93,13 @@ class Intake:
             text = encode_event(event).decode()
         except EventError as error:
             return self._answer(400, error.as_body(400))
-        key = event["integrationKey"]
+        key, path = event["integrationKey"], _forward_path(request)
+        if not self._store.space.take(row_bytes(key, path, text)):
+            return self._full()
         try:
             row_id = await self._store.enqueue(
-                integration_key=key, path=_forward_path(request), event=text,
-                kind=RecordKind.EVENT,
-            )
+                integration_key=key, path=path, event=text, kind=RecordKind.EVENT,
+                reserved=True)
         except sqlite3.Error as exc:
             logger.error("could not queue an event for %s: %s", mask_key(key), exc)
             return self._refuse(
@@ -123,25 +112,15 @@ class Intake:
         logger.debug("queued queue#%d for %s", row_id, mask_key(key))
         return self._answer(202, {"id": str(row_id), "status": "queued"})
 
-    async def heartbeat(self, request: web.Request) -> web.Response:
-        """Ping the heartbeat at ilert now: 202 when ilert took it, else 502 with the reason."""
-        key = request.match_info["key"]
-        async with self._pings:
-            result = await self._client.ping_heartbeat(key)
-        self._metrics.responses.labels(result.status_label).inc()
-        if result.outcome is Outcome.DELIVERED:
-            self._metrics.heartbeats.labels(SOURCE).inc()
-            return web.json_response({}, status=202)
-        logger.warning(
-            "heartbeat ping %s failed: %s %s", mask_key(key), result.status_label, result.detail
-        )
-        detail = f": {result.detail}" if result.detail else ""
-        said = (f"ilert answered {result.status}" if result.status is not None
-                else "ilert could not be reached")
-        return web.json_response(
-            {"status": 502, "code": "HEARTBEAT_NOT_DELIVERED", "message": f"{said}{detail}"},
-            status=502,
-        )
+    def _full(self) -> web.Response:
+        space = self._store.space
+        logger.warning("the spool is full (%d of %d bytes, --spool_max_bytes): events are "
+                       "refused with 503 until deliveries make room", space.used,
+                       space.limit or 0)
+        answer = self._refuse(503, "QUEUE_FULL", f"the spool is full ({space.used} of "
+                              f"{space.limit} bytes): nothing was queued, retry later")
+        answer.headers["Retry-After"] = str(FULL_RETRY_AFTER)
+        return answer
 
     def _refuse(self, status: int, code: str, message: str) -> web.Response:
         return self._answer(status, {"status": status, "message": message, "code": code})

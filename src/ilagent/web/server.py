@@ -7,11 +7,14 @@
   probe the intake alone and a Kafka outage does not take it out of rotation. ilert's
   reachability is not readiness: the spool accepts events exactly when ilert is down.
 * ``GET /metrics`` — Prometheus text; ``ilagent_ready{component}`` mirrors the parts.
+
+``/health`` and ``/ready…`` answer everyone; everything else (``?details`` and ``/metrics``
+too) is guarded by :class:`~ilagent.web.access.Access`: the allow list, the rate limit, the
+token.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -22,11 +25,12 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from ilagent import USER_AGENT, __version__
+from ilagent.config import HttpSettings
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
+from ilagent.web.access import Access
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = frozenset({"/health", "/ready"})
 
 Check = Callable[[], dict[str, Any] | None]
 
@@ -56,11 +60,13 @@ class Probes:
             metrics.ready.labels(name).set(0 if self.shutting_down or check() else 1)
 
 
-def build_app(*, metrics: Metrics, probes: Probes, token: str | None = None,
-              max_body: int = 1024 * 1024) -> web.Application:
-    """The aiohttp application of the daemon; other modules add their routes to it."""
-    middlewares: list[Any] = [_json_errors, *([_bearer_auth(token)] if token else [])]
-    app = web.Application(client_max_size=max_body, middlewares=middlewares)
+def build_app(*, metrics: Metrics, probes: Probes, settings: HttpSettings) -> web.Application:
+    """The aiohttp application of the daemon; other modules add their routes to it. Who may
+    use it is said in one line as the server starts (and the token file read then)."""
+    access = Access(settings=settings, metrics=metrics)
+    app = web.Application(client_max_size=settings.max_body,
+                          middlewares=[_json_errors, access.middleware()])
+    app.cleanup_ctx.append(access.polling)
 
     async def index(_: web.Request) -> web.Response:
         return web.json_response({"name": "ilagent", "version": __version__,
@@ -112,24 +118,6 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
              "message": f"{request.method} {request.path}: {exc.reason}"},
             status=exc.status, headers={k: v for k, v in exc.headers.items()
                                         if k.lower() == "allow"})
-
-
-def _bearer_auth(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    expected = f"Bearer {token}".encode()
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS and not request.path.startswith("/ready/"):
-            # surrogateescape: bytes that are not UTF-8 compare unequal instead of failing
-            given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-            if not hmac.compare_digest(given, expected):
-                return web.json_response(
-                    {"status": 401, "message": "missing or wrong bearer token",
-                     "code": "UNAUTHORIZED"}, status=401,
-                    headers={"WWW-Authenticate": "Bearer"})
-        return await handler(request)
-
-    return check
 
 
 class AccessLogger(AbstractAccessLogger):

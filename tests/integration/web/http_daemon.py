@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import urllib.parse
 from collections.abc import Callable
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +35,16 @@ def start_daemon(
     env: dict[str, str] | None = None,
     preexec_fn: Callable[[], object] | None = None,
 ) -> tuple[DaemonProcess, str]:
-    """A daemon serving HTTP on 127.0.0.1 with its queue in ``db``, once it answers /health."""
+    """A daemon serving HTTP on 127.0.0.1 with its queue in ``db``, once it answers /health.
+
+    Its per-address rate limit is off (the tests post from one address, as fast as they can),
+    unless ``extra`` sets ``--http_rate_limit`` (the last value given wins)."""
     import broker
 
     port = port or broker.free_port()
     daemon = run_ilagent(
-        "daemon", "-p", str(port), "--http_host", "127.0.0.1", "-f", str(db), *extra, env=env,
-        preexec_fn=preexec_fn,
+        "daemon", "-p", str(port), "--http_host", "127.0.0.1", "--http_rate_limit", "0",
+        "-f", str(db), *extra, env=env, preexec_fn=preexec_fn,
     )
     base = f"http://127.0.0.1:{port}"
     wait_until(
@@ -92,3 +98,26 @@ async def post_all(
 
         await asyncio.gather(*(client() for _ in range(connections)))
     return answers
+
+
+def call(source: str, method: str, url: str, body: Any = None,
+         token: str | None = None) -> tuple[int, Any, dict[str, str]]:
+    """One request from the local address ``source`` (every 127.0.0.0/8 address is this
+    machine's): status, JSON body (None without one) and headers."""
+    parts = urllib.parse.urlsplit(url)
+    connection = HTTPConnection(parts.hostname or "", parts.port, timeout=30,
+                                            source_address=(source, 0))
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request(method, path, body=None if body is None else json.dumps(body),
+                           headers=headers)
+        response = connection.getresponse()
+        raw = response.read()
+        json_body = "json" in response.getheader("Content-Type", "")
+        return response.status, json.loads(raw) if raw and json_body else None, dict(
+            response.getheaders())
+    finally:
+        connection.close()

@@ -240,12 +240,12 @@ def test_heartbeat_proxy_answers_202_or_502(
 ) -> None:
     """GET, HEAD and POST /api/heartbeats/KEY ping ilert: 202 when it took it, else 502 + reason."""
     _daemon, base = start_daemon(run_ilagent, tmp_path / "q.db3")
-    key = unique("il1hbt")
-    for method in ("GET", "HEAD", "POST"):
-        status, body = request(method, f"{base}/api/heartbeats/{key}")
+    for method in ("GET", "HEAD", "POST"):  # a key each: a second ping within 12 s is not sent
+        status, body = request(method, f"{base}/api/heartbeats/{unique('il1hbt')}")
         assert status == 202, (method, body)
     pings = [r for r in sandbox.requests() if "/heartbeats/" in r["path"]]
     assert len(pings) == 3
+    key = unique("il1hbt")
     sandbox.fault(status=500, integration_key=key)
     status, body = request("GET", f"{base}/api/heartbeats/{key}")
     assert status == 502 and body["code"] == "HEARTBEAT_NOT_DELIVERED"

@@ -15,7 +15,9 @@ def secret_options() -> list[str]:
     """The daemon's options (what `config show` lists) whose name says they hold a secret."""
     daemon = build_parser().commands["daemon"]  # type: ignore[attr-defined]
     names = {action.dest for action in daemon._actions if action.option_strings}
-    return sorted(n for n in names if any(word in n for word in SECRET_WORDS) or n in KEYS)
+    # a *_file option names where a secret is, which is no secret (--http_token_file)
+    return sorted(n for n in names if (any(word in n for word in SECRET_WORDS) or n in KEYS)
+                  and not n.endswith("_file"))
 
 
 @pytest.mark.parametrize("name", secret_options())
