@@ -242,8 +242,9 @@ class Daemon:
                            moved.refused)
         elif taken.mqtt_waiting:
             logger.warning("%d MQTT message(s) of ilagent 0.9 wait in mqtt_queue of %s; "
-                           "run the daemon with --mqtt_host and its MQTT options to take "
-                           "them over", taken.mqtt_waiting, self.store.path)
+                           "run the daemon with --mqtt_host, its MQTT options and "
+                           "--mqtt_buffer on this file to take them over", taken.mqtt_waiting,
+                           self.store.path)
 
     async def _start_http(self) -> web.AppRunner | None:
         http = self.config.http
