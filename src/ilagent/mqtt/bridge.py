@@ -14,7 +14,7 @@ their own kind. A queue file that cannot be written holds the acknowledgement ba
 buffered: a ping is only worth something now.
 
 Dead letters go to the queue's ``dead_letters`` table with ``--mqtt_buffer`` (see
-``ilagent queue list --dead``), else to the log at ERROR, one line each. Events are posted to
+``ilagent queue list``), else to the log at ERROR, one line each. Events are posted to
 ``/v1/events/mqtt/<key>`` with ``customDetails`` ``{"topic": …}`` unless the payload has its
 own, as ilagent 0.9 does.
 """
