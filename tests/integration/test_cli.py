@@ -250,3 +250,22 @@ def test_every_option_has_help_and_no_placeholder_is_left() -> None:
         assert not re.search(r"\{[A-Z_]+\}|%\(", text), f"ilagent {name} --help"
         if name:
             assert "example:" in text, f"ilagent {name} --help has no example"
+
+
+@pytest.mark.parametrize("words", [["queue", "list"], ["queue", "retry"], ["queue", "purge"],
+                                   ["config", "show"]])
+def test_every_action_has_an_example(words: list[str]) -> None:
+    """`queue list|retry|purge --help` and `config show --help` end with an example too."""
+    text = run(*words, "--help").stdout
+    assert "example: ilagent " + " ".join(words) in text
+
+
+def test_help_keeps_one_ilert_section_and_one_example_per_line() -> None:
+    """`daemon --help` has one "ilert:" group; example footers keep their line breaks, so two
+    commands never run together on one line."""
+    daemon = run("daemon", "--help").stdout
+    assert daemon.count("\nilert:\n") == 1 and "--ilert_api_key" in daemon.split("\nilert:\n")[1]
+    event = run("event", "--help").stdout.splitlines()
+    examples = [line.strip() for line in event if "ilagent event -k" in line]
+    assert len(examples) == 2 and all(line.count("ilagent event") == 1 for line in examples)
+    assert examples[0].startswith("example: ilagent event -k il1api… -t ALERT -s 'Door 7 open'")

@@ -26,12 +26,24 @@ from ilagent.config import (
 from ilagent.errors import EXIT_USAGE, ConfigError
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Descriptions are reflowed; an example line (``example: …``, or indented under one) is
+    kept as written, so two commands never run together and each can be copied whole."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(
+            indent + line if line.startswith(("example", " ")) else
+            super(HelpFormatter, self)._fill_text(line, width, indent)
+            for line in text.splitlines())
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors and dashed aliases for every underscore option; no
     abbreviated long options (they would make every new option a breaking change)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -134,8 +146,8 @@ def check_url(url: str, option: str) -> None:
             "%s %s has no /api in its path: ilert's URLs end in /api", option, url)
 
 
-def add_ilert_options(parser: Parser) -> None:
-    """Where ilert is: API and heartbeat URLs, request timeout."""
+def add_ilert_options(parser: Parser) -> Any:
+    """Where ilert is: API and heartbeat URLs, request timeout; returns the group."""
     group = parser.add_argument_group("ilert")
     group.add_argument("--ilert_api_url", metavar="URL", default=DEFAULT_API_URL,
                        help="ilert API base URL (env ILERT_API_URL; default %(default)s)")
@@ -144,6 +156,7 @@ def add_ilert_options(parser: Parser) -> None:
     group.add_argument("--ilert_timeout", metavar="SECONDS", type=positive_seconds,
                        default=DEFAULT_TIMEOUT,
                        help="timeout of one request to ilert (default %(default)s)")
+    return group
 
 
 def add_policy_options(parser: Parser) -> None:

@@ -29,7 +29,9 @@ def add_parser(sub: Subparsers) -> Parser:
     actions = config.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser,
                                     required=True)
     show: Parser = actions.add_parser(
-        "show", help="each setting with its value and where it came from (secrets masked)")
+        "show", help="each setting with its value and where it came from (secrets masked)",
+        epilog="example: ilagent config show --config /etc/ilagent/ilagent.toml -p 8977\n"
+               "         ILAGENT_KAFKA_BROKERS=b:9092 ilagent config show --json")
     add_global_options(show)
     show.add_argument("--json", action="store_true", help="one JSON object")
     daemon.add_options(show)

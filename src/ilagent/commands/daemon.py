@@ -183,8 +183,7 @@ def add_options(daemon: Parser) -> None:
                           metavar="SECONDS",
                           help="how long in-flight deliveries may finish at shutdown "
                                "(default %(default)s)")
-    add_ilert_options(daemon)
-    daemon.add_argument_group("ilert").add_argument(
+    add_ilert_options(daemon).add_argument(
         "--ilert_api_key", metavar="KEY",
         help="ilert user API key for policy sync (better from ILERT_API_KEY; a leading "
              "'Bearer ' is dropped)")
