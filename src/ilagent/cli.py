@@ -10,9 +10,11 @@ the user.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from typing import NoReturn
 
 from ilagent import __version__
 from ilagent.commands import config, daemon, queue, sandbox, send
@@ -73,11 +75,38 @@ def resolve_options(parser: Parser, args: argparse.Namespace, tokens: Sequence[s
     return resolve(args, outside, tokens, known=known | {"kafka_config"}, environ=environ)
 
 
+# short flags of other Kafka tools (kcat: -b brokers, -G group, -t topic) and of `event`
+HINTS = {"daemon": {"-g": "--kafka_group_id", "-G": "--kafka_group_id", "-t": "-e/--event_topic",
+                    "-k": "--event_key"}}
+
+
+def unrecognized(parser: Parser, args: argparse.Namespace, extras: Sequence[str]) -> NoReturn:
+    """A usage error from the parser of the command (or action) the extras were given to,
+    with a "did you mean" for the first unknown option."""
+    target: argparse.ArgumentParser = parser
+    if args.command is not None:
+        target = parser.commands[args.command]  # type: ignore[attr-defined]
+        for action in target._actions:  # `queue list`: the action's own parser
+            if isinstance(action, argparse._SubParsersAction):
+                target = action.choices.get(getattr(args, action.dest, ""), target)
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    unknown = next((e.partition("=")[0] for e in extras if e.startswith("-")), None)
+    if unknown is not None:
+        known = [s for a in target._actions for s in a.option_strings if s.startswith("--")]
+        hint = HINTS.get(args.command or "", {}).get(unknown) or next(
+            iter(difflib.get_close_matches(unknown, known, n=1, cutoff=0.75)), None)
+        if hint:
+            message += f" (did you mean {hint}?)"
+    target.error(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ilagent`` command; returns the exit code."""
     parser = build_parser()
     tokens = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(tokens)
+    args, extras = parser.parse_known_args(tokens)
+    if extras:
+        unrecognized(parser, args, extras)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,76 @@ def busy_port() -> tuple[socket.socket, int]:
 
 CASES = [
     # (id, argv, stdin, exit code, first line of stderr, or of stdout when it starts with >)
-    ("filter_val alone", ["daemon", "-p", "1", "--filter_val", "ALARM"], "", 2,
+    ("filter_val alone", ["daemon", "--kafka_brokers", "k:1", "-e", "t", "--filter_val", "ALARM"],
+     "", 2,
      "ilagent daemon: error: --filter_val needs --filter_key (the key whose value it compares)"),
+    # 4: the mapping flags work on consumed messages only; the intake takes events as they are
+    ("event_key with the intake alone", ["daemon", "-p", "1", "--event_key", "il1api123"], "", 2,
+     "ilagent daemon: error: --event_key needs --kafka_brokers or --mqtt_host (mapping and "
+     "filtering apply to consumed messages; the HTTP intake takes ilert events as they are)"),
+    ("filter with the intake alone", ["daemon", "-p", "1", "--filter_key", "type",
+                                      "--filter_val", "ALARM"], "", 2,
+     "ilagent daemon: error: --filter_key needs --kafka_brokers or --mqtt_host (mapping and "
+     "filtering apply to consumed messages; the HTTP intake takes ilert events as they are)"),
+    ("map flag with a heartbeat alone", ["daemon", "-b", "il1hbt123", "--map_key_etype", "s"],
+     "", 2,
+     "ilagent daemon: error: --map_key_etype needs --kafka_brokers or --mqtt_host (mapping and "
+     "filtering apply to consumed messages; the HTTP intake takes ilert events as they are)"),
+    # 7: SASL without a mechanism, a mechanism without SASL
+    ("sasl without mechanism", ["daemon", "--kafka_brokers", "k:1", "-e", "t",
+                                "--kafka_security_protocol", "sasl_ssl"], "", 2,
+     "ilagent daemon: error: --kafka_security_protocol SASL_SSL needs --kafka_sasl_mechanism "
+     "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER; librdkafka would try GSSAPI)"),
+    ("mechanism without sasl", ["daemon", "--kafka_brokers", "k:1", "-e", "t",
+                                "--kafka_sasl_mechanism", "PLAIN"], "", 2,
+     "ilagent daemon: error: --kafka_sasl_mechanism PLAIN needs --kafka_security_protocol "
+     "SASL_SSL or SASL_PLAINTEXT (the protocol is PLAINTEXT, which never authenticates)"),
+    # 9: the default QoS is not something the user typed
+    ("mqtt default qos unbuffered", ["daemon", "-m", "localhost", "-e", "a/b"], "", 2,
+     "ilagent daemon: error: MQTT's default QoS 0 needs --mqtt_buffer: a QoS 0 message is never "
+     "acknowledged, so nothing could hold it back while ilert fails; give --mqtt_qos 1 (at "
+     "least once), or --mqtt_buffer to queue it"),
+    ("mqtt connect timeout without host", ["daemon", "-p", "1", "--mqtt_connect_timeout", "5"],
+     "", 2,
+     "ilagent daemon: error: --mqtt_connect_timeout needs --mqtt_host (without it nothing is "
+     "received from MQTT)"),
+    # 15
+    ("retry delays upside down", ["daemon", "-p", "1", "--retry_initial_delay", "100",
+                                  "--retry_max_delay", "1"], "", 2,
+     "ilagent daemon: error: --retry_max_delay 1 is less than --retry_initial_delay 100: the "
+     "largest retry delay cannot be below the first"),
+    ("queue -f before the action", ["queue", "-f", "/nonexistent/x.db3", "list"], "", 1,
+     "ilagent queue list: error: cannot open the queue file /nonexistent/x.db3: unable to open "
+     "database file"),
+    ("unknown option names the command", ["daemon", "-p", "1", "--kafka_broker", "k:1"], "", 2,
+     "ilagent daemon: error: unrecognized arguments: --kafka_broker k:1 (did you mean "
+     "--kafka_brokers?) (see --help)"),
+    ("unknown option of an action", ["queue", "list", "--dead"], "", 2,
+     "ilagent queue list: error: unrecognized arguments: --dead (see --help)"),
+    # 17: ilert's guide says -m for a broker container; in ilagent -m is MQTT
+    ("kafka with -m and no MQTT intent", ["daemon", "--kafka_brokers", "localhost:9092", "-e",
+                                          "t", "-m", "kafka"], "", 2,
+     "ilagent daemon: error: -m/--mqtt_host is the MQTT broker, and nothing else here asks for "
+     "MQTT: to reach a Kafka broker in another container put its name into --kafka_brokers "
+     "(--kafka_brokers kafka:9092); to consume MQTT as well, add --mqtt_qos 1"),
+    # 18: kcat's short flags
+    ("-b with a broker address", ["daemon", "-b", "kafka:9092", "-e", "t"], "", 2,
+     "ilagent daemon: error: -b/--heartbeat is the daemon's own ilert heartbeat key, and "
+     "'kafka:9092' looks like a Kafka broker: give --kafka_brokers kafka:9092"),
+    ("-g group", ["daemon", "--kafka_brokers", "k:1", "-e", "t", "-g", "grp"], "", 2,
+     "ilagent daemon: error: unrecognized arguments: -g grp (did you mean --kafka_group_id?) "
+     "(see --help)"),
+    ("-t topic", ["daemon", "--kafka_brokers", "k:1", "-t", "alarms"], "", 2,
+     "ilagent daemon: error: unrecognized arguments: -t alarms (did you mean -e/--event_topic?) "
+     "(see --help)"),
     ("topic without brokers", ["daemon", "-e", "topic"], "", 2,
      "ilagent daemon: error: --event_topic needs --kafka_brokers or --mqtt_host (without them no "
      "topic is read)"),
     ("mqtt option without host", ["daemon", "-p", "1", "--mqtt_qos", "1"], "", 2,
      "ilagent daemon: error: --mqtt_qos needs --mqtt_host (without it nothing is received from "
      "MQTT)"),
-    ("mqtt qos 0 unbuffered", ["daemon", "-m", "localhost", "-e", "a/b"], "", 2,
+    ("mqtt qos 0 unbuffered", ["daemon", "-m", "localhost", "-e", "a/b", "--mqtt_qos", "0"], "",
+     2,
      "ilagent daemon: error: --mqtt_qos 0 needs --mqtt_buffer: a QoS 0 message is never "
      "acknowledged, so nothing could hold it back while ilert fails; use --mqtt_qos 1 (at least "
      "once), or --mqtt_buffer to queue it"),
@@ -141,13 +203,14 @@ def test_a_sandbox_database_that_cannot_be_used_is_one_line(tmp_path: Path, db: 
 
 
 def test_a_port_in_use_is_one_line_without_asyncio_noise(tmp_path: Path) -> None:
-    """The daemon's HTTP port taken: exit 1, one line, no "Unclosed client session"."""
+    """The daemon's HTTP port taken: exit 2 (as the sandbox's), one line, no "Unclosed client
+    session"."""
     sock, port = busy_port()
     with sock:
         done = run("daemon", "-p", str(port), "--http_host", "127.0.0.1", "-f",
                    str(tmp_path / "q.db3"))
     lines = done.stderr.strip().splitlines()
-    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"ilagent daemon: error: cannot listen on 127.0.0.1:{port}")
 
 
@@ -269,3 +332,16 @@ def test_help_keeps_one_ilert_section_and_one_example_per_line() -> None:
     examples = [line.strip() for line in event if "ilagent event -k" in line]
     assert len(examples) == 2 and all(line.count("ilagent event") == 1 for line in examples)
     assert examples[0].startswith("example: ilagent event -k il1api… -t ALERT -s 'Door 7 open'")
+
+
+def test_an_mqtt_broker_not_reached_in_time_exits_2_when_asked_to(tmp_path: Path) -> None:
+    """--mqtt_connect_timeout 1 with a host that never answers: exit 2 soon, one line naming
+    the option (without it the daemon waits, as a pod waits for DNS)."""
+    started = time.monotonic()
+    done = run("daemon", "-m", "nosuch.invalid", "--mqtt_qos", "1", "-e", "t",
+               "--mqtt_connect_timeout", "1", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert lines[-1].startswith("ilagent daemon: error: no MQTT broker could be reached within "
+                                "1 s (--mqtt_connect_timeout): cannot connect"), lines
+    assert time.monotonic() - started < 30 and "Traceback" not in done.stderr

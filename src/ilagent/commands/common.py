@@ -131,8 +131,10 @@ def add_global_options(parser: Parser) -> None:
 
 
 def db_file(args: argparse.Namespace) -> str:
-    """The SQLite file: ``-f`` after the subcommand, else before it, else the default."""
-    return str(getattr(args, "sub_db_file", None) or args.db_file or DEFAULT_DB_FILE)
+    """The SQLite file: ``-f`` after the subcommand (or ``queue``'s action), else before it,
+    else the default."""
+    return str(getattr(args, "sub_db_file", None) or getattr(args, "queue_db_file", None)
+               or args.db_file or DEFAULT_DB_FILE)
 
 
 def check_url(url: str, option: str) -> None:

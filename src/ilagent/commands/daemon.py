@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 
 from ilagent.commands.common import (
@@ -191,22 +192,25 @@ def add_options(daemon: Parser) -> None:
 
 def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> DaemonConfig:
     """The daemon's configuration from parsed (and resolved) arguments; raises ``ConfigError``."""
-    _refuse_what_cannot_take_effect(args, sources or Sources())
+    sources = sources or Sources()
+    _refuse_likely_mix_ups(args, sources)  # first: a mix-up explains what follows from it
+    _refuse_what_cannot_take_effect(args, sources)
     check_url(args.ilert_api_url, "--ilert_api_url")
     check_url(args.ilert_beat_url, "--ilert_beat_url")
     kafka = None
     if args.kafka_brokers:
+        properties = kafka_properties(args, sources)
+        check_sasl(properties)
         kafka = KafkaSettings(
             brokers=args.kafka_brokers, group_id=args.kafka_group_id,
             event_topics=topics(args.event_topic), heartbeat_topics=topics(args.heartbeat_topic),
             policy_topics=topics(args.policy_topic),
-            offset_reset=args.kafka_offset_reset,
-            extra=tuple(kafka_properties(args, sources or Sources()).items()),
+            offset_reset=args.kafka_offset_reset, extra=tuple(properties.items()),
             dlq_topic=args.dlq_topic, max_buffered=args.max_buffered,
             connect_timeout=args.kafka_connect_timeout,
             # a revoked partition is handed over only once its requests finished or timed out
             revoke_timeout=max(args.shutdown_timeout, args.ilert_timeout + 1.0))
-    mqtt = mqtt_settings(args, sources or Sources())
+    mqtt = mqtt_settings(args, sources)
     http = None
     if args.port is not None:
         http = HttpSettings(port=args.port, host=args.http_host, token=args.http_token,
@@ -245,6 +249,9 @@ KAFKA_ONLY = ("kafka_config", "kafka_group_id",
 
 
 CONSUMER_ONLY = ("event_topic", "heartbeat_topic", "policy_topic")
+MAPPING_ONLY = ("event_key", "map_key_etype", "map_key_alert_key", "map_key_summary",
+                "map_val_etype_alert", "map_val_etype_accept", "map_val_etype_resolve",
+                "filter_key", "filter_val", "forward_message_payload")
 POLICY_ONLY = ("policy_routing_keys", "map_key_email", "map_key_shift", "shift_offset")
 
 
@@ -266,6 +273,10 @@ def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) 
     if not (args.kafka_brokers or args.mqtt_host) and given(CONSUMER_ONLY):
         raise ConfigError(f"--{given(CONSUMER_ONLY)[0]} needs --kafka_brokers or --mqtt_host "
                           "(without them no topic is read)")
+    if not (args.kafka_brokers or args.mqtt_host) and given(MAPPING_ONLY):
+        raise ConfigError(f"--{given(MAPPING_ONLY)[0]} needs --kafka_brokers or --mqtt_host "
+                          "(mapping and filtering apply to consumed messages; the HTTP intake "
+                          "takes ilert events as they are)")
     if not args.policy_topic and given(POLICY_ONLY):
         raise ConfigError(f"--{given(POLICY_ONLY)[0]} needs --policy_topic (without it no "
                           "policy message is read)")
@@ -277,6 +288,40 @@ def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) 
         if not api_key(args):
             raise ConfigError("--policy_topic needs ILERT_API_KEY: an ilert user API key that "
                               "may edit escalation policies (or --ilert_api_key)")
+
+
+BROKER_ADDRESS = re.compile(r"[A-Za-z0-9.-]+:\d{1,5}")
+
+
+def _refuse_likely_mix_ups(args: argparse.Namespace, sources: Sources) -> None:
+    """Values that fit their option but were surely meant for another one (kcat's ``-b``)."""
+    beat = args.heartbeat or ""
+    if BROKER_ADDRESS.fullmatch(beat) and not beat.startswith("ih2:"):
+        raise ConfigError(f"-b/--heartbeat is the daemon's own ilert heartbeat key, and {beat!r} "
+                          f"looks like a Kafka broker: give --kafka_brokers {beat}")
+    if (sources.of.get("retry_max_delay", "default") != "default"
+            and args.retry_max_delay < args.retry_initial_delay):
+        raise ConfigError(f"--retry_max_delay {args.retry_max_delay:g} is less than "
+                          f"--retry_initial_delay {args.retry_initial_delay:g}: the largest "
+                          "retry delay cannot be below the first")
+
+
+SASL_PROTOCOLS = ("SASL_SSL", "SASL_PLAINTEXT")
+
+
+def check_sasl(properties: dict[str, str]) -> None:
+    """SASL without a mechanism (librdkafka would try GSSAPI, which it is rarely built with),
+    or a mechanism without SASL (never used): ``ConfigError`` naming the options."""
+    protocol = properties.get("security.protocol", "PLAINTEXT").upper()
+    mechanism = properties.get("sasl.mechanism") or properties.get("sasl.mechanisms")
+    if protocol in SASL_PROTOCOLS and not mechanism:
+        raise ConfigError(f"--kafka_security_protocol {protocol} needs --kafka_sasl_mechanism "
+                          "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER; librdkafka "
+                          "would try GSSAPI)")
+    if mechanism and protocol not in SASL_PROTOCOLS:
+        raise ConfigError(f"--kafka_sasl_mechanism {mechanism} needs --kafka_security_protocol "
+                          f"SASL_SSL or SASL_PLAINTEXT (the protocol is {protocol}, which never "
+                          "authenticates)")
 
 
 def api_key(args: argparse.Namespace) -> str | None:

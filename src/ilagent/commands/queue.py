@@ -15,7 +15,10 @@ def add_parser(sub: Subparsers) -> Parser:
                     "a running daemon.",
         epilog="example: ilagent queue list -f /var/lib/ilagent/ilagent.db3\n"
                "         ilagent queue retry --all")
-    # -v/-f go on each action only: a nested parser would reset them to their defaults
+    # -v/-f on each action; -f here too, under its own name (a nested parser would reset an
+    # option of the same name to its default), so `queue -f FILE list` works as well
+    queue.add_argument("-f", "--file", dest="queue_db_file", metavar="FILE",
+                       help="SQLite file of the daemon's queue (default ./ilagent.db3)")
     actions = queue.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser,
                                    required=True)
     listing = actions.add_parser(

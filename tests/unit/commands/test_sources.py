@@ -104,10 +104,12 @@ def test_kafka_properties_merge_in_their_order(tmp_path: Path) -> None:
                     '"metadata.max.age.ms" = 9\n')
     args, sources = parse(["--config", str(toml), "daemon", "--kafka_brokers", "b:1", "-e", "t",
                            "--kafka_config_file", str(props), "--kafka_config", "client.rack=r2",
-                           "--kafka_security_protocol", "sasl_ssl"], {})
+                           "--kafka_security_protocol", "sasl_ssl",
+                           "--kafka_sasl_mechanism", "plain"], {})
     merged = kafka_properties(args, sources)
     assert merged == {"socket.timeout.ms": "2000", "client.rack": "r2",
-                      "metadata.max.age.ms": "9", "security.protocol": "SASL_SSL"}
+                      "metadata.max.age.ms": "9", "security.protocol": "SASL_SSL",
+                      "sasl.mechanism": "PLAIN"}
     assert daemon_config(args, sources).kafka is not None
 
 
