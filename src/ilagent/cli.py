@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -116,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.sources = resolve_options(parser, args, tokens)
         args.parser = parser.commands[args.command]  # type: ignore[attr-defined]
         logs.setup(args.verbose + getattr(args, "sub_verbose", 0))
+        for warning in args.sources.warnings:
+            logging.getLogger(__name__).warning("%s", warning)
         return RUNNERS[args.command](args)
     except IlagentError as exc:
         print(f"ilagent {args.command}: error: {exc}", file=sys.stderr)

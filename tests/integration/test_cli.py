@@ -4,6 +4,7 @@ first line, never a traceback (the real command, in a subprocess)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -19,9 +20,11 @@ from helpers import Sandbox, http, status_or_none, unique, wait_until
 ILAGENT = [sys.executable, "-m", "ilagent"]
 
 
-def run(*args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, stdin: str = "", cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*ILAGENT, *args], input=stdin, capture_output=True, text=True,
-                          timeout=60, check=False, cwd=cwd)
+                          timeout=60, check=False, cwd=cwd,
+                          env={**os.environ, **env} if env is not None else None)
 
 
 def busy_port() -> tuple[socket.socket, int]:
@@ -345,3 +348,18 @@ def test_an_mqtt_broker_not_reached_in_time_exits_2_when_asked_to(tmp_path: Path
     assert lines[-1].startswith("ilagent daemon: error: no MQTT broker could be reached within "
                                 "1 s (--mqtt_connect_timeout): cannot connect"), lines
     assert time.monotonic() - started < 30 and "Traceback" not in done.stderr
+
+
+def test_environment_typos_warn_and_service_links_are_ignored() -> None:
+    """ILAGENT_KAFKA_BROKER (a typo) gets a WARNING naming ILAGENT_KAFKA_BROKERS; Kubernetes'
+    ILAGENT_PORT=tcp://… of a Service named ilagent is no setting: no exit 2, no warning."""
+    links = {"ILAGENT_PORT": "tcp://10.0.0.1:8977", "ILAGENT_SERVICE_HOST": "10.0.0.1",
+             "ILAGENT_SERVICE_PORT": "8977", "ILAGENT_PORT_8977_TCP_ADDR": "10.0.0.1"}
+    done = run("config", "show", "--json", env={**links, "ILAGENT_KAFKA_BROKER": "b:9092"})
+    assert done.returncode == 0, done.stderr
+    warnings = done.stderr.strip().splitlines()
+    assert len(warnings) == 1 and warnings[0].endswith(
+        "WARNING ilagent.cli: ILAGENT_KAFKA_BROKER is not an ilagent setting (did you mean "
+        "ILAGENT_KAFKA_BROKERS?); ignored"), warnings
+    port = [s for s in json.loads(done.stdout)["settings"] if s["name"] == "port"]
+    assert port == [{"name": "port", "value": None, "source": "default"}]
