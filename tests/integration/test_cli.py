@@ -363,3 +363,60 @@ def test_environment_typos_warn_and_service_links_are_ignored() -> None:
         "ILAGENT_KAFKA_BROKERS?); ignored"), warnings
     port = [s for s in json.loads(done.stdout)["settings"] if s["name"] == "port"]
     assert port == [{"name": "port", "value": None, "source": "default"}]
+
+
+def test_map_reads_a_file_that_is_not_utf8_as_stdin_does(tmp_path: Path) -> None:
+    """A Windows-1252 line ("Tür offen") is invalid_json from a FILE as from stdin: no
+    UnicodeDecodeError traceback; --check exits 1."""
+    raw = b'{"summary": "T\xfcr offen", "integrationKey": "il1apiX1"}\n'
+    messages = tmp_path / "samples.jsonl"
+    messages.write_bytes(raw)
+    from_file = run("map", str(messages), "--check")
+    from_stdin = subprocess.run([*ILAGENT, "map", "--check"], input=raw, capture_output=True,
+                                timeout=60, check=False)
+    assert from_file.returncode == from_stdin.returncode == 1, from_file.stderr
+    assert json.loads(from_file.stdout)["reason"] == "invalid_json"
+    assert from_file.stdout == from_stdin.stdout.decode()
+    assert "Traceback" not in from_file.stderr
+
+
+def test_map_refuses_a_message_file_given_as_its_spool(tmp_path: Path) -> None:
+    """`map … -f samples.jsonl --check` read stdin and passed: -f is the spool everywhere, so a
+    file that is not SQLite is refused with a hint to give it as FILE."""
+    messages = tmp_path / "samples.jsonl"
+    messages.write_text('{"summary": "s", "integrationKey": "il1apiX1"}\n')
+    done = run("map", "--event_key", "il1apiX1", "-f", str(messages), "--check")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"ilagent map: error: -f is the daemon's spool file, and {messages} is not SQLite: give "
+        f"the messages as FILE (ilagent map … {messages})"]
+
+
+def test_map_file_option_is_deprecated(tmp_path: Path) -> None:
+    """map --file still reads the file, with a warning to give it as FILE."""
+    messages = tmp_path / "samples.jsonl"
+    messages.write_text('{"summary": "s", "integrationKey": "il1apiX1"}\n')
+    done = run("map", "--file", str(messages))
+    assert done.returncode == 0 and json.loads(done.stdout)["result"] == "event"
+    assert "map --file is deprecated: give the messages as FILE (ilagent map … " in done.stderr
+
+
+def test_map_on_a_terminal_says_it_waits_for_input() -> None:
+    """With no FILE and a terminal on stdin, map says it reads the terminal; Ctrl+D ends it."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([*ILAGENT, "map"], stdin=secondary, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(secondary)
+    try:
+        line = proc.stderr.readline() if proc.stderr else ""
+        assert line.startswith("ilagent map: reading messages from the terminal"), line
+        os.write(primary, b"\x04")
+        out, _err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and out == ""
+    finally:
+        os.close(primary)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
