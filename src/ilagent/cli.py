@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import logging
 import os
 import sys
@@ -18,21 +19,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
 from ilagent import __version__
-from ilagent.commands import config, daemon, queue, sandbox, send
-from ilagent.commands import map as mapping
 from ilagent.commands.common import Parser
 from ilagent.commands.sources import Sources, resolve, settable
 from ilagent.errors import EXIT_INTERRUPTED, EXIT_USAGE, IlagentError
 
-RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "daemon": daemon.run,
-    "event": send.run,
-    "heartbeat": send.run,
-    "queue": queue.run,
-    "map": mapping.run,
-    "sandbox": sandbox.run,
-    "config": config.run,
-}
+# each command's module under ilagent.commands, imported only inside main's guard: a Ctrl+C
+# while they load (aiohttp takes a while) ends quietly, not in a traceback
+MODULES = {"daemon": "daemon", "event": "send", "heartbeat": "send", "queue": "queue",
+           "map": "map", "sandbox": "sandbox", "config": "config"}
 CONNECTION = frozenset({"integration_key", "ilert_api_url", "ilert_beat_url", "ilert_timeout",
                         "retries"})
 # per command: which of its options the environment and the file may set (None: all)
@@ -56,6 +50,9 @@ def build_parser() -> Parser:
     parser.add_argument("--config", metavar="FILE",
                         help="TOML file with settings (env ILAGENT_CONFIG); flags and "
                              "ILAGENT_* variables take precedence over it")
+    from ilagent.commands import config, daemon, queue, sandbox, send
+    from ilagent.commands import map as mapping
+
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands = {"daemon": daemon.add_parser(sub), **send.add_parsers(sub),
                 "queue": queue.add_parser(sub), "map": mapping.add_parser(sub),
@@ -102,7 +99,15 @@ def unrecognized(parser: Parser, args: argparse.Namespace, extras: Sequence[str]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ilagent`` command; returns the exit code."""
+    """Entry point of the ``ilagent`` command; returns the exit code (130 after Ctrl+C, at any
+    moment, without a traceback)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     tokens = list(sys.argv[1:] if argv is None else argv)
     args, extras = parser.parse_known_args(tokens)
@@ -119,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.setup(args.verbose + getattr(args, "sub_verbose", 0))
         for warning in args.sources.warnings:
             logging.getLogger(__name__).warning("%s", warning)
-        return RUNNERS[args.command](args)
+        runner: Callable[[argparse.Namespace], int] = importlib.import_module(
+            f"ilagent.commands.{MODULES[args.command]}").run
+        return runner(args)
     except IlagentError as exc:
         print(f"ilagent {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -420,3 +420,31 @@ def test_map_on_a_terminal_says_it_waits_for_input() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+@pytest.mark.parametrize("argv", [["map"], ["sandbox", "-p", "{port}"],
+                                  ["event", "-k", "k", "-t", "alert", "-s", "x",
+                                   "--ilert_api_url", "http://127.0.0.1:9/api"],
+                                  ["daemon", "-p", "{port}", "--http_host", "127.0.0.1"]],
+                         ids=["map", "sandbox", "event", "daemon"])
+def test_ctrl_c_in_the_first_moments_ends_quietly(argv: list[str], tmp_path: Path) -> None:
+    """SIGINT at any moment of the first 0.3 s (while Python loads ilagent, too): exit 130 (the
+    daemon, once it runs, stops gracefully with 0), never a KeyboardInterrupt traceback; the
+    `ilagent` script as `python -m ilagent`. Before Python has set up its own handler, SIGINT
+    simply ends the process (-2, which a shell shows as 130): quiet too."""
+    import signal
+
+    import broker
+
+    script = Path(sys.executable).parent / "ilagent"
+    quiet = (130, -signal.SIGINT, 0) if argv[0] == "daemon" else (130, -signal.SIGINT)
+    for n, delay in enumerate((0.03, 0.06, 0.1, 0.15, 0.2, 0.3)):
+        command = [str(script)] if n % 2 and script.exists() else ILAGENT
+        args = [a.format(port=broker.free_port()) for a in argv]
+        proc = subprocess.Popen([*command, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, (delay, err)
+        assert proc.returncode in quiet, (delay, proc.returncode, err)
