@@ -60,10 +60,18 @@ def hide_secrets(text: str) -> str:
 
 class MaskingFormatter(logging.Formatter):
     """Last line of defence: masks secrets in every formatted line, tracebacks and librdkafka's
-    own messages included."""
+    own messages included, and escapes control bytes a payload may carry (a NUL would make
+    the log a "binary file" to grep; an escape sequence would move the terminal)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return hide_secrets(super().format(record))
+        return _CONTROL.sub(_escaped, hide_secrets(super().format(record)))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # all but tab and line feed
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group(0)):02x}"
 
 
 class RepeatFilter(logging.Filter):

@@ -448,3 +448,14 @@ def test_ctrl_c_in_the_first_moments_ends_quietly(argv: list[str], tmp_path: Pat
         _out, err = proc.communicate(timeout=30)
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, (delay, err)
         assert proc.returncode in quiet, (delay, proc.returncode, err)
+
+
+def test_a_one_shot_event_to_a_wrong_url_promises_no_retry_it_will_not_make(
+        sandbox: Sandbox) -> None:
+    """`event` at a URL that answers a bare 404: the ERROR asks about the URL and says what this
+    command does (tries --retries more times, then gives up), never "kept and retried"."""
+    done = run("event", "-k", "il1apiX1234", "-t", "ALERT", "-s", "x", "-i", "a", "--retries",
+               "0", "--ilert_api_url", f"{sandbox.url}/nope/api")
+    assert done.returncode == 1
+    assert "is the API URL right" in done.stderr and "kept and retried" not in done.stderr
+    assert "It is not retried (--retries 0)" in done.stderr

@@ -88,3 +88,13 @@ def test_registered_secrets_are_hidden_whole() -> None:
     register_secret("hunter2-sasl-password")
     line = MaskingFormatter("%(message)s").format(record("login with %s", "hunter2-sasl-password"))
     assert line == "login with ********"
+
+
+def test_control_bytes_of_a_payload_are_escaped() -> None:
+    """A NUL or a terminal escape copied from a payload is shown escaped (grep keeps treating
+    the log as text); tabs and line breaks of tracebacks stay."""
+    formatter = MaskingFormatter("%(message)s")
+    record = logging.LogRecord("ilagent", logging.ERROR, __file__, 1,
+                               "dead letter %s", ("{\"x\": \"\x00\x1b[31m\x7f\"}\tend\nnext",),
+                               None)
+    assert formatter.format(record) == '''dead letter {"x": "\\x00\\x1b[31m\\x7f"}\tend\nnext'''

@@ -113,8 +113,10 @@ async def send(args: argparse.Namespace) -> int:
         key = _key(args)
     check_url(args.ilert_api_url, "--ilert_api_url")
     check_url(args.ilert_beat_url, "--ilert_beat_url")
+    then = (f"It is tried {args.retries} more time(s), then given up" if args.retries
+            else "It is not retried (--retries 0)")
     async with IlertClient(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,
-                           timeout=args.ilert_timeout) as client:
+                           timeout=args.ilert_timeout, wrong_url_then=then) as client:
         attempt = 0
         while True:
             attempt += 1

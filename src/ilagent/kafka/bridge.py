@@ -343,12 +343,14 @@ class KafkaBridge:
         task.add_done_callback(self._tasks.discard)
 
     async def _dead_letter(self, state: PartitionState, message: Message, *, reason: str,
-                           detail: str, result: Result | None) -> None:
-        """Store an undeliverable message (DLQ topic, else an ERROR log), then finish it."""
+                           detail: str, result: Result | None, logged: bool = False) -> None:
+        """Store an undeliverable message (DLQ topic, else an ERROR log unless ``logged``
+        already by the engine), then finish it."""
         status = result.status_label if result is not None else ""
         try:
             written = await self._dead_letters.write(state, message, reason=reason,
-                                                     detail=detail, status=status)
+                                                     detail=detail, status=status,
+                                                     logged=logged)
         except asyncio.CancelledError:  # the shutdown gave up on it: read again after it
             self._release_one(state, offset_of(message))
             raise
@@ -389,6 +391,7 @@ class KafkaBridge:
         state, message = job.context
         if verdict is Verdict.DEAD_LETTER:
             detail = result.detail if result else ""
-            await self._dead_letter(state, message, reason=reason, detail=detail, result=result)
+            await self._dead_letter(state, message, reason=reason, detail=detail, result=result,
+                                    logged=True)
         else:
             self._finish(state, offset_of(message))

@@ -322,8 +322,8 @@ class MqttBridge:
 
     async def finished(self, job: Job, verdict: Verdict, result: Result | None,
                        reason: str) -> None:
-        if verdict is Verdict.DEAD_LETTER:  # counted by the engine
+        if verdict is Verdict.DEAD_LETTER:  # counted and logged (ERROR) by the engine
             status = result.status_label if result else ""
-            logger.error("dead letter MQTT %s: %s %s %s", job.origin, reason, status,
-                         mask(result.detail if result else ""), extra=EACH)
+            logger.debug("dead letter MQTT %s: %s %s %s", job.origin, reason, status,
+                         mask(result.detail if result else ""))
         self._settle(job.context)

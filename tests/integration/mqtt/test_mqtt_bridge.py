@@ -358,3 +358,23 @@ def test_buffer_mode_with_a_full_disk_stops_within_the_shutdown_timeout(
     assert " ERROR " in line and "broker sends them again" in line, line
     assert "Traceback" not in output, output[-3000:]
     print(f"{published} published, stopped in {elapsed:.1f} s: {line.split(': ', 1)[1]}")
+
+
+def test_each_dead_letter_is_one_error_line_without_raw_control_bytes(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """A message ilert refuses and one that is not JSON (with a NUL and a bell in it): one
+    ERROR line each, and no raw control byte in the log (grep: "binary file matches")."""
+    topic, key = unique("deadletters"), unique("il1api")
+    daemon = run_ilagent(*mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1"))
+    wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+    sandbox.fault(status=400, integration_key=key)
+    publish(mosquitto.ports["plain"], topic, [
+        {"integrationKey": key, "alertKey": "refused", "summary": "refused"},
+        b'{"broken": "\x00\x07'])
+    wait_until(lambda: "invalid_json" in daemon.output() and "HTTP 400" in daemon.output(),
+               timeout=20, what="both dead letters logged")
+    time.sleep(1)  # a second line of the same dead letter would come at once
+    errors = [line for line in daemon.output().splitlines() if " ERROR " in line]
+    assert len(errors) == 2, errors
+    assert "\x00" not in daemon.output() and "\x07" not in daemon.output()
+    assert "\\x00\\x07" in daemon.output()
