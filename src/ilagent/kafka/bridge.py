@@ -39,7 +39,7 @@ from ilagent.kafka.consumer import FINAL_COMMIT_TIMEOUT, Batch, PollThread
 from ilagent.kafka.deadletter import DeadLetterWriter
 from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, offset_of, origin
 from ilagent.kafka.topics import TopicRouter
-from ilagent.logs import EACH
+from ilagent.logs import EACH, Sampled
 from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
 from ilagent.policy import PolicyUpdate, map_policy
@@ -81,6 +81,7 @@ class KafkaBridge:
                                   policy=settings.policy_topics)
         self._consumed = metrics.consumed.labels(SOURCE)
         self._filtered = metrics.filtered.labels(SOURCE)
+        self._log_filtered = Sampled(logger, "filtered %s: %s")
         self._rounds = CommitRounds(self._handoff)
 
     # ---- life cycle --------------------------------------------------------------------------
@@ -282,6 +283,7 @@ class KafkaBridge:
                     # the common case when most messages are filtered: no tracking needed
                     state.tracker.skip(offset)
                     filtered += 1
+                    self._log_filtered(origin(message), outcome.detail)
                     done[state.key] = state
                 else:
                     self._start(state, offset, started, now)

@@ -64,6 +64,8 @@ def test_seed_mapping_over_mqtt_ends_as_alert_accept_resolve(
     assert events[0]["body"]["summary"] == "boiler pressure"
     assert events[0]["body"]["customDetails"] == {"topic": topic}
     assert [a["status"] for a in sandbox.alerts() if a.get("alertKey") == "M-17"] == ["RESOLVED"]
+    # at -vv each filtered message is logged (summarised only at higher rates)
+    assert f"filtered MQTT {topic}: 'type' is not 'ALARM'" in daemon.output()
 
 
 def test_unacknowledged_message_comes_back_after_sigkill(
