@@ -355,7 +355,11 @@ def kafka_properties(args: argparse.Namespace, sources: Sources) -> dict[str, st
         except OSError as exc:
             raise ConfigError(f"cannot read --kafka_config_file {args.kafka_config_file}: "
                               f"{exc.strerror}") from None
-        merged.update(for_librdkafka(parse_properties(text), origin=args.kafka_config_file))
+        try:
+            pairs = parse_properties(text)
+        except ConfigError as exc:
+            raise ConfigError(f"--kafka_config_file {args.kafka_config_file}: {exc}") from None
+        merged.update(for_librdkafka(pairs, origin=args.kafka_config_file))
     merged.update(args.kafka_config)
     for option, prop in FIRST_CLASS.items():
         value = getattr(args, option)
