@@ -60,6 +60,7 @@ class Parser(argparse.ArgumentParser):
 
 
 Subparsers = Any  # argparse's private _SubParsersAction
+LARGEST = 2**53  # no count or number of seconds an option takes is larger (exact as a float)
 N = TypeVar("N", int, float)
 
 
@@ -77,8 +78,12 @@ def _not_negative(convert: Callable[[str], N], what: str) -> Callable[[str], N]:
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value != value:  # NaN
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         if value < 0:
             raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+        if value > LARGEST:  # beyond what SQLite, timers and counters take
+            raise argparse.ArgumentTypeError(f"{text!r} is too large")
         return value
 
     return parse

@@ -105,14 +105,21 @@ def build_event(args: argparse.Namespace) -> tuple[str, bytes]:
         raise ConfigError(str(exc)) from None
 
 
-async def send(args: argparse.Namespace) -> int:
-    """Send the event or ping (retrying transient failures); return the exit code."""
+def prepare(args: argparse.Namespace) -> tuple[str, bytes]:
+    """What the flags ask to send, checked (``ConfigError``): the key, and the serialised event
+    (empty for a heartbeat ping)."""
     if args.command == "event":
         key, body = build_event(args)
     else:
-        key = _key(args)
+        key, body = _key(args), b""
     check_url(args.ilert_api_url, "--ilert_api_url")
     check_url(args.ilert_beat_url, "--ilert_beat_url")
+    return key, body
+
+
+async def send(args: argparse.Namespace) -> int:
+    """Send the event or ping (retrying transient failures); return the exit code."""
+    key, body = prepare(args)
     then = (f"It is tried {args.retries} more time(s), then given up" if args.retries
             else "It is not retried (--retries 0)")
     async with IlertClient(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,

@@ -130,6 +130,8 @@ def load_toml(path: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"the config file {path} is not valid TOML: not UTF-8 text") from None
 
 
 def resolve(
@@ -204,6 +206,8 @@ def _from_toml(name: str, action: argparse.Action, value: Any, path: str | None)
 def _scalar(value: Any, where: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and "\x00" in value:  # no command line or variable can hold one
+        raise ConfigError(f"{where} must not contain a NUL character")
     if isinstance(value, (str, int, float)):
         return str(value)
     raise ConfigError(f"{where} must be a string or a number")
