@@ -75,8 +75,13 @@ CASES = [
      "ilagent daemon: error: --retry_max_delay 1 is less than --retry_initial_delay 100: the "
      "largest retry delay cannot be below the first"),
     ("queue -f before the action", ["queue", "-f", "/nonexistent/x.db3", "list"], "", 1,
-     "ilagent queue list: error: cannot open the queue file /nonexistent/x.db3: unable to open "
-     "database file"),
+     "ilagent queue list: error: there is no queue file /nonexistent/x.db3 (the daemon's -f "
+     "file; default ./ilagent.db3)"),
+    # found on the new-user path
+    ("event alert without summary", ["event", "-k", "il1api123", "-t", "alert"], "", 2,
+     "ilagent event: error: an ALERT needs a summary: give -s/--summary"),
+    ("map --check on nothing", ["map", "--event_key", "il1api123", "--check"], "\n", 1,
+     "ilagent map: error: no message to check: the input (stdin) holds none"),
     ("unknown option names the command", ["daemon", "-p", "1", "--kafka_broker", "k:1"], "", 2,
      "ilagent daemon: error: unrecognized arguments: --kafka_broker k:1 (did you mean "
      "--kafka_brokers?) (see --help)"),
@@ -459,3 +464,13 @@ def test_a_one_shot_event_to_a_wrong_url_promises_no_retry_it_will_not_make(
     assert done.returncode == 1
     assert "is the API URL right" in done.stderr and "kept and retried" not in done.stderr
     assert "It is not retried (--retries 0)" in done.stderr
+
+
+def test_a_mapping_value_that_is_not_utf8_is_refused() -> None:
+    """`--event_key $'\\xe4'` (a Latin-1 byte from the shell): one line, exit 2, instead of a
+    UnicodeEncodeError for every message (found by the property test)."""
+    done = subprocess.run([*ILAGENT, "map", "--event_key", "\udce4"], input="{}\n",
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        "ilagent map: error: --event_key '\\udce4' is not valid UTF-8 text"]

@@ -183,8 +183,21 @@ def add_policy_options(parser: Parser) -> None:
                        help="added to the shift, e.g. -1 when shifts count from 1 (default 0)")
 
 
+def _text_options(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Refuse a value that is not text: bytes the shell passed that are not UTF-8 (Python keeps
+    them as lone surrogates) would make every event unsendable."""
+    for name in names:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"--{name} {value!r} is not valid UTF-8 text") from None
+
+
 def policy_rules(args: argparse.Namespace) -> PolicyRules:
     """The policy rules the parsed flags describe."""
+    _text_options(args, ("policy_routing_keys", "map_key_email", "map_key_shift"))
     names = tuple(n.strip() for n in (args.policy_routing_keys or "").split(",") if n.strip())
     return PolicyRules(routing_keys=names, map_key_email=args.map_key_email,
                        map_key_shift=args.map_key_shift, shift_offset=args.shift_offset)
@@ -219,6 +232,9 @@ def mapping_rules(args: argparse.Namespace) -> MappingRules:
     """The mapping rules the flags of :func:`add_mapping_options` describe."""
     if args.filter_val is not None and args.filter_key is None:
         raise ConfigError("--filter_val needs --filter_key (the key whose value it compares)")
+    _text_options(args, ("event_key", "map_key_etype", "map_key_alert_key", "map_key_summary",
+                         "map_val_etype_alert", "map_val_etype_accept", "map_val_etype_resolve",
+                         "filter_key", "filter_val"))
     return MappingRules(
         event_key=args.event_key, map_key_etype=args.map_key_etype,
         map_key_alert_key=args.map_key_alert_key, map_key_summary=args.map_key_summary,

@@ -15,7 +15,7 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -28,7 +28,7 @@ from ilagent.commands.common import (
     policy_rules,
 )
 from ilagent.config import DEFAULT_API_URL, PolicyRules
-from ilagent.errors import UsageError
+from ilagent.errors import NotFoundError, UsageError
 from ilagent.mapping import Dropped, Mapped, MappingRules, map_message
 from ilagent.policy import map_policy
 from ilagent.spool.db import SQLITE_HEADER
@@ -83,13 +83,31 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("map --file is deprecated: give the messages as FILE (ilagent map … "
                        "%s)", args.input_file_option)
     with _open_input(path) as source:
+        lines = _Counted(source)
         if args.policy:
-            return run_policy(policy_rules(args), mapping_rules(args), source,
+            code = run_policy(policy_rules(args), mapping_rules(args), lines,
                               api_url=args.ilert_api_url.rstrip("/"), check=args.check,
                               out=sys.stdout)
-        return run_map(mapping_rules(args), source, topic=args.event_topic,
-                       api_url=args.ilert_api_url.rstrip("/"), check=args.check,
-                       out=sys.stdout, message_key=args.message_key)
+        else:
+            code = run_map(mapping_rules(args), lines, topic=args.event_topic,
+                           api_url=args.ilert_api_url.rstrip("/"), check=args.check,
+                           out=sys.stdout, message_key=args.message_key)
+    if args.check and not lines.messages:  # a CI check of an empty file checks nothing
+        raise NotFoundError(f"no message to check: the input ({path or 'stdin'}) holds none")
+    return code
+
+
+class _Counted:
+    """The input's lines, counting those that hold a message (are not blank)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = lines
+        self.messages = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._lines:
+            self.messages += bool(line.strip())
+            yield line
 
 
 def run_map(

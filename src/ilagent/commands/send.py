@@ -87,6 +87,8 @@ def _key(args: argparse.Namespace) -> str:
 def build_event(args: argparse.Namespace) -> tuple[str, bytes]:
     """The integration key and the serialised event the flags describe (validated as ilert
     validates it)."""
+    if args.event_type == "ALERT" and not args.summary:
+        raise ConfigError("an ALERT needs a summary: give -s/--summary")
     if args.event_type == "ALERT" and not args.alert_key:
         # ilert would make one up and the user could never resolve the alert: make it here
         args.alert_key = args.made_alert_key = f"ilagent-{uuid.uuid4().hex[:12]}"
