@@ -1,18 +1,21 @@
 """``python -m ilagent`` and the ``ilagent`` script: the command, quiet on Ctrl+C from the start.
 
-Only :mod:`sys` is loaded before the guard: a Ctrl+C while the rest loads (about a third of a
-second) exits 130 without a traceback, as it does later (:func:`ilagent.cli.main`).
+While ilagent loads (about a third of a second) Ctrl+C simply ends the process, as it ends any
+program that has not set up signal handling (a shell shows exit 130): a KeyboardInterrupt
+raised there could print a traceback, or be swallowed by Python's import machinery and let the
+command run on. :func:`ilagent.cli.main` restores Python's handler once the command is loaded,
+and turns a later Ctrl+C into exit 130 without a traceback.
 """
 
+import signal
 import sys
 
 
 def run() -> None:
     """Run ``ilagent`` with the process's arguments and exit with its code."""
-    try:
-        from ilagent.cli import main
-    except KeyboardInterrupt:
-        sys.exit(130)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    from ilagent.cli import main
+
     sys.exit(main())
 
 

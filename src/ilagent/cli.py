@@ -14,6 +14,7 @@ import difflib
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
@@ -126,6 +127,8 @@ def _main(argv: Sequence[str] | None) -> int:
             logging.getLogger(__name__).warning("%s", warning)
         runner: Callable[[argparse.Namespace], int] = importlib.import_module(
             f"ilagent.commands.{MODULES[args.command]}").run
+        if signal.getsignal(signal.SIGINT) is signal.SIG_DFL:  # loaded: see ilagent.__main__
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         return runner(args)
     except IlagentError as exc:
         print(f"ilagent {args.command}: error: {exc}", file=sys.stderr)
