@@ -78,11 +78,11 @@ def is_service_link(variable: str, value: str) -> bool:
 
 def unknown_variables(environ: Mapping[str, str], known: set[str]) -> list[str]:
     """A warning for each ``ILAGENT_*`` variable that names no option and is no Service link."""
-    names = sorted(ENV_PREFIX + name.upper() for name in known)
+    names = sorted([CONFIG_ENV, *(ENV_PREFIX + name.upper() for name in known)])
     warnings = []
     for variable in sorted(environ):
-        if (not variable.startswith(ENV_PREFIX) or variable == CONFIG_ENV
-                or variable in names or is_service_link(variable, environ[variable])):
+        if (not variable.startswith(ENV_PREFIX) or variable in names
+                or is_service_link(variable, environ[variable])):
             continue
         close = difflib.get_close_matches(variable, names, n=1, cutoff=0.8)
         hint = f" (did you mean {close[0]}?)" if close else ""

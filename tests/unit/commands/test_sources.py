@@ -140,8 +140,9 @@ def test_kubernetes_service_links_are_not_settings() -> None:
 def test_an_unknown_ilagent_variable_is_a_warning_naming_the_closest_option() -> None:
     """ILAGENT_KAFKA_BROKER (a typo) is not ignored in silence; ILAGENT_CONFIG is known."""
     _args, sources = parse(["daemon"], {"ILAGENT_KAFKA_BROKER": "b:1", "ILAGENT_CONFIG": "",
-                                        "ILAGENT_XYZZY": "1"})
+                                        "ILAGENT_XYZZY": "1", "ILAGENT_CONFIGS": "x"})
     assert sources.warnings == [
+        "ILAGENT_CONFIGS is not an ilagent setting (did you mean ILAGENT_CONFIG?); ignored",
         "ILAGENT_KAFKA_BROKER is not an ilagent setting (did you mean ILAGENT_KAFKA_BROKERS?); "
         "ignored",
         "ILAGENT_XYZZY is not an ilagent setting; ignored"]
