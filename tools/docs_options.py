@@ -134,6 +134,9 @@ def render() -> str:
         if subcommands and command != "ilagent":
             names = ", ".join(f"`{command} {s}`" for a in subcommands for s in a.choices)
             lines += [f"Subcommands: {names}.", ""]
+            if [a for a in parser._actions  # options before the subcommand (`queue -f F list`)
+                    if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]:
+                lines += [*_table(command, parser), ""]
             continue
         if command != "ilagent" and not [
             a for a in parser._actions if not isinstance(a, argparse._HelpAction)

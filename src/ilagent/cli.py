@@ -10,28 +10,26 @@ the user.
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib
+import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from typing import NoReturn
 
 from ilagent import __version__
-from ilagent.commands import config, daemon, queue, sandbox, send
-from ilagent.commands import map as mapping
 from ilagent.commands.common import Parser, secret_values
 from ilagent.commands.sources import Sources, resolve, settable
 from ilagent.errors import EXIT_INTERRUPTED, EXIT_USAGE, IlagentError
 from ilagent.private_files import UMASK
 from ilagent.secret_options import register_secrets
 
-RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "daemon": daemon.run,
-    "event": send.run,
-    "heartbeat": send.run,
-    "queue": queue.run,
-    "map": mapping.run,
-    "sandbox": sandbox.run,
-    "config": config.run,
-}
+# each command's module under ilagent.commands, imported only inside main's guard: a Ctrl+C
+# while they load (aiohttp takes a while) ends quietly, not in a traceback
+MODULES = {"daemon": "daemon", "event": "send", "heartbeat": "send", "queue": "queue",
+           "map": "map", "sandbox": "sandbox", "config": "config"}
 CONNECTION = frozenset({"integration_key", "ilert_api_url", "ilert_beat_url", "ilert_timeout",
                         "retries"})
 # per command: which of its options the environment and the file may set (None: all)
@@ -55,6 +53,9 @@ def build_parser() -> Parser:
     parser.add_argument("--config", metavar="FILE",
                         help="TOML file with settings (env ILAGENT_CONFIG); flags and "
                              "ILAGENT_* variables take precedence over it")
+    from ilagent.commands import config, daemon, queue, sandbox, send
+    from ilagent.commands import map as mapping
+
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands = {"daemon": daemon.add_parser(sub), **send.add_parsers(sub),
                 "queue": queue.add_parser(sub), "map": mapping.add_parser(sub),
@@ -75,14 +76,42 @@ def resolve_options(parser: Parser, args: argparse.Namespace, tokens: Sequence[s
     return resolve(args, outside, tokens, known=known | {"kafka_config"}, environ=environ)
 
 
+# short flags of other Kafka tools (kcat: -b brokers, -G group, -t topic) and of `event`
+HINTS = {"daemon": {"-g": "--kafka_group_id", "-G": "--kafka_group_id", "-t": "-e/--event_topic",
+                    "-k": "--event_key"}}
+
+
+def unrecognized(parser: Parser, args: argparse.Namespace, extras: Sequence[str]) -> NoReturn:
+    """A usage error from the parser of the command (or action) the extras were given to,
+    with a "did you mean" for the first unknown option."""
+    target: argparse.ArgumentParser = parser
+    if args.command is not None:
+        target = parser.commands[args.command]  # type: ignore[attr-defined]
+        for action in target._actions:  # `queue list`: the action's own parser
+            if isinstance(action, argparse._SubParsersAction):
+                target = action.choices.get(getattr(args, action.dest, ""), target)
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    unknown = next((e.partition("=")[0] for e in extras if e.startswith("-")), None)
+    if unknown is not None:
+        known = [s for a in target._actions for s in a.option_strings if s.startswith("--")]
+        hint = HINTS.get(args.command or "", {}).get(unknown) or next(
+            iter(difflib.get_close_matches(unknown, known, n=1, cutoff=0.75)), None)
+        if hint:
+            message += f" (did you mean {hint}?)"
+    target.error(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ilagent`` command; returns the exit code.
+    """Entry point of the ``ilagent`` command; returns the exit code (130 after Ctrl+C, at any
+    moment, without a traceback).
 
     Every file and directory the command creates is its owner's alone (umask 077, see
     :mod:`ilagent.private_files`); the umask is given back on return, for callers in process."""
     umask = os.umask(UMASK)
     try:
         return _main(argv)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     finally:
         os.umask(umask)
 
@@ -90,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     tokens = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(tokens)
+    args, extras = parser.parse_known_args(tokens)
+    if extras:
+        unrecognized(parser, args, extras)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -103,7 +134,13 @@ def _main(argv: Sequence[str] | None) -> int:
         # masked by value from here on, whatever the command; a value too short to mask is
         # warned of by the command once its options are checked (an error stays one line)
         register_secrets(secret_values(args, args.sources.file_kafka_config), warn=False)
-        return RUNNERS[args.command](args)
+        for warning in args.sources.warnings:
+            logging.getLogger(__name__).warning("%s", warning)
+        runner: Callable[[argparse.Namespace], int] = importlib.import_module(
+            f"ilagent.commands.{MODULES[args.command]}").run
+        if signal.getsignal(signal.SIGINT) is signal.SIG_DFL:  # loaded: see ilagent.__main__
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        return runner(args)
     except IlagentError as exc:
         print(logs.hide_secrets(f"ilagent {args.command}: error: {exc}"), file=sys.stderr)
         return exc.exit_code

@@ -179,6 +179,7 @@ class MqttSettings:
     keepalive: int = DEFAULT_MQTT_KEEPALIVE
     receive_maximum: int = DEFAULT_MAX_BUFFERED  # QoS 1 messages in hand before the broker waits
     reconnect_max_delay: float = 30.0
+    connect_timeout: float = 0.0  # > 0: exit 2 when the broker is not reached at start by then
 
     @property
     def topics(self) -> tuple[str, ...]:

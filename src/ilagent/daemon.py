@@ -178,8 +178,7 @@ class Daemon:
             mqtt = config.mqtt
             logger.info("MQTT %s: %s from %s:%d as %s (QoS %d, %s)", mqtt.version,
                         ", ".join(mqtt.topics), mqtt.host, mqtt.port, mqtt.client_id,
-                        min(mqtt.qos, 1),
-                        f"queued in {config.db_file}" if mqtt.buffer
+                        min(mqtt.qos, 1), f"queued in {config.db_file}" if mqtt.buffer
                         else "acknowledged after delivery")
         policy_topics = [*(config.kafka.policy_topics if config.kafka else ()),
                          *(config.mqtt.policy_topics if config.mqtt else ())]
@@ -237,9 +236,9 @@ class Daemon:
                            "heartbeats)", taken.mqtt_waiting, self.store.path, moved.queued,
                            moved.refused)
         elif taken.mqtt_waiting:
-            logger.warning("%d MQTT message(s) of ilagent 0.9 wait in mqtt_queue of %s; "
-                           "run the daemon with --mqtt_host and its MQTT options to take "
-                           "them over", taken.mqtt_waiting, self.store.path)
+            logger.warning("%d MQTT message(s) of ilagent 0.9 wait in mqtt_queue of %s; run the "
+                           "daemon with --mqtt_host, its MQTT options and --mqtt_buffer on this "
+                           "file to take them over", taken.mqtt_waiting, self.store.path)
 
     async def _start_http(self) -> web.AppRunner | None:
         http = self.config.http
@@ -264,7 +263,7 @@ class Daemon:
         except OSError as exc:
             await runner.cleanup()
             raise ResourceError(f"cannot listen on {http.host}:{http.port}: "
-                                f"{exc.strerror or exc}") from None
+                                f"{exc.strerror or exc}", exit_code=EXIT_USAGE) from None
         logger.info("HTTP server listening on %s:%d", http.host, http.port)
         return runner
 
@@ -329,9 +328,16 @@ class Daemon:
             self.request_stop(exit_code=1)
 
     async def _watch_mqtt(self) -> None:
-        """Stop the daemon when MQTT could never start as configured (exit 2)."""
+        """Stop the daemon (exit 2) when MQTT could never start, or within --mqtt_connect_timeout."""
         assert self.mqtt is not None
-        connection = self.mqtt.connection
+        connection, limit = self.mqtt.connection, self.mqtt.connection.settings.connect_timeout
+        with contextlib.suppress(TimeoutError):  # the wait ends, the connection goes on
+            await asyncio.wait_for(connection.ended(), limit or None)
+        if limit and not (connection.ever_connected or connection.fatal or self._stop.is_set()):
+            self._fatal = (f"no MQTT broker could be reached within {limit:g} s "
+                           f"(--mqtt_connect_timeout): {connection.last_error or 'no answer'}")
+            self.request_stop(exit_code=EXIT_USAGE)
+            return
         await connection.ended()
         if self._stop.is_set():
             return
@@ -350,18 +356,16 @@ class Daemon:
             await asyncio.sleep(CHECK_INTERVAL)
 
     def _details(self) -> dict[str, Any]:
-        """What ``/health?details`` says: ilert's state and the messages that are stuck."""
-        return {**self._ilert_details(), "stuck": self.watch.stuck}
-
-    def _ilert_details(self) -> dict[str, Any]:
-        """What ``/health?details`` says about ilert (and the gauge that mirrors it)."""
+        """What ``/health?details`` says: ilert's state (and the gauge that mirrors it) and the
+        messages that are stuck."""
         failing_since = self.client.last_connection_failure
         self.metrics.ilert_reachable.set(1 if failing_since is None else 0)
         unreachable = (None if failing_since is None
                        else round(time.monotonic() - failing_since, 1))
         return {"ilert": {"url": self.config.ilert.api_url, "reachable": failing_since is None,
                           "unreachable_seconds": unreachable,
-                          "circuit": "open" if self.gate.open else "closed"}}
+                          "circuit": "open" if self.gate.open else "closed"},
+                "stuck": self.watch.stuck}
 
     async def _heartbeat_loop(self, key: str) -> None:
         """Ping our own heartbeat now and then every interval, but only while ready."""

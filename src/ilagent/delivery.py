@@ -302,8 +302,9 @@ class Deliverer:
             if result.outcome is Outcome.REJECTED:
                 reason = result.reason or "rejected"
                 self._metrics.dead_lettered.labels(source, reason).inc()
-                logger.error("ilert rejected %s (%s) with HTTP %s: %s", job.origin,
-                             job.shown_key, result.status, result.detail, extra=EACH)
+                logger.error("ilert rejected %s (%s) with HTTP %s, a dead letter %s: %s",
+                             job.origin, job.shown_key, result.status, reason, result.detail,
+                             extra=EACH)
                 await job.owner.finished(job, Verdict.DEAD_LETTER, result, reason)
                 return
             if (result.outcome is not Outcome.RATE_LIMITED and result.reason != KEY_REFUSED

@@ -5,8 +5,8 @@
     IlagentError                 exit 1   base: a one-line message, never a traceback
     ├── UsageError               exit 2   the command line asks for something that cannot work
     │   └── ConfigError          exit 2   a configuration the daemon cannot run with
-    ├── ResourceError            exit 1   the machine refused at run time: a file, a port
-    │                                     (the sandbox's port keeps exit 2, as before)
+    ├── ResourceError            exit 1   the machine refused at run time: a file, a database
+    │                                     (a port in use: exit 2, for the daemon and the sandbox)
     ├── NotFoundError            exit 1   a file or row the command names is not there
     └── EventError               (400)    an event body ilert would refuse; a value, not a crash
 

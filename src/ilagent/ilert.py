@@ -107,8 +107,10 @@ class IlertClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 100,
         api_key: str | None = None,
+        wrong_url_then: str = "The message is kept and retried",
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self._wrong_url_then = wrong_url_then  # what becomes of a request a wrong URL refused
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.beat_url = beat_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -242,7 +244,7 @@ class IlertClient:
         if beat is not None:  # the key is the last segment: never in clear, whatever its shape
             which, shown = "heartbeat URL", f"{beat}/{mask_key(url[len(beat) + 1:])}"
         logger.error("%s %s answered 404 without ilert's error body: is the %s right (it "
-                     "ends in /api)? The message is kept and retried", method, shown, which)
+                     "ends in /api)? %s", method, shown, which, self._wrong_url_then)
         return Outcome.RETRY, "", text
 
 

@@ -72,10 +72,18 @@ def hide_secrets(text: str) -> str:
 
 class MaskingFormatter(logging.Formatter):
     """Last line of defence: masks secrets in every formatted line, tracebacks and librdkafka's
-    own messages included."""
+    own messages included, and escapes control bytes a payload may carry (a NUL would make
+    the log a "binary file" to grep; an escape sequence would move the terminal)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return hide_secrets(super().format(record))
+        return _CONTROL.sub(_escaped, hide_secrets(super().format(record)))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # all but tab and line feed
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group(0)):02x}"
 
 
 class RepeatFilter(logging.Filter):
@@ -135,3 +143,33 @@ def setup(verbosity: int) -> None:
     logging.getLogger("aiohttp.access").setLevel(
         logging.DEBUG if verbosity >= 3 else logging.WARNING
     )
+
+
+class Sampled:
+    """INFO lines for a frequent, expected event (a filtered message): each one while they are
+    rare, at most one per ``interval`` when they are not, saying how many were not shown."""
+
+    def __init__(self, logger: logging.Logger, template: str, *,
+                 interval: float = SUMMARY_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._logger = logger
+        self._template = template
+        self._interval = interval
+        self._clock = clock
+        self._last: float | None = None
+        self._held = 0
+
+    def __call__(self, *args: object) -> None:
+        """Log ``template % args`` now, or count it towards the next line."""
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            self._held += 1
+            return
+        held, self._held, self._last = self._held, 0, now
+        if held:
+            self._logger.info(self._template + " (and %d more in the last %.0f s)", *args, held,
+                              self._interval)
+        else:
+            self._logger.info(self._template, *args)

@@ -227,3 +227,10 @@ def test_the_statefulset_runs_the_intake_with_its_spool_on_the_claim(tmp_path: P
         m for m in container(intake)["volumeMounts"] if m["name"] == claim["metadata"]["name"]
     ]
     assert Path(config.db_file).parent == Path(mount["mountPath"])
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
+def test_pods_get_no_service_links(kind: str) -> None:
+    """enableServiceLinks is false: no <SERVICE>_PORT=tcp://… variables in our pods (ilagent
+    ignores those shapes anyway, but other ILAGENT_* variables would only add noise)."""
+    assert resource(kind)["spec"]["template"]["spec"]["enableServiceLinks"] is False

@@ -4,10 +4,12 @@ first line, never a traceback (the real command, in a subprocess)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,11 @@ from helpers import Sandbox, http, status_or_none, unique, wait_until
 ILAGENT = [sys.executable, "-m", "ilagent"]
 
 
-def run(*args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, stdin: str = "", cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*ILAGENT, *args], input=stdin, capture_output=True, text=True,
-                          timeout=60, check=False, cwd=cwd)
+                          timeout=60, check=False, cwd=cwd,
+                          env={**os.environ, **env} if env is not None else None)
 
 
 def busy_port() -> tuple[socket.socket, int]:
@@ -32,15 +36,81 @@ def busy_port() -> tuple[socket.socket, int]:
 
 CASES = [
     # (id, argv, stdin, exit code, first line of stderr, or of stdout when it starts with >)
-    ("filter_val alone", ["daemon", "-p", "1", "--filter_val", "ALARM"], "", 2,
+    ("filter_val alone", ["daemon", "--kafka_brokers", "k:1", "-e", "t", "--filter_val", "ALARM"],
+     "", 2,
      "ilagent daemon: error: --filter_val needs --filter_key (the key whose value it compares)"),
+    # 4: the mapping flags work on consumed messages only; the intake takes events as they are
+    ("event_key with the intake alone", ["daemon", "-p", "1", "--event_key", "il1api123"], "", 2,
+     "ilagent daemon: error: --event_key needs --kafka_brokers or --mqtt_host (mapping and "
+     "filtering apply to consumed messages; the HTTP intake takes ilert events as they are)"),
+    ("filter with the intake alone", ["daemon", "-p", "1", "--filter_key", "type",
+                                      "--filter_val", "ALARM"], "", 2,
+     "ilagent daemon: error: --filter_key needs --kafka_brokers or --mqtt_host (mapping and "
+     "filtering apply to consumed messages; the HTTP intake takes ilert events as they are)"),
+    ("map flag with a heartbeat alone", ["daemon", "-b", "il1hbt123", "--map_key_etype", "s"],
+     "", 2,
+     "ilagent daemon: error: --map_key_etype needs --kafka_brokers or --mqtt_host (mapping and "
+     "filtering apply to consumed messages; the HTTP intake takes ilert events as they are)"),
+    # 7: SASL without a mechanism, a mechanism without SASL
+    ("sasl without mechanism", ["daemon", "--kafka_brokers", "k:1", "-e", "t",
+                                "--kafka_security_protocol", "sasl_ssl"], "", 2,
+     "ilagent daemon: error: --kafka_security_protocol SASL_SSL needs --kafka_sasl_mechanism "
+     "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER; librdkafka would try GSSAPI)"),
+    ("mechanism without sasl", ["daemon", "--kafka_brokers", "k:1", "-e", "t",
+                                "--kafka_sasl_mechanism", "PLAIN"], "", 2,
+     "ilagent daemon: error: --kafka_sasl_mechanism PLAIN needs --kafka_security_protocol "
+     "SASL_SSL or SASL_PLAINTEXT (the protocol is PLAINTEXT, which never authenticates)"),
+    # 9: the default QoS is not something the user typed
+    ("mqtt default qos unbuffered", ["daemon", "-m", "localhost", "-e", "a/b"], "", 2,
+     "ilagent daemon: error: MQTT's default QoS 0 needs --mqtt_buffer: a QoS 0 message is never "
+     "acknowledged, so nothing could hold it back while ilert fails; give --mqtt_qos 1 (at "
+     "least once), or --mqtt_buffer to queue it"),
+    ("mqtt connect timeout without host", ["daemon", "-p", "1", "--mqtt_connect_timeout", "5"],
+     "", 2,
+     "ilagent daemon: error: --mqtt_connect_timeout needs --mqtt_host (without it nothing is "
+     "received from MQTT)"),
+    # 15
+    ("retry delays upside down", ["daemon", "-p", "1", "--retry_initial_delay", "100",
+                                  "--retry_max_delay", "1"], "", 2,
+     "ilagent daemon: error: --retry_max_delay 1 is less than --retry_initial_delay 100: the "
+     "largest retry delay cannot be below the first"),
+    ("queue -f before the action", ["queue", "-f", "/nonexistent/x.db3", "list"], "", 1,
+     "ilagent queue list: error: there is no queue file /nonexistent/x.db3 (the daemon's -f "
+     "file; default ./ilagent.db3)"),
+    # found on the new-user path
+    ("event alert without summary", ["event", "-k", "il1api123", "-t", "alert"], "", 2,
+     "ilagent event: error: an ALERT needs a summary: give -s/--summary"),
+    ("map --check on nothing", ["map", "--event_key", "il1api123", "--check"], "\n", 1,
+     "ilagent map: error: no message to check: the input (stdin) holds none"),
+    ("unknown option names the command", ["daemon", "-p", "1", "--kafka_broker", "k:1"], "", 2,
+     "ilagent daemon: error: unrecognized arguments: --kafka_broker k:1 (did you mean "
+     "--kafka_brokers?) (see --help)"),
+    ("unknown option of an action", ["queue", "list", "--dead"], "", 2,
+     "ilagent queue list: error: unrecognized arguments: --dead (see --help)"),
+    # 17: ilert's guide says -m for a broker container; in ilagent -m is MQTT
+    ("kafka with -m and no MQTT intent", ["daemon", "--kafka_brokers", "localhost:9092", "-e",
+                                          "t", "-m", "kafka"], "", 2,
+     "ilagent daemon: error: -m/--mqtt_host is the MQTT broker, and nothing else here asks for "
+     "MQTT: to reach a Kafka broker in another container put its name into --kafka_brokers "
+     "(--kafka_brokers kafka:9092); to consume MQTT as well, add --mqtt_qos 1"),
+    # 18: kcat's short flags
+    ("-b with a broker address", ["daemon", "-b", "kafka:9092", "-e", "t"], "", 2,
+     "ilagent daemon: error: -b/--heartbeat is the daemon's own ilert heartbeat key, and "
+     "'kafka:9092' looks like a Kafka broker: give --kafka_brokers kafka:9092"),
+    ("-g group", ["daemon", "--kafka_brokers", "k:1", "-e", "t", "-g", "grp"], "", 2,
+     "ilagent daemon: error: unrecognized arguments: -g grp (did you mean --kafka_group_id?) "
+     "(see --help)"),
+    ("-t topic", ["daemon", "--kafka_brokers", "k:1", "-t", "alarms"], "", 2,
+     "ilagent daemon: error: unrecognized arguments: -t alarms (did you mean -e/--event_topic?) "
+     "(see --help)"),
     ("topic without brokers", ["daemon", "-e", "topic"], "", 2,
      "ilagent daemon: error: --event_topic needs --kafka_brokers or --mqtt_host (without them no "
      "topic is read)"),
     ("mqtt option without host", ["daemon", "-p", "1", "--mqtt_qos", "1"], "", 2,
      "ilagent daemon: error: --mqtt_qos needs --mqtt_host (without it nothing is received from "
      "MQTT)"),
-    ("mqtt qos 0 unbuffered", ["daemon", "-m", "localhost", "-e", "a/b"], "", 2,
+    ("mqtt qos 0 unbuffered", ["daemon", "-m", "localhost", "-e", "a/b", "--mqtt_qos", "0"], "",
+     2,
      "ilagent daemon: error: --mqtt_qos 0 needs --mqtt_buffer: a QoS 0 message is never "
      "acknowledged, so nothing could hold it back while ilert fails; use --mqtt_qos 1 (at least "
      "once), or --mqtt_buffer to queue it"),
@@ -150,13 +220,14 @@ def test_a_sandbox_database_that_cannot_be_used_is_one_line(tmp_path: Path, db: 
 
 
 def test_a_port_in_use_is_one_line_without_asyncio_noise(tmp_path: Path) -> None:
-    """The daemon's HTTP port taken: exit 1, one line, no "Unclosed client session"."""
+    """The daemon's HTTP port taken: exit 2 (as the sandbox's), one line, no "Unclosed client
+    session"."""
     sock, port = busy_port()
     with sock:
         done = run("daemon", "-p", str(port), "--http_host", "127.0.0.1", "-f",
                    str(tmp_path / "q.db3"))
     lines = done.stderr.strip().splitlines()
-    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"ilagent daemon: error: cannot listen on 127.0.0.1:{port}")
 
 
@@ -259,3 +330,156 @@ def test_every_option_has_help_and_no_placeholder_is_left() -> None:
         assert not re.search(r"\{[A-Z_]+\}|%\(", text), f"ilagent {name} --help"
         if name:
             assert "example:" in text, f"ilagent {name} --help has no example"
+
+
+@pytest.mark.parametrize("words", [["queue", "list"], ["queue", "retry"], ["queue", "purge"],
+                                   ["config", "show"]])
+def test_every_action_has_an_example(words: list[str]) -> None:
+    """`queue list|retry|purge --help` and `config show --help` end with an example too."""
+    text = run(*words, "--help").stdout
+    assert "example: ilagent " + " ".join(words) in text
+
+
+def test_help_keeps_one_ilert_section_and_one_example_per_line() -> None:
+    """`daemon --help` has one "ilert:" group; example footers keep their line breaks, so two
+    commands never run together on one line."""
+    daemon = run("daemon", "--help").stdout
+    assert daemon.count("\nilert:\n") == 1 and "--ilert_api_key" in daemon.split("\nilert:\n")[1]
+    event = run("event", "--help").stdout.splitlines()
+    examples = [line.strip() for line in event if "ilagent event -k" in line]
+    assert len(examples) == 2 and all(line.count("ilagent event") == 1 for line in examples)
+    assert examples[0].startswith("example: ilagent event -k il1api… -t ALERT -s 'Door 7 open'")
+
+
+def test_an_mqtt_broker_not_reached_in_time_exits_2_when_asked_to(tmp_path: Path) -> None:
+    """--mqtt_connect_timeout 1 with a host that never answers: exit 2 soon, one line naming
+    the option (without it the daemon waits, as a pod waits for DNS)."""
+    started = time.monotonic()
+    done = run("daemon", "-m", "nosuch.invalid", "--mqtt_qos", "1", "-e", "t",
+               "--mqtt_connect_timeout", "1", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert lines[-1].startswith("ilagent daemon: error: no MQTT broker could be reached within "
+                                "1 s (--mqtt_connect_timeout): cannot connect"), lines
+    assert time.monotonic() - started < 30 and "Traceback" not in done.stderr
+
+
+def test_environment_typos_warn_and_service_links_are_ignored() -> None:
+    """ILAGENT_KAFKA_BROKER (a typo) gets a WARNING naming ILAGENT_KAFKA_BROKERS; Kubernetes'
+    ILAGENT_PORT=tcp://… of a Service named ilagent is no setting: no exit 2, no warning."""
+    links = {"ILAGENT_PORT": "tcp://10.0.0.1:8977", "ILAGENT_SERVICE_HOST": "10.0.0.1",
+             "ILAGENT_SERVICE_PORT": "8977", "ILAGENT_PORT_8977_TCP_ADDR": "10.0.0.1"}
+    done = run("config", "show", "--json", env={**links, "ILAGENT_KAFKA_BROKER": "b:9092"})
+    assert done.returncode == 0, done.stderr
+    warnings = done.stderr.strip().splitlines()
+    assert len(warnings) == 1 and warnings[0].endswith(
+        "WARNING ilagent.cli: ILAGENT_KAFKA_BROKER is not an ilagent setting (did you mean "
+        "ILAGENT_KAFKA_BROKERS?); ignored"), warnings
+    port = [s for s in json.loads(done.stdout)["settings"] if s["name"] == "port"]
+    assert port == [{"name": "port", "value": None, "source": "default"}]
+
+
+def test_map_reads_a_file_that_is_not_utf8_as_stdin_does(tmp_path: Path) -> None:
+    """A Windows-1252 line ("Tür offen") is invalid_json from a FILE as from stdin: no
+    UnicodeDecodeError traceback; --check exits 1."""
+    raw = b'{"summary": "T\xfcr offen", "integrationKey": "il1apiX1"}\n'
+    messages = tmp_path / "samples.jsonl"
+    messages.write_bytes(raw)
+    from_file = run("map", str(messages), "--check")
+    from_stdin = subprocess.run([*ILAGENT, "map", "--check"], input=raw, capture_output=True,
+                                timeout=60, check=False)
+    assert from_file.returncode == from_stdin.returncode == 1, from_file.stderr
+    assert json.loads(from_file.stdout)["reason"] == "invalid_json"
+    assert from_file.stdout == from_stdin.stdout.decode()
+    assert "Traceback" not in from_file.stderr
+
+
+def test_map_refuses_a_message_file_given_as_its_spool(tmp_path: Path) -> None:
+    """`map … -f samples.jsonl --check` read stdin and passed: -f is the spool everywhere, so a
+    file that is not SQLite is refused with a hint to give it as FILE."""
+    messages = tmp_path / "samples.jsonl"
+    messages.write_text('{"summary": "s", "integrationKey": "il1apiX1"}\n')
+    done = run("map", "--event_key", "il1apiX1", "-f", str(messages), "--check")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"ilagent map: error: -f is the daemon's spool file, and {messages} is not SQLite: give "
+        f"the messages as FILE (ilagent map … {messages})"]
+
+
+def test_map_file_option_is_deprecated(tmp_path: Path) -> None:
+    """map --file still reads the file, with a warning to give it as FILE."""
+    messages = tmp_path / "samples.jsonl"
+    messages.write_text('{"summary": "s", "integrationKey": "il1apiX1"}\n')
+    done = run("map", "--file", str(messages))
+    assert done.returncode == 0 and json.loads(done.stdout)["result"] == "event"
+    assert "map --file is deprecated: give the messages as FILE (ilagent map … " in done.stderr
+
+
+def test_map_on_a_terminal_says_it_waits_for_input() -> None:
+    """With no FILE and a terminal on stdin, map says it reads the terminal; Ctrl+D ends it."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([*ILAGENT, "map"], stdin=secondary, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(secondary)
+    try:
+        line = proc.stderr.readline() if proc.stderr else ""
+        assert line.startswith("ilagent map: reading messages from the terminal"), line
+        os.write(primary, b"\x04")
+        out, _err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and out == ""
+    finally:
+        os.close(primary)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.parametrize("argv", [["map"], ["sandbox", "-p", "{port}"],
+                                  ["event", "-k", "k", "-t", "alert", "-s", "x",
+                                   "--ilert_api_url", "http://127.0.0.1:9/api"],
+                                  ["daemon", "-p", "{port}", "--http_host", "127.0.0.1"]],
+                         ids=["map", "sandbox", "event", "daemon"])
+def test_ctrl_c_in_the_first_moments_ends_quietly(argv: list[str], tmp_path: Path) -> None:
+    """SIGINT at any moment of the first 0.3 s (while Python loads ilagent, too): exit 130 (the
+    daemon, once it runs, stops gracefully with 0), never a KeyboardInterrupt traceback; the
+    `ilagent` script as `python -m ilagent`. Before Python has set up its own handler, SIGINT
+    simply ends the process (-2, which a shell shows as 130): quiet too."""
+    import signal
+
+    import broker
+
+    script = Path(sys.executable).parent / "ilagent"
+    quiet = (130, -signal.SIGINT, 0) if argv[0] == "daemon" else (130, -signal.SIGINT)
+    for n, delay in enumerate((0.03, 0.06, 0.1, 0.15, 0.2, 0.3)):
+        command = [str(script)] if n % 2 and script.exists() else ILAGENT
+        args = [a.format(port=broker.free_port()) for a in argv]
+        proc = subprocess.Popen([*command, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, (delay, err)
+        assert proc.returncode in quiet, (delay, proc.returncode, err)
+
+
+def test_a_one_shot_event_to_a_wrong_url_promises_no_retry_it_will_not_make(
+        sandbox: Sandbox) -> None:
+    """`event` at a URL that answers a bare 404: the ERROR asks about the URL and says what this
+    command does (tries --retries more times, then gives up), never "kept and retried"."""
+    done = run("event", "-k", "il1apiX1234", "-t", "ALERT", "-s", "x", "-i", "a", "--retries",
+               "0", "--ilert_api_url", f"{sandbox.url}/nope/api")
+    assert done.returncode == 1
+    assert "is the API URL right" in done.stderr and "kept and retried" not in done.stderr
+    assert "It is not retried (--retries 0)" in done.stderr
+
+
+def test_a_mapping_value_that_is_not_utf8_is_refused() -> None:
+    """`--event_key $'\\xe4'` (a Latin-1 byte from the shell): one line, exit 2, instead of a
+    UnicodeEncodeError for every message (found by the property test)."""
+    done = subprocess.run([*ILAGENT, "map", "--event_key", "\udce4"], input="{}\n",
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        "ilagent map: error: --event_key '\\udce4' is not valid UTF-8 text"]

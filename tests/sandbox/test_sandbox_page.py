@@ -79,3 +79,46 @@ async def test_policy_levels_show_seeding_a_shift_change_and_reset_live(
     await expect(policy).to_have_count(0, timeout=TIMEOUT_MS)
     await expect(page.locator("#no-policies")).to_be_visible()
     assert await page.evaluate("window.sandboxPageLoadedAt") == loaded_at, "the page reloaded"
+
+
+@pytest.mark.browser
+async def test_a_huge_summary_keeps_every_column_on_screen(
+    browser_page: Page, sandbox_url: str, http: aiohttp.ClientSession
+) -> None:
+    """A 100,000-character summary (one long word) is cut with an ellipsis, whole in its
+    tooltip; the page never scrolls sideways and the Last column stays in view."""
+    page = browser_page
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    summary = "x" * 100_000
+    body = {"eventType": "ALERT", "alertKey": "huge", "summary": summary}
+    async with http.post(f"{sandbox_url}/api/v1/events/kafka/{KEY}", json=body) as response:
+        assert response.status == 202
+    await page.goto(f"{sandbox_url}/")
+    row = page.locator('tr[data-alert-key="huge"]')
+    await expect(row).to_have_count(1, timeout=TIMEOUT_MS)
+    widths = await page.evaluate(
+        "() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], widths
+    last = await row.locator("td").last.bounding_box()
+    assert last is not None and last["x"] + last["width"] <= 1280
+    assert await row.locator("[title]").first.get_attribute("title") == summary
+
+
+@pytest.mark.browser
+async def test_the_first_state_is_on_the_page_without_the_stream(
+    browser_page: Page, sandbox_url: str, http: aiohttp.ClientSession
+) -> None:
+    """With the live stream unreachable, the page still shows the counters and alerts of the
+    moment it was loaded, as soon as it has loaded (a screenshot right after load is right)."""
+    page = browser_page
+    for event_type in ("ALERT", "ACCEPT"):
+        body = {"eventType": event_type, "alertKey": "first-state", "summary": "boiler"}
+        async with http.post(f"{sandbox_url}/api/v1/events/kafka/{KEY}", json=body) as response:
+            assert response.status == 202
+    await page.route("**/sandbox/stream", lambda route: route.abort())
+    await page.goto(f"{sandbox_url}/")
+    assert await page.locator("#accepted-count").text_content() == "2"
+    assert await page.locator("#open-count").text_content() == "1"
+    row = page.locator('tr[data-alert-key="first-state"]')
+    assert await row.get_attribute("data-status") == "ACCEPTED"
+    assert await page.locator("#stream-rows li").count() == 2

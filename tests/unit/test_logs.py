@@ -88,3 +88,41 @@ def test_registered_secrets_are_hidden_whole() -> None:
     register_secret("hunter2-sasl-password")
     line = MaskingFormatter("%(message)s").format(record("login with %s", "hunter2-sasl-password"))
     assert line == "login with ********"
+
+
+def test_control_bytes_of_a_payload_are_escaped() -> None:
+    """A NUL or a terminal escape copied from a payload is shown escaped (grep keeps treating
+    the log as text); tabs and line breaks of tracebacks stay."""
+    formatter = MaskingFormatter("%(message)s")
+    record = logging.LogRecord("ilagent", logging.ERROR, __file__, 1,
+                               "dead letter %s", ("{\"x\": \"\x00\x1b[31m\x7f\"}\tend\nnext",),
+                               None)
+    assert formatter.format(record) == '''dead letter {"x": "\\x00\\x1b[31m\\x7f"}\tend\nnext'''
+
+
+def test_filtered_messages_are_logged_each_while_rare_then_once_per_interval() -> None:
+    """Sampled: the first line at once; within the interval only counted; the next line after
+    it carries the count; nothing below INFO."""
+    from ilagent.logs import Sampled
+
+    now = [0.0]
+    stream = io.StringIO()
+    logger = logging.getLogger("ilagent.test.sampled")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        filtered = Sampled(logger, "filtered %s: %s", interval=30.0, clock=lambda: now[0])
+        filtered("t[0]@1", "no 'type' key")
+        for n in range(5):
+            now[0] = 1.0 + n
+            filtered(f"t[0]@{n + 2}", "no 'type' key")
+        now[0] = 40.0
+        filtered("t[0]@9", "'type' is not 'ALARM'")
+        logger.setLevel(logging.WARNING)
+        filtered("t[0]@10", "quiet")
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue().splitlines() == [
+        "filtered t[0]@1: no 'type' key",
+        "filtered t[0]@9: 'type' is not 'ALARM' (and 5 more in the last 30 s)"]

@@ -80,3 +80,21 @@ def test_stored_form_round_trips() -> None:
     assert PolicyUpdate.from_json(update.to_json()) == update
     with pytest.raises(ValueError):
         PolicyUpdate.from_json('{"email": 1}')
+
+
+@pytest.mark.parametrize(("rules", "payload", "warnings"), [
+    (PolicyRules(routing_keys=("Location", "slot")), msg(),
+     ["--policy_routing_keys 'Location' is not in the message"]),
+    (RULES, {**msg(), "slot": 50},
+     ["--policy_routing_keys 'slot' is not a non-empty string; skipped"]),
+    (RULES, {"data": {"email": "ann@example.com"}, "location": "p", "slot": "5"},
+     ["--map_key_shift 'data.shift' is not in the message; shift 0 assumed"]),
+    (RULES, msg("late"), ["--map_key_shift 'data.shift' is not an integer; shift 0 assumed"]),
+    (RULES, msg(2), []),
+])
+def test_a_field_that_does_not_fit_is_named_in_a_warning(
+        rules: PolicyRules, payload: Any, warnings: list[str]) -> None:
+    """Wrong-case or non-string routing-key fields and a missing or non-numeric shift still
+    give 0.9's update, but say so (as a missing mapped path does for events)."""
+    result = run(payload, rules)
+    assert isinstance(result, PolicyUpdate) and list(result.warnings) == warnings

@@ -29,12 +29,24 @@ from ilagent.errors import EXIT_USAGE, ConfigError
 from ilagent.secret_options import SECRET_OPTIONS
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Descriptions are reflowed; an example line (``example: …``, or indented under one) is
+    kept as written, so two commands never run together and each can be copied whole."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(
+            indent + line if line.startswith(("example", " ")) else
+            super(HelpFormatter, self)._fill_text(line, width, indent)
+            for line in text.splitlines())
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors and dashed aliases for every underscore option; no
     abbreviated long options (they would make every new option a breaking change)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -51,6 +63,7 @@ class Parser(argparse.ArgumentParser):
 
 
 Subparsers = Any  # argparse's private _SubParsersAction
+LARGEST = 2**53  # no count or number of seconds an option takes is larger (exact as a float)
 N = TypeVar("N", int, float)
 
 
@@ -68,8 +81,12 @@ def _not_negative(convert: Callable[[str], N], what: str) -> Callable[[str], N]:
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value != value:  # NaN
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         if value < 0:
             raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+        if value > LARGEST:  # beyond what SQLite, timers and counters take
+            raise argparse.ArgumentTypeError(f"{text!r} is too large")
         return value
 
     return parse
@@ -171,8 +188,10 @@ def add_global_options(parser: Parser) -> None:
 
 
 def db_file(args: argparse.Namespace) -> str:
-    """The SQLite file: ``-f`` after the subcommand, else before it, else the default."""
-    return str(getattr(args, "sub_db_file", None) or args.db_file or DEFAULT_DB_FILE)
+    """The SQLite file: ``-f`` after the subcommand (or ``queue``'s action), else before it,
+    else the default."""
+    return str(getattr(args, "sub_db_file", None) or getattr(args, "queue_db_file", None)
+               or args.db_file or DEFAULT_DB_FILE)
 
 
 def secret_values(args: argparse.Namespace,
@@ -195,8 +214,8 @@ def check_url(url: str, option: str) -> None:
             "%s %s has no /api in its path: ilert's URLs end in /api", option, url)
 
 
-def add_ilert_options(parser: Parser) -> None:
-    """Where ilert is: API and heartbeat URLs, request timeout."""
+def add_ilert_options(parser: Parser) -> Any:
+    """Where ilert is: API and heartbeat URLs, request timeout; returns the group."""
     group = parser.add_argument_group("ilert")
     group.add_argument("--ilert_api_url", metavar="URL", default=DEFAULT_API_URL,
                        help="ilert API base URL (env ILERT_API_URL; default %(default)s)")
@@ -205,6 +224,7 @@ def add_ilert_options(parser: Parser) -> None:
     group.add_argument("--ilert_timeout", metavar="SECONDS", type=positive_seconds,
                        default=DEFAULT_TIMEOUT,
                        help="timeout of one request to ilert (default %(default)s)")
+    return group
 
 
 def add_policy_options(parser: Parser) -> None:
@@ -224,8 +244,21 @@ def add_policy_options(parser: Parser) -> None:
                        help="added to the shift, e.g. -1 when shifts count from 1 (default 0)")
 
 
+def _text_options(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Refuse a value that is not text: bytes the shell passed that are not UTF-8 (Python keeps
+    them as lone surrogates) would make every event unsendable."""
+    for name in names:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"--{name} {value!r} is not valid UTF-8 text") from None
+
+
 def policy_rules(args: argparse.Namespace) -> PolicyRules:
     """The policy rules the parsed flags describe."""
+    _text_options(args, ("policy_routing_keys", "map_key_email", "map_key_shift"))
     names = tuple(n.strip() for n in (args.policy_routing_keys or "").split(",") if n.strip())
     return PolicyRules(routing_keys=names, map_key_email=args.map_key_email,
                        map_key_shift=args.map_key_shift, shift_offset=args.shift_offset)
@@ -260,6 +293,9 @@ def mapping_rules(args: argparse.Namespace) -> MappingRules:
     """The mapping rules the flags of :func:`add_mapping_options` describe."""
     if args.filter_val is not None and args.filter_key is None:
         raise ConfigError("--filter_val needs --filter_key (the key whose value it compares)")
+    _text_options(args, ("event_key", "map_key_etype", "map_key_alert_key", "map_key_summary",
+                         "map_val_etype_alert", "map_val_etype_accept", "map_val_etype_resolve",
+                         "filter_key", "filter_val"))
     return MappingRules(
         event_key=args.event_key, map_key_etype=args.map_key_etype,
         map_key_alert_key=args.map_key_alert_key, map_key_summary=args.map_key_summary,

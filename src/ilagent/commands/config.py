@@ -8,7 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from ilagent.commands import daemon
+from ilagent.commands import daemon, kafka_options
 from ilagent.commands.common import Parser, Subparsers, add_global_options, secret_values
 from ilagent.commands.sources import Sources, settable
 from ilagent.logs import hide_secrets
@@ -25,7 +25,9 @@ def add_parser(sub: Subparsers) -> Parser:
     actions = config.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser,
                                     required=True)
     show: Parser = actions.add_parser(
-        "show", help="each setting with its value and where it came from (secrets masked)")
+        "show", help="each setting with its value and where it came from (secrets masked)",
+        epilog="example: ilagent config show --config /etc/ilagent/ilagent.toml -p 8977\n"
+               "         ILAGENT_KAFKA_BROKERS=b:9092 ilagent config show --json")
     add_global_options(show)
     show.add_argument("--json", action="store_true", help="one JSON object")
     daemon.add_options(show)
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the configuration the daemon would run with."""
     sources: Sources = getattr(args, "sources", None) or Sources()
     parser: argparse.ArgumentParser = args.parser
-    kafka = daemon.kafka_properties(args, sources) if args.kafka_brokers else {}
+    kafka = kafka_options.kafka_properties(args, sources) if args.kafka_brokers else {}
     # as the daemon would: a value too short to be masked in its log lines is warned of
     register_secrets(secret_values(args, [*sources.file_kafka_config, *kafka.items()]))
     settings = []
@@ -74,7 +76,7 @@ def _shown(name: str, value: Any) -> Any:
 
 
 def _property_source(key: str, args: argparse.Namespace, sources: Sources) -> str:
-    for option, prop in daemon.FIRST_CLASS.items():
+    for option, prop in kafka_options.FIRST_CLASS.items():
         if prop == key and getattr(args, option):
             return f"--{option} ({sources.of.get(option, 'flag')})"
     if key in dict(args.kafka_config):

@@ -8,8 +8,7 @@ instead of a silent exit.
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
+import re
 
 from ilagent.commands.common import (
     Parser,
@@ -33,6 +32,7 @@ from ilagent.commands.common import (
     seconds,
     topics,
 )
+from ilagent.commands.kafka_options import KAFKA_ONLY, check_sasl, kafka_properties
 from ilagent.commands.mqtt_options import MQTT_ONLY, add_mqtt_options, mqtt_settings
 from ilagent.commands.sources import Sources
 from ilagent.config import (
@@ -56,7 +56,6 @@ from ilagent.config import (
     RetryPolicy,
 )
 from ilagent.errors import ConfigError
-from ilagent.kafka.properties import for_librdkafka, parse_properties
 
 
 def add_parser(sub: Subparsers) -> Parser:
@@ -206,8 +205,7 @@ def add_options(daemon: Parser) -> None:
                           metavar="SECONDS",
                           help="how long in-flight deliveries may finish at shutdown "
                                "(default %(default)s)")
-    add_ilert_options(daemon)
-    daemon.add_argument_group("ilert").add_argument(
+    add_ilert_options(daemon).add_argument(
         "--ilert_api_key", metavar="KEY",
         help="ilert user API key for policy sync (better from ILERT_API_KEY; a leading "
              "'Bearer ' is dropped)")
@@ -215,22 +213,25 @@ def add_options(daemon: Parser) -> None:
 
 def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> DaemonConfig:
     """The daemon's configuration from parsed (and resolved) arguments; raises ``ConfigError``."""
-    _refuse_what_cannot_take_effect(args, sources or Sources())
+    sources = sources or Sources()
+    _refuse_likely_mix_ups(args, sources)  # first: a mix-up explains what follows from it
+    _refuse_what_cannot_take_effect(args, sources)
     check_url(args.ilert_api_url, "--ilert_api_url")
     check_url(args.ilert_beat_url, "--ilert_beat_url")
     kafka = None
     if args.kafka_brokers:
+        properties = kafka_properties(args, sources)
+        check_sasl(properties)
         kafka = KafkaSettings(
             brokers=args.kafka_brokers, group_id=args.kafka_group_id,
             event_topics=topics(args.event_topic), heartbeat_topics=topics(args.heartbeat_topic),
             policy_topics=topics(args.policy_topic),
-            offset_reset=args.kafka_offset_reset,
-            extra=tuple(kafka_properties(args, sources or Sources()).items()),
+            offset_reset=args.kafka_offset_reset, extra=tuple(properties.items()),
             dlq_topic=args.dlq_topic, max_buffered=args.max_buffered,
             connect_timeout=args.kafka_connect_timeout,
             # a revoked partition is handed over only once its requests finished or timed out
             revoke_timeout=max(args.shutdown_timeout, args.ilert_timeout + 1.0))
-    mqtt = mqtt_settings(args, sources or Sources())
+    mqtt = mqtt_settings(args, sources)
     http = None
     if args.port is not None:
         http = HttpSettings(port=args.port, host=args.http_host,
@@ -265,14 +266,12 @@ def run(args: argparse.Namespace) -> int:
     return daemon.run(daemon_config(args, getattr(args, "sources", None)))
 
 
-KAFKA_ONLY = ("kafka_config", "kafka_group_id",
-              "kafka_offset_reset", "dlq_topic", "max_buffered", "kafka_config_file",
-              "kafka_connect_timeout", "kafka_security_protocol", "kafka_sasl_mechanism",
-              "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_ca", "kafka_ssl_cert",
-              "kafka_ssl_key", "kafka_ssl_key_password")
 
 
 CONSUMER_ONLY = ("event_topic", "heartbeat_topic", "policy_topic")
+MAPPING_ONLY = ("event_key", "map_key_etype", "map_key_alert_key", "map_key_summary",
+                "map_val_etype_alert", "map_val_etype_accept", "map_val_etype_resolve",
+                "filter_key", "filter_val", "forward_message_payload")
 POLICY_ONLY = ("policy_routing_keys", "map_key_email", "map_key_shift", "shift_offset")
 
 
@@ -294,6 +293,10 @@ def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) 
     if not (args.kafka_brokers or args.mqtt_host) and given(CONSUMER_ONLY):
         raise ConfigError(f"--{given(CONSUMER_ONLY)[0]} needs --kafka_brokers or --mqtt_host "
                           "(without them no topic is read)")
+    if not (args.kafka_brokers or args.mqtt_host) and given(MAPPING_ONLY):
+        raise ConfigError(f"--{given(MAPPING_ONLY)[0]} needs --kafka_brokers or --mqtt_host "
+                          "(mapping and filtering apply to consumed messages; the HTTP intake "
+                          "takes ilert events as they are)")
     if not args.policy_topic and given(POLICY_ONLY):
         raise ConfigError(f"--{given(POLICY_ONLY)[0]} needs --policy_topic (without it no "
                           "policy message is read)")
@@ -318,44 +321,25 @@ def token_file(path: str | None) -> str | None:
     return path or None
 
 
+BROKER_ADDRESS = re.compile(r"[A-Za-z0-9.-]+:\d{1,5}")
+
+
+def _refuse_likely_mix_ups(args: argparse.Namespace, sources: Sources) -> None:
+    """Values that fit their option but were surely meant for another one (kcat's ``-b``)."""
+    beat = args.heartbeat or ""
+    if BROKER_ADDRESS.fullmatch(beat) and not beat.startswith("ih2:"):
+        raise ConfigError(f"-b/--heartbeat is the daemon's own ilert heartbeat key, and {beat!r} "
+                          f"looks like a Kafka broker: give --kafka_brokers {beat}")
+    if (sources.of.get("retry_max_delay", "default") != "default"
+            and args.retry_max_delay < args.retry_initial_delay):
+        raise ConfigError(f"--retry_max_delay {args.retry_max_delay:g} is less than "
+                          f"--retry_initial_delay {args.retry_initial_delay:g}: the largest "
+                          "retry delay cannot be below the first")
+
+
 def api_key(args: argparse.Namespace) -> str | None:
     """The user API key for policy sync, without a leading ``Bearer `` (as ilagent 0.9)."""
     key = (args.ilert_api_key or "").strip()
     if key[:7].lower() == "bearer ":
         key = key[7:].strip()
     return key or None
-
-
-FIRST_CLASS = {  # option → librdkafka property
-    "kafka_security_protocol": "security.protocol",
-    "kafka_sasl_mechanism": "sasl.mechanism",
-    "kafka_sasl_username": "sasl.username",
-    "kafka_sasl_password": "sasl.password",
-    "kafka_ssl_ca": "ssl.ca.location",
-    "kafka_ssl_cert": "ssl.certificate.location",
-    "kafka_ssl_key": "ssl.key.location",
-    "kafka_ssl_key_password": "ssl.key.password",
-}
-FILE_OPTIONS = ("kafka_ssl_ca", "kafka_ssl_cert", "kafka_ssl_key")
-
-
-def kafka_properties(args: argparse.Namespace, sources: Sources) -> dict[str, str]:
-    """librdkafka properties, lowest precedence first: the TOML file's ``kafka_config`` table,
-    ``--kafka_config_file``, ``--kafka_config``, the first-class options."""
-    merged = dict(sources.file_kafka_config)
-    if args.kafka_config_file:
-        try:
-            text = Path(args.kafka_config_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read --kafka_config_file {args.kafka_config_file}: "
-                              f"{exc.strerror}") from None
-        merged.update(for_librdkafka(parse_properties(text), origin=args.kafka_config_file))
-    merged.update(args.kafka_config)
-    for option, prop in FIRST_CLASS.items():
-        value = getattr(args, option)
-        if value:
-            if option in FILE_OPTIONS and not os.access(value, os.R_OK):
-                raise ConfigError(f"--{option} {value}: the file cannot be read")
-            merged[prop] = value
-    return merged
-

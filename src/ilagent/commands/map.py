@@ -10,9 +10,12 @@ own input, and the point of it is to see exactly what would be posted where.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -25,9 +28,12 @@ from ilagent.commands.common import (
     policy_rules,
 )
 from ilagent.config import DEFAULT_API_URL, PolicyRules
-from ilagent.errors import UsageError
+from ilagent.errors import NotFoundError, UsageError
 from ilagent.mapping import Dropped, Mapped, MappingRules, map_message
 from ilagent.policy import map_policy
+from ilagent.spool.db import SQLITE_HEADER
+
+logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_DROPPED = 1  # with --check: at least one message would not become an event
@@ -45,11 +51,12 @@ def add_parser(sub: Subparsers) -> Parser:
     mapper.add_argument("-v", "--verbose", action="count", dest="sub_verbose", default=0,
                         help="more logging (as before the command)")
     mapper.add_argument("-f", dest="sub_db_file", metavar="SPOOL",
-                        help="the daemon's SQLite file (not used by map; -f means it everywhere)")
+                        help="the daemon's SQLite file (not used by map; -f means it "
+                             "everywhere, so a file that is not SQLite is refused)")
     mapper.add_argument("input_file", nargs="?", metavar="FILE",
                         help="messages, one per line (default: stdin)")
     mapper.add_argument("--file", dest="input_file_option", metavar="FILE",
-                        help="the same as FILE (kept for older scripts)")
+                        help="deprecated: the same as FILE (kept for older scripts)")
     mapper.add_argument("-e", "--event_topic", default="test-topic", metavar="TOPIC",
                         help="topic name used in the default summary (default %(default)s)")
     mapper.add_argument("--message_key", help="Kafka message key to assume")
@@ -68,18 +75,39 @@ def add_parser(sub: Subparsers) -> Parser:
 def run(args: argparse.Namespace) -> int:
     """Map the messages of FILE or stdin; return the exit code."""
     path = args.input_file or args.input_file_option
-    try:
-        source = open(path, encoding="utf-8") if path else sys.stdin  # noqa: SIM115
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    with source:
+    for spool in (args.sub_db_file, args.db_file):
+        if spool and not _may_be_sqlite(spool):
+            raise UsageError(f"-f is the daemon's spool file, and {spool} is not SQLite: give "
+                             f"the messages as FILE (ilagent map … {spool})")
+    if args.input_file_option:
+        logger.warning("map --file is deprecated: give the messages as FILE (ilagent map … "
+                       "%s)", args.input_file_option)
+    with _open_input(path) as source:
+        lines = _Counted(source)
         if args.policy:
-            return run_policy(policy_rules(args), mapping_rules(args), source,
+            code = run_policy(policy_rules(args), mapping_rules(args), lines,
                               api_url=args.ilert_api_url.rstrip("/"), check=args.check,
                               out=sys.stdout)
-        return run_map(mapping_rules(args), source, topic=args.event_topic,
-                       api_url=args.ilert_api_url.rstrip("/"), check=args.check,
-                       out=sys.stdout, message_key=args.message_key)
+        else:
+            code = run_map(mapping_rules(args), lines, topic=args.event_topic,
+                           api_url=args.ilert_api_url.rstrip("/"), check=args.check,
+                           out=sys.stdout, message_key=args.message_key)
+    if args.check and not lines.messages:  # a CI check of an empty file checks nothing
+        raise NotFoundError(f"no message to check: the input ({path or 'stdin'}) holds none")
+    return code
+
+
+class _Counted:
+    """The input's lines, counting those that hold a message (are not blank)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = lines
+        self.messages = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._lines:
+            self.messages += bool(line.strip())
+            yield line
 
 
 def run_map(
@@ -116,7 +144,8 @@ def run_map(
 def run_policy(rules: PolicyRules, filters: MappingRules, lines: Iterable[str], *, api_url: str,
                check: bool, out: TextIO) -> int:
     """For each non-blank line, the three ilert calls the policy message would make (or why it
-    makes none), one JSON result per line; like :func:`run_map` otherwise."""
+    makes none), one JSON result per line; like :func:`run_map` otherwise (a warning fails
+    ``check`` as a drop does)."""
     any_dropped = False
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -127,6 +156,7 @@ def run_policy(rules: PolicyRules, filters: MappingRules, lines: Iterable[str], 
             any_dropped = True
             report.update(result="dropped", reason=update.reason.value, detail=update.detail)
         else:
+            any_dropped = any_dropped or bool(update.warnings)
             report.update(result="policy_update", calls=[
                 {"method": "POST", "url": f"{api_url}/users/search-email",
                  "body": {"email": update.email}},
@@ -137,6 +167,8 @@ def run_policy(rules: PolicyRules, filters: MappingRules, lines: Iterable[str], 
                  "body": {"escalationTimeout": "<the level's own, else 1>",
                           "users": [{"id": "<the user's id>"}]}},
             ])
+            if update.warnings:
+                report["warnings"] = list(update.warnings)
         out.write(json.dumps(report, ensure_ascii=False) + "\n")
     return EXIT_DROPPED if check and any_dropped else EXIT_OK
 
@@ -152,6 +184,34 @@ def _report(number: int, result: Mapped | Dropped, *, base_url: str) -> dict[str
     if warnings:
         report["warnings"] = warnings
     return report
+
+
+def _may_be_sqlite(path: str) -> bool:
+    """False for a file that exists and is not SQLite (a missing or empty one may become a
+    spool: map never opens it)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        return True
+    return not header or header == SQLITE_HEADER
+
+
+def _open_input(path: str | None) -> TextIO:
+    """FILE, else stdin, read as UTF-8 with undecodable bytes kept as lone surrogates (so a
+    Windows-1252 line is ``invalid_json``, never a ``UnicodeDecodeError``)."""
+    if path:
+        try:
+            return open(path, encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    with contextlib.suppress(ValueError, OSError):
+        if sys.stdin.isatty():
+            print("ilagent map: reading messages from the terminal, one JSON object per line; "
+                  "end with Ctrl+D (or give a FILE)", file=sys.stderr, flush=True)
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="surrogateescape")
+    return sys.stdin
 
 
 def _to_bytes(text: str) -> bytes:

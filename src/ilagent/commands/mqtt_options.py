@@ -15,7 +15,7 @@ import os
 import re
 import socket
 
-from ilagent.commands.common import Parser, db_file, port, positive_seconds, topics
+from ilagent.commands.common import Parser, db_file, port, positive_seconds, seconds, topics
 from ilagent.commands.sources import Sources
 from ilagent.config import (
     DEFAULT_MQTT_CERT_RELOAD,
@@ -28,7 +28,7 @@ from ilagent.mqtt.topics import filter_problem
 
 MQTT_ONLY = ("mqtt_port", "mqtt_name", "mqtt_username", "mqtt_password", "mqtt_tls", "mqtt_ca",
              "mqtt_client_cert", "mqtt_client_key", "mqtt_cert_reload", "mqtt_qos",
-             "mqtt_buffer", "mqtt_shared_group", "mqtt_version")
+             "mqtt_buffer", "mqtt_shared_group", "mqtt_version", "mqtt_connect_timeout")
 
 def add_mqtt_options(daemon: Parser) -> None:
     """The MQTT options, ilagent 0.9's names and defaults (plus a few of our own)."""
@@ -65,6 +65,9 @@ def add_mqtt_options(daemon: Parser) -> None:
                            "message goes to one daemon of the group")
     mqtt.add_argument("--mqtt_version", choices=MQTT_VERSIONS, default="5",
                       help="MQTT protocol version (default %(default)s)")
+    mqtt.add_argument("--mqtt_connect_timeout", type=seconds, default=0.0, metavar="SECONDS",
+                      help="exit 2 when the broker cannot be reached at start within this long "
+                           "(default 0: wait for it, e.g. while DNS is not ready in a new pod)")
 
 
 def mqtt_settings(args: argparse.Namespace, sources: Sources) -> MqttSettings | None:
@@ -72,6 +75,13 @@ def mqtt_settings(args: argparse.Namespace, sources: Sources) -> MqttSettings | 
     if not args.mqtt_host:
         return None
     host = args.mqtt_host
+    # an option the sources do not know (no resolution done) counts as given
+    intent = [o for o in MQTT_ONLY if sources.of.get(o, "given") != "default"]
+    if args.kafka_brokers and not intent:
+        raise ConfigError("-m/--mqtt_host is the MQTT broker, and nothing else here asks for "
+                          "MQTT: to reach a Kafka broker in another container put its name into "
+                          f"--kafka_brokers (--kafka_brokers {host}:9092); to consume MQTT as "
+                          "well, add --mqtt_qos 1")
     if "://" in host:
         raise ConfigError(f"--mqtt_host takes a host name, not a URL: give {host.split('://')[1]!r}"
                           " (the port with -q/--mqtt_port, TLS with --mqtt_tls)")
@@ -86,6 +96,11 @@ def mqtt_settings(args: argparse.Namespace, sources: Sources) -> MqttSettings | 
     for name in (*events, *beats, *policies):
         check_mqtt_topic(name, also_kafka=bool(args.kafka_brokers))
     if args.mqtt_qos == 0 and not args.mqtt_buffer:
+        if sources.of.get("mqtt_qos") == "default":  # the user typed no QoS
+            raise ConfigError("MQTT's default QoS 0 needs --mqtt_buffer: a QoS 0 message is "
+                              "never acknowledged, so nothing could hold it back while ilert "
+                              "fails; give --mqtt_qos 1 (at least once), or --mqtt_buffer to "
+                              "queue it")
         raise ConfigError("--mqtt_qos 0 needs --mqtt_buffer: a QoS 0 message is never "
                           "acknowledged, so nothing could hold it back while ilert fails; use "
                           "--mqtt_qos 1 (at least once), or --mqtt_buffer to queue it")
@@ -116,7 +131,8 @@ def mqtt_settings(args: argparse.Namespace, sources: Sources) -> MqttSettings | 
         qos=args.mqtt_qos, buffer=args.mqtt_buffer, shared_group=args.mqtt_shared_group,
         version=args.mqtt_version, event_topics=events, heartbeat_topics=beats,
         policy_topics=policies,
-        cert_reload=args.mqtt_cert_reload, receive_maximum=args.max_buffered)
+        cert_reload=args.mqtt_cert_reload, receive_maximum=args.max_buffered,
+        connect_timeout=args.mqtt_connect_timeout)
 
 
 SHARE_GROUP = re.compile(r"[^/+#]+")

@@ -88,6 +88,8 @@ def _key(args: argparse.Namespace) -> str:
 def build_event(args: argparse.Namespace) -> tuple[str, bytes]:
     """The integration key and the serialised event the flags describe (validated as ilert
     validates it)."""
+    if args.event_type == "ALERT" and not args.summary:
+        raise ConfigError("an ALERT needs a summary: give -s/--summary")
     if args.event_type == "ALERT" and not args.alert_key:
         # ilert would make one up and the user could never resolve the alert: make it here
         args.alert_key = args.made_alert_key = f"ilagent-{uuid.uuid4().hex[:12]}"
@@ -106,17 +108,26 @@ def build_event(args: argparse.Namespace) -> tuple[str, bytes]:
         raise ConfigError(str(exc)) from None
 
 
-async def send(args: argparse.Namespace) -> int:
-    """Send the event or ping (retrying transient failures); return the exit code."""
+def prepare(args: argparse.Namespace) -> tuple[str, bytes]:
+    """What the flags ask to send, checked (``ConfigError``): the key, and the serialised event
+    (empty for a heartbeat ping)."""
     if args.command == "event":
         key, body = build_event(args)
     else:
-        key = _key(args)
+        key, body = _key(args), b""
     check_url(args.ilert_api_url, "--ilert_api_url")
     check_url(args.ilert_beat_url, "--ilert_beat_url")
     register_secrets([("integration_key", key)])  # masked since start; now warned of if short
+    return key, body
+
+
+async def send(args: argparse.Namespace) -> int:
+    """Send the event or ping (retrying transient failures); return the exit code."""
+    key, body = prepare(args)
+    then = (f"It is tried {args.retries} more time(s), then given up" if args.retries
+            else "It is not retried (--retries 0)")
     async with IlertClient(api_url=args.ilert_api_url, beat_url=args.ilert_beat_url,
-                           timeout=args.ilert_timeout) as client:
+                           timeout=args.ilert_timeout, wrong_url_then=then) as client:
         attempt = 0
         while True:
             attempt += 1

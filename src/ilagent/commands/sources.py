@@ -11,6 +11,12 @@ TOML file (``--config``, ``ILAGENT_CONFIG``)  ``kafka_brokers = "b:9092"``
 built-in default                       shown in ``--help``
 =====================================  ==========================================
 
+Kubernetes puts a Service's address into every pod of its namespace as ``<NAME>_SERVICE_HOST``,
+``<NAME>_SERVICE_PORT[_<PORT NAME>]``, ``<NAME>_PORT=tcp://…`` and ``<NAME>_PORT_<N>_<PROTO>[_…]``:
+a Service named ``ilagent`` makes ``ILAGENT_PORT=tcp://10.0.0.1:8977``. Those shapes are never
+settings. Any other ``ILAGENT_*`` variable that names no option gets a warning naming the
+closest one (a typo, ignored; the same typo in the TOML file is refused).
+
 Option names are the long options with underscores (``-f/--file`` is ``file``). A list given on
 the command line replaces the environment's and the file's. In the environment a list is split
 on commas (a value starting with ``^``, a topic regex, is not split) and ``ILAGENT_KAFKA_CONFIG``
@@ -23,7 +29,9 @@ The environment is read after parsing, so ``--help`` shows the built-in defaults
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +50,10 @@ ALIASES = {
 # options no environment or file may set: confirmations, actions, and what the command line
 # itself is (which config file, what to show)
 NEVER = frozenset({"help", "version", "config", "json", "yes", "all", "command", "action"})
+_SERVICE_NAME = re.compile(r".+_SERVICE_(HOST|PORT(_[A-Z0-9_]+)?)")
+_SERVICE_PORT = re.compile(r".+_PORT(_\d+_(TCP|UDP|SCTP))?")
+_SERVICE_PORT_PART = re.compile(r".+_PORT_\d+_(TCP|UDP|SCTP)_(PROTO|PORT|ADDR)")
+_SERVICE_URL = re.compile(r"(tcp|udp|sctp)://", re.IGNORECASE)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -52,8 +64,30 @@ class Sources:
 
     of: dict[str, str] = field(default_factory=dict)
     config_file: str | None = None
+    # what the command should log once logging is set up (unknown ILAGENT_* variables)
+    warnings: list[str] = field(default_factory=list)
     # the file's kafka_config table: merged under --kafka_config, never replaced by it
     file_kafka_config: list[tuple[str, str]] = field(default_factory=list)
+
+
+def is_service_link(variable: str, value: str) -> bool:
+    """True for a variable of the shapes Kubernetes injects for a Service (module docstring)."""
+    return bool(_SERVICE_NAME.fullmatch(variable) or _SERVICE_PORT_PART.fullmatch(variable)
+                or (_SERVICE_PORT.fullmatch(variable) and _SERVICE_URL.match(value)))
+
+
+def unknown_variables(environ: Mapping[str, str], known: set[str]) -> list[str]:
+    """A warning for each ``ILAGENT_*`` variable that names no option and is no Service link."""
+    names = sorted([CONFIG_ENV, *(ENV_PREFIX + name.upper() for name in known)])
+    warnings = []
+    for variable in sorted(environ):
+        if (not variable.startswith(ENV_PREFIX) or variable in names
+                or is_service_link(variable, environ[variable])):
+            continue
+        close = difflib.get_close_matches(variable, names, n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"{variable} is not an ilagent setting{hint}; ignored")
+    return warnings
 
 
 def long_name(action: argparse.Action) -> str:
@@ -96,6 +130,8 @@ def load_toml(path: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"the config file {path} is not valid TOML: not UTF-8 text") from None
 
 
 def resolve(
@@ -113,7 +149,7 @@ def resolve(
     outside them is a typo and refused).
     """
     environ = os.environ if environ is None else environ
-    sources = Sources()
+    sources = Sources(warnings=unknown_variables(environ, known))
     path = (getattr(args, "sub_config", None) or getattr(args, "config", None)
             or environ.get(CONFIG_ENV) or None)
     document: dict[str, Any] = {}
@@ -145,7 +181,8 @@ def resolve(
 def _from_environment(name: str, action: argparse.Action,
                       environ: Mapping[str, str]) -> tuple[str | None, Any]:
     for variable in (ENV_PREFIX + name.upper(), ALIASES.get(name)):
-        if variable and environ.get(variable):
+        if variable and environ.get(variable) and not is_service_link(variable,
+                                                                        environ[variable]):
             return f"env {variable}", _convert(action, environ[variable], variable)
     return None, None
 
@@ -169,6 +206,8 @@ def _from_toml(name: str, action: argparse.Action, value: Any, path: str | None)
 def _scalar(value: Any, where: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and "\x00" in value:  # no command line or variable can hold one
+        raise ConfigError(f"{where} must not contain a NUL character")
     if isinstance(value, (str, int, float)):
         return str(value)
     raise ConfigError(f"{where} must be a string or a number")

@@ -39,7 +39,7 @@ from ilagent.kafka.consumer import FINAL_COMMIT_TIMEOUT, Batch, PollThread
 from ilagent.kafka.deadletter import DeadLetterWriter
 from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, offset_of, origin
 from ilagent.kafka.topics import TopicRouter
-from ilagent.logs import EACH
+from ilagent.logs import EACH, Sampled
 from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
 from ilagent.policy import PolicyUpdate, map_policy
@@ -81,6 +81,7 @@ class KafkaBridge:
                                   policy=settings.policy_topics)
         self._consumed = metrics.consumed.labels(SOURCE)
         self._filtered = metrics.filtered.labels(SOURCE)
+        self._log_filtered = Sampled(logger, "filtered %s: %s")
         self._rounds = CommitRounds(self._handoff)
 
     # ---- life cycle --------------------------------------------------------------------------
@@ -282,6 +283,7 @@ class KafkaBridge:
                     # the common case when most messages are filtered: no tracking needed
                     state.tracker.skip(offset)
                     filtered += 1
+                    self._log_filtered(origin(message), outcome.detail)
                     done[state.key] = state
                 else:
                     self._start(state, offset, started, now)
@@ -343,13 +345,15 @@ class KafkaBridge:
         task.add_done_callback(self._tasks.discard)
 
     async def _dead_letter(self, state: PartitionState, message: Message, *, reason: str,
-                           detail: str, result: Result | None) -> None:
-        """Store an undeliverable message (DLQ topic, else an ERROR log), then finish it."""
+                           detail: str, result: Result | None, logged: bool = False) -> None:
+        """Store an undeliverable message (DLQ topic, else an ERROR log unless ``logged``
+        already by the engine), then finish it."""
         # the DLQ header names an HTTP status, or how the request failed; "" when none was made
         status = "" if result is None or result.status_label == "none" else result.status_label
         try:
             written = await self._dead_letters.write(state, message, reason=reason,
-                                                     detail=detail, status=status)
+                                                     detail=detail, status=status,
+                                                     logged=logged)
         except asyncio.CancelledError:  # the shutdown gave up on it: read again after it
             self._release_one(state, offset_of(message))
             raise
@@ -390,6 +394,7 @@ class KafkaBridge:
         state, message = job.context
         if verdict is Verdict.DEAD_LETTER:
             detail = result.detail if result else ""
-            await self._dead_letter(state, message, reason=reason, detail=detail, result=result)
+            await self._dead_letter(state, message, reason=reason, detail=detail, result=result,
+                                    logged=True)
         else:
             self._finish(state, offset_of(message))

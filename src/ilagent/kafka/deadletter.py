@@ -54,12 +54,14 @@ class DeadLetterWriter:
             await asyncio.to_thread(self._producer.flush, min(timeout, DLQ_FLUSH_TIMEOUT))
 
     async def write(self, state: PartitionState, message: Message, *, reason: str, detail: str,
-                    status: str) -> bool:
-        """Store the message as a dead letter; False if the partition was revoked first."""
+                    status: str, logged: bool = False) -> bool:
+        """Store the message as a dead letter; False if the partition was revoked first.
+        ``logged``: the delivery engine wrote its ERROR line already (one line per dead letter)."""
         where = origin(message)
         if self._producer is None:
-            logger.error("dead letter %s: %s %s %s (no --dlq_topic; message dropped)",
-                         where, reason, status, detail, extra=EACH)
+            (logger.debug if logged else logger.error)(
+                "dead letter %s: %s %s %s (no --dlq_topic; message dropped)", where, reason,
+                status, detail, extra=EACH)
             return True
         headers: Headers = [
             ("ilagent.reason", reason.encode()),

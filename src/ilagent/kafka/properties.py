@@ -1,9 +1,11 @@
 """Kafka client settings from Java clients' ``client.properties`` files, made fit for librdkafka.
 
-The file format is Java's ``.properties``: ``#`` and ``!`` comments, ``key=value``,
-``key: value`` or ``key value``, a trailing backslash continues a line, backslash escapes
-(``\\t``, ``\\n``, ``\\uXXXX``, escaped separators). Then what only Java understands is
-translated or refused:
+The file format is Java's ``.properties`` (``#`` and ``!`` comments, ``key=value``,
+``key: value`` or ``key value``, continuation lines, backslash escapes), read by
+``javaproperties``, which follows ``java.util.Properties`` in its edge cases (which whitespace
+starts a line, odd and even trailing backslashes, a malformed ``\\uXXXX`` escape is an error).
+The file is read as UTF-8 (Java's ``load(InputStream)`` reads Latin-1; ``\\u`` escapes mean the
+same in both). Then what only Java understands is translated or refused:
 
 * ``sasl.jaas.config`` with the PLAIN or SCRAM login module becomes ``sasl.username`` and
   ``sasl.password``; any other login module is refused.
@@ -18,6 +20,8 @@ Pure: no librdkafka here (the commands parse files before any client exists).
 from __future__ import annotations
 
 import re
+
+import javaproperties
 
 from ilagent.errors import ConfigError
 
@@ -37,52 +41,22 @@ _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 
 
 def parse_properties(text: str) -> list[tuple[str, str]]:
-    """The ``(key, value)`` pairs of a Java properties text, in file order."""
-    pairs = []
-    lines = iter(text.splitlines())
-    for raw in lines:
-        line = raw.lstrip()
-        if not line or line[0] in "#!":
-            continue
-        while _continues(line):
-            line = line[:-1] + next(lines, "").lstrip()
-        key, value = _split(line)
-        pairs.append((_unescape(key), _unescape(value)))
-    return pairs
-
-
-def _continues(line: str) -> bool:
-    """An odd number of trailing backslashes continues the line."""
-    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
-
-
-def _split(line: str) -> tuple[str, str]:
-    index = 0
-    while index < len(line):
-        char = line[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char in "=: \t\f":
-            break
-        index += 1
-    key, rest = line[:index], line[index:].lstrip(" \t\f")
-    if rest[:1] in ("=", ":"):
-        rest = rest[1:].lstrip(" \t\f")
-    return key, rest
+    """The ``(key, value)`` pairs of a Java properties text, in file order; ``ConfigError`` for
+    a text Java would refuse (a malformed ``\\uXXXX`` escape)."""
+    try:
+        return [(element.key, element.value) for element in javaproperties.parse(text)
+                if isinstance(element, javaproperties.KeyValue)]
+    except javaproperties.InvalidUEscapeError as exc:
+        raise ConfigError(f"not a Java properties file: {exc}") from None
 
 
 def _unescape(text: str) -> str:
+    """A backslash-escaped JAAS option value (``\\"``, ``\\\\``, ``\\t``, …) as plain text."""
     out, index = [], 0
     while index < len(text):
         char = text[index]
         if char == "\\" and index + 1 < len(text):
-            following = text[index + 1]
-            if following == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[index + 2:index + 6]):
-                out.append(chr(int(text[index + 2:index + 6], 16)))
-                index += 6
-                continue
-            out.append(_ESCAPES.get(following, following))
+            out.append(_ESCAPES.get(text[index + 1], text[index + 1]))
             index += 2
             continue
         out.append(char)

@@ -16,7 +16,7 @@ deliveries make room (:mod:`ilagent.spool.space`; woken, not polled). Heartbeat 
 buffered: a ping is only worth something now.
 
 Dead letters go to the queue's ``dead_letters`` table with ``--mqtt_buffer`` (see
-``ilagent queue list --dead``), else to the log at ERROR, one line each. Events are posted to
+``ilagent queue list``), else to the log at ERROR, one line each. Events are posted to
 ``/v1/events/mqtt/<key>`` with ``customDetails`` ``{"topic": …}`` unless the payload has its
 own, as ilagent 0.9 does.
 """
@@ -34,7 +34,7 @@ from ilagent.delivery import Deliverer, Job, Verdict
 from ilagent.errors import EventError
 from ilagent.events import encode_event
 from ilagent.ilert import Result
-from ilagent.logs import EACH, mask
+from ilagent.logs import EACH, Sampled, mask
 from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
 from ilagent.metrics import Metrics
 from ilagent.mqtt.acks import AckWindow, Unacked
@@ -80,7 +80,7 @@ class Refused:
     detail: str
 
 
-Reading = Ping | Event | PolicyUpdate | Refused | None  # None: filtered
+Reading = Ping | Event | PolicyUpdate | Refused | Dropped  # Dropped: filtered
 
 
 class MqttBridge:
@@ -111,6 +111,7 @@ class MqttBridge:
         self._stopping = False
         self._consumed = metrics.consumed.labels(SOURCE)
         self._filtered = metrics.filtered.labels(SOURCE)
+        self._log_filtered = Sampled(logger, "filtered MQTT %s: %s")
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -183,7 +184,7 @@ class MqttBridge:
 
     def _read(self, topic: str, payload: bytes) -> Reading:
         """What a message asks for, by its topic's kind and today's options (no side effects):
-        a ping, an event, a policy update, a dead letter, or None when it is filtered."""
+        a ping, an event, a policy update, a dead letter, or the filtered ``Dropped``."""
         kind = self._classify(topic)
         if kind == "heartbeat":
             key = heartbeat_key(payload)
@@ -203,13 +204,15 @@ class MqttBridge:
         else:
             return Refused("unrouted", f"{topic} matches no topic option")
         if isinstance(outcome, Dropped):
-            return None if outcome.filtered else Refused(outcome.reason.value, outcome.detail)
+            return outcome if outcome.filtered else Refused(outcome.reason.value,
+                                                            outcome.detail)
         return outcome
 
     def _dispatch(self, message: Received, unacked: Unacked | None) -> None:
         reading = self._read(message.topic, message.payload)
-        if reading is None:
+        if isinstance(reading, Dropped):
             self._filtered.inc()
+            self._log_filtered(message.topic, reading.detail)
             self._settle(unacked)
         elif isinstance(reading, Refused):
             self._dead_letter(message, unacked, reading.reason, reading.detail)
@@ -339,8 +342,8 @@ class MqttBridge:
 
     async def finished(self, job: Job, verdict: Verdict, result: Result | None,
                        reason: str) -> None:
-        if verdict is Verdict.DEAD_LETTER:  # counted by the engine
+        if verdict is Verdict.DEAD_LETTER:  # counted and logged (ERROR) by the engine
             status = result.status_label if result else ""
-            logger.error("dead letter MQTT %s: %s %s %s", job.origin, reason, status,
-                         mask(result.detail if result else ""), extra=EACH)
+            logger.debug("dead letter MQTT %s: %s %s %s", job.origin, reason, status,
+                         mask(result.detail if result else ""))
         self._settle(job.context)

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 ALERT_STATUSES = ("PENDING", "ACCEPTED", "RESOLVED")
+PAGE_ALERTS, PAGE_REQUESTS = 500, 200  # as many as the page keeps (sandbox.js)
+INITIAL_STATE = "/*initial state*/null"  # the placeholder in index.html
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -45,8 +47,17 @@ def add_routes(router: web.UrlDispatcher) -> None:
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    """The web page."""
-    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    """The web page, with the state of this moment embedded: the page shows it as soon as it
+    has loaded, before the stream connects (the stream then keeps it live)."""
+    sandbox = request.app[SANDBOX]
+    state = {"alerts": sandbox.alerts(status=None, limit=PAGE_ALERTS), "stats": sandbox.stats(),
+             "requests": sandbox.store.requests(last=PAGE_REQUESTS),
+             "policies": sandbox.policies.policies()}
+    # "<" escaped: no text of an event can close the script element it is embedded in
+    embedded = json.dumps(state).replace("<", "\\u003c")
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    return web.Response(text=page.replace(INITIAL_STATE, embedded, 1), content_type="text/html",
+                        headers={"Cache-Control": "no-cache"})
 
 
 async def list_alerts(request: web.Request) -> web.Response:

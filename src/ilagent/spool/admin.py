@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -37,6 +38,9 @@ def run_queue(
     try:
         if args.action == "retry" and bool(args.ids) == bool(args.all):
             raise UsageError("give the ids of the dead letters to retry, or --all")
+        if not os.path.exists(path):
+            raise NotFoundError(f"there is no queue file {path} (the daemon's -f file; "
+                                "default ./ilagent.db3)")
         try:
             db = QueueDB(path, create=False, read_only=args.action == "list")
         except NotASpool as exc:

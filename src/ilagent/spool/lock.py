@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 
 from ilagent.errors import EXIT_USAGE, ResourceError
 from ilagent.private_files import narrow
+from ilagent.spool.db import check_spool_file
 
 
 class SpoolOwned(ResourceError):
@@ -41,7 +43,14 @@ class SpoolLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock and write our PID; raise :class:`SpoolOwned` if someone holds it."""
+        """Take the lock and write our PID; raise :class:`SpoolOwned` if someone holds it.
+
+        The file is checked first: a ``-f`` that names another program's file is refused
+        (``ResourceError``) before a lock file is created beside it."""
+        try:
+            check_spool_file(self.spool)
+        except sqlite3.Error as exc:
+            raise ResourceError(str(exc)) from None
         try:
             fd = os.open(lock_path(self.spool), os.O_RDWR | os.O_CREAT, 0o600)
             narrow([lock_path(self.spool)], what="the spool's lock file")

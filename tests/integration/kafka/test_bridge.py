@@ -78,6 +78,8 @@ def test_second_guide_command_maps_filters_and_commits(kafka_bootstrap: str, san
         ("ALERT", "M1", "door open"), ("ACCEPT", "M1", "seen"), ("RESOLVE", "M1", "door closed")]
     assert all(b["integrationKey"] == "il1api123..." for b in bodies)
     assert [a["status"] for a in sandbox.alerts()] == ["RESOLVED"]
+    # at -vv a filtered message is logged; the second within 30 s is only counted
+    assert f"filtered {topic}[0]@1: 'type' is not 'ALARM'" in daemon.output()
     assert "il1api123..." not in daemon.output(), "the integration key leaked into the log"
     assert daemon.stop() == 0
 

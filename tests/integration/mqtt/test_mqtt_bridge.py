@@ -64,6 +64,8 @@ def test_seed_mapping_over_mqtt_ends_as_alert_accept_resolve(
     assert events[0]["body"]["summary"] == "boiler pressure"
     assert events[0]["body"]["customDetails"] == {"topic": topic}
     assert [a["status"] for a in sandbox.alerts() if a.get("alertKey") == "M-17"] == ["RESOLVED"]
+    # at -vv each filtered message is logged (summarised only at higher rates)
+    assert f"filtered MQTT {topic}: 'type' is not 'ALARM'" in daemon.output()
 
 
 def test_unacknowledged_message_comes_back_after_sigkill(
@@ -210,7 +212,10 @@ def test_mqtt_messages_ilagent_0_9_buffered_are_taken_over(
 def test_broker_restart_is_survived_and_nothing_is_lost(
         sandbox: Sandbox, run_ilagent: Any, tmp_path: Path) -> None:
     """The broker goes away for a while (with unacknowledged messages, ilert failing): the
-    daemon keeps running, reconnects with backoff, resumes its session and delivers all."""
+    daemon keeps running, reconnects with backoff, resumes its session and delivers all —
+    ilert recovers while the broker is still down, so deliveries finish with no connection to
+    acknowledge them on and the broker sends every message again after it is back; each alert
+    still receives its events exactly once, in order."""
     import mosquitto as broker_tool
 
     broker = broker_tool.start(tmp_path / "own-broker")
@@ -221,23 +226,24 @@ def test_broker_restart_is_survived_and_nothing_is_lost(
                                         "-p", str(port), "--http_host", "127.0.0.1"))
         wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
         sandbox.fault(status=503, integration_key=key)
-        publish(broker.ports["plain"], topic,
-                [{"integrationKey": key, "alertKey": f"a{n}", "summary": f"m{n}"}
-                 for n in range(20)])
+        publish(broker.ports["plain"], topic, events_for(key, alerts=4, per_alert=5))
         wait_until(lambda: metric(port, "ilagent_mqtt_unacknowledged") == 20, timeout=20,
                    what="20 messages in hand")
         broker.stop()
         wait_until(lambda: metric(port, "ilagent_mqtt_reconnects_total") >= 2, timeout=20,
                    what="reconnect attempts")
         assert http("GET", f"http://127.0.0.1:{port}/ready/mqtt")[0] == 503
+        sandbox.clear_faults()  # ilert is back before the broker is
+        wait_until(lambda: len(sandbox.bodies(key)) >= 4, timeout=30,
+                   what="deliveries while the broker is down")
         broker.restart()
-        sandbox.clear_faults()
-        wait_until(lambda: {b["summary"] for b in sandbox.bodies(key)}
-                   >= {f"m{n}" for n in range(20)}, timeout=30, what="all 20 events")
+        wait_until(lambda: sum(map(len, received_by_alert(sandbox, key).values())) >= 20,
+                   timeout=30, what="all 20 events")
         assert daemon.alive()
         wait_until(lambda: metric(port, "ilagent_mqtt_unacknowledged") == 0, timeout=20,
                    what="every message acknowledged")
         assert "session resumed" in daemon.output()
+        assert received_by_alert(sandbox, key) == {f"a{a}": list(range(5)) for a in range(4)}
     finally:
         broker.stop()
 
@@ -358,3 +364,23 @@ def test_buffer_mode_with_a_full_disk_stops_within_the_shutdown_timeout(
     assert " ERROR " in line and "broker sends them again" in line, line
     assert "Traceback" not in output, output[-3000:]
     print(f"{published} published, stopped in {elapsed:.1f} s: {line.split(': ', 1)[1]}")
+
+
+def test_each_dead_letter_is_one_error_line_without_raw_control_bytes(
+        mosquitto: Any, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """A message ilert refuses and one that is not JSON (with a NUL and a bell in it): one
+    ERROR line each, and no raw control byte in the log (grep: "binary file matches")."""
+    topic, key = unique("deadletters"), unique("il1api")
+    daemon = run_ilagent(*mqtt_args(mosquitto.ports["plain"], topic, "--mqtt_qos", "1"))
+    wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
+    sandbox.fault(status=400, integration_key=key)
+    publish(mosquitto.ports["plain"], topic, [
+        {"integrationKey": key, "alertKey": "refused", "summary": "refused"},
+        b'{"broken": "\x00\x07'])
+    wait_until(lambda: "invalid_json" in daemon.output() and "HTTP 400" in daemon.output(),
+               timeout=20, what="both dead letters logged")
+    time.sleep(1)  # a second line of the same dead letter would come at once
+    errors = [line for line in daemon.output().splitlines() if " ERROR " in line]
+    assert len(errors) == 2, errors
+    assert "\x00" not in daemon.output() and "\x07" not in daemon.output()
+    assert "\\x00\\x07" in daemon.output()

@@ -53,6 +53,8 @@ def test_a_file_of_ilagent_0_9_is_taken_over_in_order_once(
     assert paths == {"/api", "/api/v1/events/mqtt"}
     assert "took over 13 event(s)" in daemon.output()
     assert "1 MQTT message(s) of ilagent 0.9" in daemon.output()
+    # only a daemon with MQTT's buffer on this file takes them over: the hint says so
+    assert "--mqtt_host, its MQTT options and --mqtt_buffer" in daemon.output()
     assert daemon.stop() == 0
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM event_items").fetchone()[0] == 0
@@ -102,3 +104,25 @@ def test_purged_events_are_never_sent(sandbox: Sandbox, run_ilagent: Any,
                what="every job in memory to end")
     assert [b["summary"] for b in sandbox.bodies(key)] == ["marker"]
     assert daemon.alive()
+
+
+def test_a_file_that_is_not_a_spool_is_refused_without_leaving_a_lock(tmp_path: Path) -> None:
+    """-f naming a text file, or another program's SQLite file: exit 1, one line, no <file>.lock
+    left behind and the other program's file unchanged."""
+    import broker
+
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    foreign = tmp_path / "other.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE inventory (item TEXT)")
+    for path in (text, foreign):
+        done = ilagent("daemon", "-p", str(broker.free_port()), "--http_host", "127.0.0.1",
+                       "-f", str(path))
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1, done.stderr
+        assert lines[0].startswith(f"ilagent daemon: error: {path} is not an ilagent spool file")
+        assert not Path(f"{path}.lock").exists()
+    with sqlite3.connect(foreign) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"inventory"}

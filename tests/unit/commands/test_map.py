@@ -212,3 +212,19 @@ def test_a_mapped_path_missing_from_the_message_is_named_and_fails_check() -> No
     assert results[0]["result"] == "event" and results[0]["event"]["eventType"] == "ALERT"
     assert results[0]["warnings"] == ["--map_key_etype 'State' is not in the message"]
     assert code == EXIT_DROPPED
+
+
+def test_policy_check_fails_on_a_policy_warning() -> None:
+    """map --policy --check: a routing-key name not in the message (wrong case) is printed as a
+    warning and exits 1; a fitting message passes."""
+    from ilagent.commands.map import run_policy
+    from ilagent.config import PolicyRules
+
+    line = '{"data": {"email": "a@b", "shift": 1}, "location": "north", "slot": "50"}'
+    for names, code in ((("Location", "slot"), EXIT_DROPPED), (("location", "slot"), EXIT_OK)):
+        out = io.StringIO()
+        assert run_policy(PolicyRules(routing_keys=names), MappingRules(), [line],
+                          api_url=API_URL, check=True, out=out) == code
+        report = json.loads(out.getvalue())
+        assert report.get("warnings", []) == (
+            ["--policy_routing_keys 'Location' is not in the message"] if code else [])

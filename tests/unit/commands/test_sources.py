@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ilagent.cli import build_parser
-from ilagent.commands.daemon import daemon_config, kafka_properties, topics
+from ilagent.commands.daemon import daemon_config, topics
+from ilagent.commands.kafka_options import kafka_properties
 from ilagent.commands.sources import resolve, settable
 from ilagent.errors import ConfigError
 
@@ -104,13 +105,45 @@ def test_kafka_properties_merge_in_their_order(tmp_path: Path) -> None:
                     '"metadata.max.age.ms" = 9\n')
     args, sources = parse(["--config", str(toml), "daemon", "--kafka_brokers", "b:1", "-e", "t",
                            "--kafka_config_file", str(props), "--kafka_config", "client.rack=r2",
-                           "--kafka_security_protocol", "sasl_ssl"], {})
+                           "--kafka_security_protocol", "sasl_ssl",
+                           "--kafka_sasl_mechanism", "plain"], {})
     merged = kafka_properties(args, sources)
     assert merged == {"socket.timeout.ms": "2000", "client.rack": "r2",
-                      "metadata.max.age.ms": "9", "security.protocol": "SASL_SSL"}
+                      "metadata.max.age.ms": "9", "security.protocol": "SASL_SSL",
+                      "sasl.mechanism": "PLAIN"}
     assert daemon_config(args, sources).kafka is not None
 
 
 def test_topics_split_on_commas_except_regexes() -> None:
     """-e a,b -e c -e '^x,y' → a, b, c and the regex as given; duplicates once."""
     assert topics(["a,b", "c", "^x,y", "a"]) == ("a", "b", "c", "^x,y")
+
+
+SERVICE_LINKS = {  # what Kubernetes injects for Services named ilagent and ilagent-mqtt
+    "ILAGENT_PORT": "tcp://10.0.0.1:8977", "ILAGENT_SERVICE_HOST": "10.0.0.1",
+    "ILAGENT_SERVICE_PORT": "8977", "ILAGENT_SERVICE_PORT_HTTP": "8977",
+    "ILAGENT_PORT_8977_TCP": "tcp://10.0.0.1:8977", "ILAGENT_PORT_8977_TCP_PROTO": "tcp",
+    "ILAGENT_PORT_8977_TCP_PORT": "8977", "ILAGENT_PORT_8977_TCP_ADDR": "10.0.0.1",
+    "ILAGENT_MQTT_PORT": "udp://10.0.0.2:1883", "ILAGENT_MQTT_SERVICE_HOST": "10.0.0.2",
+}
+
+
+def test_kubernetes_service_links_are_not_settings() -> None:
+    """A Service named ilagent puts ILAGENT_PORT=tcp://… into every pod: not a setting, no
+    error and no warning; a real ILAGENT_PORT still is one."""
+    args, sources = parse(["daemon", "--kafka_brokers", "b:1", "-e", "t"], SERVICE_LINKS)
+    assert args.port is None and args.mqtt_port == 1883
+    assert sources.of["port"] == "default" and sources.warnings == []
+    args, sources = parse(["daemon"], {**SERVICE_LINKS, "ILAGENT_PORT": "8977"})
+    assert (args.port, sources.of["port"]) == (8977, "env ILAGENT_PORT")
+
+
+def test_an_unknown_ilagent_variable_is_a_warning_naming_the_closest_option() -> None:
+    """ILAGENT_KAFKA_BROKER (a typo) is not ignored in silence; ILAGENT_CONFIG is known."""
+    _args, sources = parse(["daemon"], {"ILAGENT_KAFKA_BROKER": "b:1", "ILAGENT_CONFIG": "",
+                                        "ILAGENT_XYZZY": "1", "ILAGENT_CONFIGS": "x"})
+    assert sources.warnings == [
+        "ILAGENT_CONFIGS is not an ilagent setting (did you mean ILAGENT_CONFIG?); ignored",
+        "ILAGENT_KAFKA_BROKER is not an ilagent setting (did you mean ILAGENT_KAFKA_BROKERS?); "
+        "ignored",
+        "ILAGENT_XYZZY is not an ilagent setting; ignored"]

@@ -17,6 +17,14 @@ def test_the_java_properties_format() -> None:
         ("e", "tab\thereA"), ("f=g", "h"), ("indented", "yes")]
 
 
+def test_java_s_own_edge_cases() -> None:
+    """As Java's Properties reads them: only space, tab and form feed start a line (a no-break
+    space belongs to the key), and a malformed \\uXXXX escape is an error, not a literal u."""
+    assert parse_properties("\u00a0key=v\n\f\tk2 = v2\n") == [("\u00a0key", "v"), ("k2", "v2")]
+    with pytest.raises(ConfigError, match=r"\\uZZZZ"):
+        parse_properties("sasl.username=\\uZZZZ\n")
+
+
 @pytest.mark.parametrize("module", [
     "org.apache.kafka.common.security.scram.ScramLoginModule",
     "org.apache.kafka.common.security.plain.PlainLoginModule",

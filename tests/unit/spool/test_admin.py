@@ -148,7 +148,7 @@ def test_purge_needs_yes(queue_file: str, capsys: pytest.CaptureFixture[str]) ->
         pytest.param(
             ["queue", "list", "-f", "/nonexistent/dir/x.db3"],
             1,
-            "cannot open the queue file /nonexistent/dir/x.db3",
+            "there is no queue file /nonexistent/dir/x.db3",
             id="missing-file",
         ),
         pytest.param(["queue", "purge", "everything"], 2, "invalid choice", id="bad-table"),

@@ -47,7 +47,7 @@ function alertCells(alert) {
   const status = STATUSES.includes(alert.status) ? alert.status : "PENDING";
   return [
     el("td", {}, el("span", { className: `badge ${status}`, text: alert.status })),
-    el("td", { text: alert.summary || "" }),
+    el("td", { className: "summary" }, el("div", { className: "clip", title: alert.summary || "", text: alert.summary || "" })),
     el("td", { className: "key", title: alert.alertKey, text: alert.alertKey }),
     el("td", { className: `priority-${alert.priority}`, text: alert.priority }),
     el("td", { className: "num", text: String(alert.eventCount) }),
@@ -251,10 +251,24 @@ async function loadSnapshot() {
     getJson(`/sandbox/requests?last=${MAX_STREAM_ROWS}`),
     getJson("/sandbox/policies"),
   ]);
-  for (const alert of alerts.reverse()) showAlert(alert);
+  // rebuilt only now that the fresh copy is here: the page never flashes empty
+  clearAll();
+  showSnapshot({ alerts, stats, requests, policies }, { exact: true });
+}
+
+function showSnapshot({ alerts, stats, requests, policies }, { exact = false } = {}) {
+  for (const alert of [...alerts].reverse()) showAlert(alert);
   for (const policy of policies) showPolicy(policy, { flash: false });
   for (const request of requests) showRequest(request, null);
-  showStats(stats);
+  showStats(stats, { exact });
+}
+
+// The state of the moment the page was served, embedded by the server: shown before the
+// stream connects, so the first paint (and a screenshot right after load) is right.
+function showInitialState() {
+  const node = $("initial-state");
+  const state = node ? JSON.parse(node.textContent || "null") : null;
+  if (state) showSnapshot(state, { exact: true });
 }
 
 function setConnection(state) {
@@ -282,9 +296,7 @@ function connect() {
   const source = new EventSource("/sandbox/stream");
   source.addEventListener("hello", () => {
     setConnection("live");
-    // rebuild from scratch: a reset may have happened while we were away
-    clearAll();
-    showStats({ accepted: 0, rejected: 0 }, { exact: true });
+    // rebuild from scratch (a reset may have happened while we were away), once it is loaded
     loadSnapshot().catch((error) => console.error("sandbox snapshot failed", error));
   });
   source.addEventListener("message", (event) => onMessage(JSON.parse(event.data)));
@@ -298,5 +310,6 @@ document.addEventListener("DOMContentLoaded", () => {
     await fetch("/sandbox", { method: "DELETE" });
   });
   refreshAlertSummary();
+  showInitialState();
   connect();
 });
