@@ -95,8 +95,8 @@ CASES = [
      "(--kafka_brokers kafka:9092); to consume MQTT as well, add --mqtt_qos 1"),
     # 18: kcat's short flags
     ("-b with a broker address", ["daemon", "-b", "kafka:9092", "-e", "t"], "", 2,
-     "ilagent daemon: error: -b/--heartbeat is the daemon's own ilert heartbeat key, and "
-     "'kafka:9092' looks like a Kafka broker: give --kafka_brokers kafka:9092"),
+     "ilagent daemon: error: -b/--heartbeat is the daemon's own ilert heartbeat key, and its "
+     "value looks like a Kafka broker (host:port): give it as --kafka_brokers"),
     ("-g group", ["daemon", "--kafka_brokers", "k:1", "-e", "t", "-g", "grp"], "", 2,
      "ilagent daemon: error: unrecognized arguments: -g grp (did you mean --kafka_group_id?) "
      "(see --help)"),

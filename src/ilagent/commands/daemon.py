@@ -328,8 +328,9 @@ def _refuse_likely_mix_ups(args: argparse.Namespace, sources: Sources) -> None:
     """Values that fit their option but were surely meant for another one (kcat's ``-b``)."""
     beat = args.heartbeat or ""
     if BROKER_ADDRESS.fullmatch(beat) and not beat.startswith("ih2:"):
-        raise ConfigError(f"-b/--heartbeat is the daemon's own ilert heartbeat key, and {beat!r} "
-                          f"looks like a Kafka broker: give --kafka_brokers {beat}")
+        # the value is not repeated: -b is a secret option, masked in every line by value
+        raise ConfigError("-b/--heartbeat is the daemon's own ilert heartbeat key, and its value "
+                          "looks like a Kafka broker (host:port): give it as --kafka_brokers")
     if (sources.of.get("retry_max_delay", "default") != "default"
             and args.retry_max_delay < args.retry_initial_delay):
         raise ConfigError(f"--retry_max_delay {args.retry_max_delay:g} is less than "

@@ -31,7 +31,7 @@ from ilagent.config import DEFAULT_API_URL, PolicyRules
 from ilagent.errors import NotFoundError, UsageError
 from ilagent.mapping import Dropped, Mapped, MappingRules, map_message
 from ilagent.policy import map_policy
-from ilagent.spool.db import SQLITE_HEADER
+from ilagent.spool.checks import SQLITE_HEADER
 
 logger = logging.getLogger(__name__)
 

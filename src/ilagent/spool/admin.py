@@ -23,7 +23,8 @@ from typing import Any, TextIO
 
 from ilagent.errors import IlagentError, NotFoundError, ResourceError, UsageError
 from ilagent.logs import mask, mask_key
-from ilagent.spool.db import DeadLetter, NotASpool, QueueDB, QueuedEvent, QueueStats
+from ilagent.spool.checks import NotASpool
+from ilagent.spool.db import DeadLetter, QueueDB, QueuedEvent, QueueStats
 from ilagent.spool.lock import holder
 
 ACK_TIMEOUT = 10.0

@@ -16,7 +16,7 @@ import sqlite3
 
 from ilagent.errors import EXIT_USAGE, ResourceError
 from ilagent.private_files import narrow
-from ilagent.spool.db import check_spool_file
+from ilagent.spool.checks import check_spool_file
 
 
 class SpoolOwned(ResourceError):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ilagent.spool.db import NotASpool, QueueDB
+from ilagent.spool.checks import NotASpool
+from ilagent.spool.db import QueueDB
 from ilagent.spool.lock import SpoolLock, SpoolOwned, holder
 
 
