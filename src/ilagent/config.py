@@ -2,8 +2,8 @@
 
 Foundation layer: imports no client library and nothing above itself, so every command can
 load it cheaply (``ilagent queue list`` never loads librdkafka). The behaviour that reads these
-settings lives with its part: :mod:`ilagent.backoff` for :class:`RetryPolicy`,
-:mod:`ilagent.mapping` for :class:`MappingRules`, :mod:`ilagent.kafka.settings` for
+settings lives with its part: :mod:`ilagent.delivery.backoff` for :class:`RetryPolicy`,
+:mod:`ilagent.mapping.messages` for :class:`MappingRules`, :mod:`ilagent.kafka.settings` for
 :class:`KafkaSettings`.
 """
 
@@ -56,6 +56,7 @@ DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_RATE_LIMIT_PER_KEY = 50
 DEFAULT_RATE_LIMIT_TOTAL = 700
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+MAX_RETRY_AFTER = 300.0  # the longest Retry-After of ilert's that is honoured as it is
 DEFAULT_STUCK_AFTER = 300.0  # a message waiting this long, holding back the rest, is reported
 DEFAULT_HTTP_HOST = "0.0.0.0"  # as ilagent, so the port is reachable from outside a container
 DEFAULT_HTTP_MAX_BODY = 1024 * 1024
@@ -71,7 +72,7 @@ HEARTBEAT_PINGS_PER_MINUTE = 5  # ilert's limit per heartbeat key
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How long to wait before attempt ``n + 1`` and when to give up (see :mod:`ilagent.backoff`).
+    """How long to wait before attempt ``n + 1`` and when to give up (see :mod:`ilagent.delivery.backoff`).
 
     ``max_retries`` counts failed attempts (a 429 is a wait, not a failure); 0 means unlimited,
     the at-least-once default of every source.

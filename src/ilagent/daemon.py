@@ -25,19 +25,19 @@ from ilagent.config import (
     HEARTBEAT_PINGS_PER_MINUTE,
     DaemonConfig,
 )
-from ilagent.delivery import Deliverer
+from ilagent.delivery.engine import Deliverer
+from ilagent.delivery.gate import Gate
+from ilagent.delivery.pacing import Pacer
+from ilagent.delivery.policy_sync import PolicySync
+from ilagent.delivery.stuck import CHECK_INTERVAL, Head, StuckWatch
 from ilagent.errors import EXIT_USAGE, ConfigError, ResourceError
-from ilagent.gate import Gate
 from ilagent.ilert import IlertClient
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
-from ilagent.pacing import Pacer
-from ilagent.policy_sync import PolicySync
 from ilagent.secret_options import register_secrets, secrets_of
 from ilagent.spool.lock import SpoolLock
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
-from ilagent.stuck import CHECK_INTERVAL, Head, StuckWatch
 from ilagent.web.heartbeats import HeartbeatProxy
 from ilagent.web.intake import Intake
 from ilagent.web.server import AccessLogger, Probes, build_app

@@ -2,7 +2,7 @@
 
 One validator serves the sandbox (which must answer like ilert), the daemon's HTTP intake and
 the ``event`` command, so they can never disagree about what a valid event is. (Kafka messages
-follow ilagent 0.9's mapping rules in :mod:`ilagent.mapping` instead, which check only the
+follow ilagent 0.9's mapping rules in :mod:`ilagent.mapping.messages` instead, which check only the
 fields ilagent reads.)
 ``null`` counts as absent for every optional field, as ilert treats it.
 """

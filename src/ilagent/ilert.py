@@ -33,13 +33,14 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 import aiohttp
 
 from ilagent import USER_AGENT
-from ilagent.backoff import parse_retry_after
-from ilagent.config import DEFAULT_API_URL, DEFAULT_BEAT_URL, DEFAULT_TIMEOUT
+from ilagent.config import DEFAULT_API_URL, DEFAULT_BEAT_URL, DEFAULT_TIMEOUT, MAX_RETRY_AFTER
 from ilagent.logs import mask, mask_key
 
 logger = logging.getLogger(__name__)
@@ -255,3 +256,20 @@ def _ilert_error(text: str) -> bool:
     except ValueError:
         return False
     return isinstance(body, dict) and "message" in body and ("code" in body or "status" in body)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)

@@ -6,6 +6,7 @@ pyproject.toml, run by ``make test``).
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,48 @@ def test_no_module_over_400_lines() -> None:
              for path in SRC.rglob("*.py")}
     assert sizes, "no modules found"
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def imports_of_the_package() -> dict[str, set[str]]:
+    """Module → the package's modules it imports (type-only imports included)."""
+    modules: dict[str, Path] = {}
+    for path in SRC.rglob("*.py"):
+        parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([node.module] if node.module else [])])
+                found |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                          for alias in node.names}
+        # a package that imports its own submodules is not in a circle with them
+        graph[name] = {m for m in found if m in modules and m != name
+                       and not (path.name == "__init__.py" and m.startswith(name + "."))}
+    return graph
+
+
+def test_no_import_circle_in_the_package() -> None:
+    """No module of ilagent imports, directly or through others, a module that imports it."""
+    graph = imports_of_the_package()
+    circles = []
+    for start in graph:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, trail = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    circles.append(" -> ".join([*trail, nxt]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*trail, nxt]))
+    assert circles == []

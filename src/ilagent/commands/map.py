@@ -1,7 +1,7 @@
 """``ilagent map``: a dry run of the mapping flags over messages given line by line.
 
-Each message goes through the same :func:`ilagent.mapping.map_message` the daemon uses (with
-``--policy``, :func:`ilagent.policy.map_policy` and the three ilert calls it would make), and
+Each message goes through the same :func:`ilagent.mapping.messages.map_message` the daemon uses (with
+``--policy``, :func:`ilagent.mapping.policy.map_policy` and the three ilert calls it would make), and
 the outcome is printed as one JSON object per line; nothing is sent anywhere. The printed URL and
 event show the integration key in clear: this is a local dry run the user asked for, on their
 own input, and the point of it is to see exactly what would be posted where.
@@ -29,8 +29,8 @@ from ilagent.commands.common import (
 )
 from ilagent.config import DEFAULT_API_URL, PolicyRules
 from ilagent.errors import NotFoundError, UsageError
-from ilagent.mapping import Dropped, Mapped, MappingRules, map_message
-from ilagent.policy import map_policy
+from ilagent.mapping.messages import Dropped, Mapped, MappingRules, map_message
+from ilagent.mapping.policy import map_policy
 from ilagent.spool.checks import SQLITE_HEADER
 
 logger = logging.getLogger(__name__)

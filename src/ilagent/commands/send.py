@@ -13,7 +13,6 @@ import sys
 import uuid
 from typing import Any
 
-from ilagent import backoff
 from ilagent.commands.common import (
     Parser,
     Subparsers,
@@ -23,6 +22,7 @@ from ilagent.commands.common import (
     positive_int,
 )
 from ilagent.config import RetryPolicy
+from ilagent.delivery import backoff
 from ilagent.errors import ConfigError, EventError
 from ilagent.events import encode_event, validate_event
 from ilagent.ilert import IlertClient, Outcome, Result

@@ -2,7 +2,7 @@
 
 The :class:`~ilagent.kafka.consumer.PollThread` hands batches of messages to the event loop;
 here each message is mapped (ilagent 0.9's rules), submitted to the
-:class:`~ilagent.delivery.Deliverer` on its lane, and — delivered, filtered or dead-lettered —
+:class:`~ilagent.delivery.engine.Deliverer` on its lane, and — delivered, filtered or dead-lettered —
 finished in its partition's :class:`~ilagent.offsets.OffsetTracker`. When something finished,
 the partition's contiguous watermark (the first unfinished offset) and the map of finished
 offsets above it are handed to the poll thread to commit (see :mod:`ilagent.kafka.commits`
@@ -30,21 +30,19 @@ from typing import Any
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
 from ilagent.config import KafkaSettings, MappingRules, PolicyRules, RetryPolicy
-from ilagent.delivery import Deliverer, Job, Verdict
-from ilagent.errors import EventError
-from ilagent.events import encode_event
+from ilagent.delivery.engine import Deliverer, Job, Verdict
+from ilagent.delivery.lanes import POLICY_KEY, heartbeat_lane, message_lane, policy_lane
+from ilagent.delivery.stuck import Head
 from ilagent.ilert import Result
 from ilagent.kafka.commits import CommitRounds
 from ilagent.kafka.consumer import FINAL_COMMIT_TIMEOUT, Batch, PollThread
 from ilagent.kafka.deadletter import DeadLetterWriter
 from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, offset_of, origin
-from ilagent.kafka.topics import TopicRouter
 from ilagent.logs import EACH, Sampled
-from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
+from ilagent.mapping.messages import Dropped
+from ilagent.mapping.reading import Event, Ping, Refused, read
+from ilagent.mapping.topics import Classifier, Kind, kafka_topics
 from ilagent.metrics import Metrics
-from ilagent.policy import PolicyUpdate, map_policy
-from ilagent.routing import POLICY_KEY, heartbeat_lane, message_lane, policy_lane
-from ilagent.stuck import Head
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +74,9 @@ class KafkaBridge:
         self._dead_letters = DeadLetterWriter(settings=settings, policy=policy)
         self._poller: PollThread | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._route = TopicRouter(event=settings.event_topics,
-                                  heartbeat=settings.heartbeat_topics,
-                                  policy=settings.policy_topics)
+        self._classify = Classifier([(Kind.EVENT, kafka_topics(settings.event_topics)),
+                                     (Kind.HEARTBEAT, kafka_topics(settings.heartbeat_topics)),
+                                     (Kind.POLICY, kafka_topics(settings.policy_topics))])
         self._consumed = metrics.consumed.labels(SOURCE)
         self._filtered = metrics.filtered.labels(SOURCE)
         self._log_filtered = Sampled(logger, "filtered %s: %s")
@@ -245,61 +243,43 @@ class KafkaBridge:
                 skipped += 1
                 done[state.key] = state
                 continue
-            topic = state.topic
-            kind = self._route(topic)
-            if kind == "event" or kind == "policy":
-                try:
-                    outcome: Mapped | PolicyUpdate | Dropped = (
-                        map_message(rules, message.value(), topic=topic,
-                                    message_key=message.key()) if kind == "event"
-                        else map_policy(self._policy_rules, rules, message.value()))
-                    body = encode_event(outcome.event) if isinstance(outcome, Mapped) else b""
-                except EventError as exc:
-                    self._start(state, offset, started, now)
-                    self._reject(state, message, "unserialisable", str(exc))
-                    continue
-                except Exception:
-                    logger.exception("internal error while mapping %s; dead-lettering it",
-                                     origin(message), extra=EACH)
-                    self._start(state, offset, started, now)
-                    self._reject(state, message, "internal_error", "see the daemon's log")
-                    continue
-                if isinstance(outcome, Mapped):
-                    for warning in outcome.warnings:
-                        logger.warning("%s: %s", origin(message), warning)
-                    self._start(state, offset, started, now)
-                    self._submit(state, offset, Job(
-                        owner=self, source=SOURCE, lane=message_lane(outcome, message.key()),
-                        integration_key=outcome.integration_key, path=outcome.path,
-                        body=body, origin=origin(message), context=(state, message),
-                        expires_at=self._expiry(message, outcome.event)))
-                elif isinstance(outcome, PolicyUpdate):
-                    self._start(state, offset, started, now)
-                    self._submit(state, offset, Job(
-                        owner=self, source=SOURCE, lane=policy_lane(outcome),
-                        integration_key=POLICY_KEY, policy=outcome, origin=origin(message),
-                        context=(state, message)))
-                elif outcome.filtered:
-                    # the common case when most messages are filtered: no tracking needed
-                    state.tracker.skip(offset)
-                    filtered += 1
-                    self._log_filtered(origin(message), outcome.detail)
-                    done[state.key] = state
-                else:
-                    self._start(state, offset, started, now)
-                    self._reject(state, message, outcome.reason.value, outcome.detail)
+            try:
+                reading = read(self._classify(state.topic), message.value(), topic=state.topic,
+                               rules=rules, policy_rules=self._policy_rules, source=SOURCE,
+                               message_key=message.key())
+            except Exception:
+                logger.exception("internal error while mapping %s; dead-lettering it",
+                                 origin(message), extra=EACH)
+                reading = Refused("internal_error", "see the daemon's log")
+            if isinstance(reading, Dropped):
+                # the common case when most messages are filtered: no tracking needed
+                state.tracker.skip(offset)
+                filtered += 1
+                self._log_filtered(origin(message), reading.detail)
+                done[state.key] = state
                 continue
             self._start(state, offset, started, now)
-            key = heartbeat_key(message.value()) if kind == "heartbeat" else None
-            if kind is None:
-                self._reject(state, message, "unrouted", f"{topic} matches no topic option")
-            elif key is None:
-                self._reject(state, message, "invalid_heartbeat",
-                             'expected {"integrationKey": "<key>"}')
+            if isinstance(reading, Refused):
+                self._reject(state, message, reading.reason, reading.detail)
+            elif isinstance(reading, Event):
+                mapped = reading.mapped
+                for warning in mapped.warnings:
+                    logger.warning("%s: %s", origin(message), warning)
+                self._submit(state, offset, Job(
+                    owner=self, source=SOURCE, lane=message_lane(mapped, message.key()),
+                    integration_key=mapped.integration_key, path=mapped.path,
+                    body=reading.body, origin=origin(message), context=(state, message),
+                    expires_at=self._expiry(message, mapped.event)))
+            elif isinstance(reading, Ping):
+                self._submit(state, offset, Job(
+                    owner=self, source=SOURCE, lane=heartbeat_lane(reading.key),
+                    integration_key=reading.key, origin=origin(message),
+                    context=(state, message)))
             else:
                 self._submit(state, offset, Job(
-                    owner=self, source=SOURCE, lane=heartbeat_lane(key), integration_key=key,
-                    origin=origin(message), context=(state, message)))
+                    owner=self, source=SOURCE, lane=policy_lane(reading),
+                    integration_key=POLICY_KEY, policy=reading, origin=origin(message),
+                    context=(state, message)))
         if consumed:
             self._consumed.inc(consumed)
         if filtered:

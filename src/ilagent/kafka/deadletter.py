@@ -13,8 +13,8 @@ import logging
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from ilagent import backoff
 from ilagent.config import KafkaSettings, RetryPolicy
+from ilagent.delivery import backoff
 from ilagent.errors import ConfigError
 from ilagent.kafka.partitions import PartitionState, origin
 from ilagent.kafka.settings import producer_config

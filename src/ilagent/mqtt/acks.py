@@ -38,7 +38,7 @@ from itertools import chain
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ilagent.delivery import Job
+    from ilagent.delivery.engine import Job
 
 MAX_PACKET_ID = 65535  # MQTT's packet ids are 16 bits: no more can be in flight at once
 

@@ -1,7 +1,7 @@
 """MQTT to ilert: maps each received message and acknowledges it once it ended.
 
 Without ``--mqtt_buffer`` a QoS 1 message is delivered through the
-:class:`~ilagent.delivery.Deliverer` (on its alert's lane, paced, retried) and acknowledged to
+:class:`~ilagent.delivery.engine.Deliverer` (on its alert's lane, paced, retried) and acknowledged to
 the broker only after ilert accepted it, it was filtered, or it was dead-lettered; the
 :class:`~ilagent.mqtt.acks.AckWindow` keeps the acknowledgements in arrival order. A crash
 before that makes the broker send it again.
@@ -26,27 +26,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ilagent.config import MappingRules, MqttSettings, PolicyRules
-from ilagent.delivery import Deliverer, Job, Verdict
-from ilagent.errors import EventError
-from ilagent.events import encode_event
+from ilagent.delivery.engine import Deliverer, Job, Verdict
+from ilagent.delivery.lanes import POLICY_KEY, POLICY_PATH, alert_lane, heartbeat_lane, policy_lane
+from ilagent.delivery.stuck import Head
 from ilagent.ilert import Result
 from ilagent.logs import EACH, Sampled, mask
-from ilagent.mapping import Dropped, Mapped, heartbeat_key, map_message
+from ilagent.mapping.messages import Dropped
+from ilagent.mapping.policy import PolicyUpdate
+from ilagent.mapping.reading import Event, Ping, Reading, Refused, read
+from ilagent.mapping.topics import Classifier, Kind, mqtt_filters
 from ilagent.metrics import Metrics
 from ilagent.mqtt.acks import AckWindow, Unacked
 from ilagent.mqtt.connection import MqttConnection, Received
-from ilagent.mqtt.topics import TopicClassifier
 from ilagent.mqtt.writes import QueueWrites
-from ilagent.policy import PolicyUpdate, map_policy
 from ilagent.records import RecordKind, mqtt_path
-from ilagent.routing import POLICY_KEY, POLICY_PATH, alert_lane, heartbeat_lane, policy_lane
 from ilagent.spool.legacy import Converted
 from ilagent.spool.space import row_bytes
-from ilagent.stuck import Head
 
 if TYPE_CHECKING:
     from ilagent.spool.store import QueueStore
@@ -55,32 +53,6 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "mqtt"
 EXCERPT = 300
-
-
-@dataclass(frozen=True)
-class Ping:
-    """A heartbeat-topic message: ping this key."""
-
-    key: str
-
-
-@dataclass(frozen=True)
-class Event:
-    """An event-topic message: this event, serialised once."""
-
-    mapped: Mapped
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A message that is dead-lettered, and why."""
-
-    reason: str
-    detail: str
-
-
-Reading = Ping | Event | PolicyUpdate | Refused | Dropped  # Dropped: filtered
 
 
 class MqttBridge:
@@ -100,9 +72,9 @@ class MqttBridge:
         self._store = store if settings.buffer else None
         self._notify = notify
         self._window = AckWindow(remember=settings.receive_maximum)
-        self._classify = TopicClassifier(event=settings.event_topics,
-                                         heartbeat=settings.heartbeat_topics,
-                                         policy=settings.policy_topics)
+        self._classify = Classifier([(Kind.HEARTBEAT, mqtt_filters(settings.heartbeat_topics)),
+                                     (Kind.POLICY, mqtt_filters(settings.policy_topics)),
+                                     (Kind.EVENT, mqtt_filters(settings.event_topics))])
         self.connection = MqttConnection(settings=settings, metrics=metrics,
                                          on_message=self._received,
                                          on_connected=self._connected,
@@ -183,30 +155,9 @@ class MqttBridge:
             self._dead_letter(message, unacked, "internal_error", "see the daemon's log")
 
     def _read(self, topic: str, payload: bytes) -> Reading:
-        """What a message asks for, by its topic's kind and today's options (no side effects):
-        a ping, an event, a policy update, a dead letter, or the filtered ``Dropped``."""
-        kind = self._classify(topic)
-        if kind == "heartbeat":
-            key = heartbeat_key(payload)
-            return Ping(key) if key is not None else Refused(
-                "invalid_heartbeat", 'expected {"integrationKey": "<key>"}')
-        outcome: PolicyUpdate | Dropped
-        if kind == "policy":
-            outcome = map_policy(self._policy_rules, self._rules, payload)
-        elif kind == "event":
-            try:
-                mapped = map_message(self._rules, payload, topic=topic, source=SOURCE)
-                if isinstance(mapped, Mapped):
-                    return Event(mapped, encode_event(mapped.event))
-            except EventError as exc:
-                return Refused("unserialisable", str(exc))
-            outcome = mapped
-        else:
-            return Refused("unrouted", f"{topic} matches no topic option")
-        if isinstance(outcome, Dropped):
-            return outcome if outcome.filtered else Refused(outcome.reason.value,
-                                                            outcome.detail)
-        return outcome
+        """What a message asks for, by its topic's kind and today's options (no side effects)."""
+        return read(self._classify(topic), payload, topic=topic, rules=self._rules,
+                    policy_rules=self._policy_rules, source=SOURCE)
 
     def _dispatch(self, message: Received, unacked: Unacked | None) -> None:
         reading = self._read(message.topic, message.payload)
@@ -251,7 +202,7 @@ class MqttBridge:
     def convert_legacy(self, topic: str, payload: bytes) -> Converted:
         """What becomes of an MQTT message ilagent 0.9 left in its ``mqtt_queue``: read as a
         message received now; a heartbeat ping that old is dropped, as 0.9 drops it."""
-        if self._classify(topic) == "heartbeat":
+        if self._classify(topic) is Kind.HEARTBEAT:
             return Converted()
         reading = self._read(topic, payload)
         if isinstance(reading, Event):

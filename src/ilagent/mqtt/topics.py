@@ -1,19 +1,13 @@
-"""MQTT topic filters: validation, matching and which kind of message a topic carries (pure).
+"""MQTT topic filters as the broker takes them: validation, and shared subscriptions (pure).
 
 ilagent 0.9 matches the heartbeat topic exactly and treats every message as an event once the
-event topic has a wildcard. Here every configured topic is a real MQTT filter (``+`` one level,
-``#`` the rest, including the parent level), for all three kinds; a message is a heartbeat if
-a heartbeat filter matches, else a policy update, else an event — ilagent's precedence. Topics
-starting with ``$`` (``$SYS/…``) are matched only by filters that name them, as the MQTT
-standard says.
+event topic has a wildcard. Here every configured topic is a real MQTT filter, for all three
+kinds; matching a received topic against them, and which kind it carries, is the mapping's
+(:func:`ilagent.mapping.topics.mqtt_filters`), shared with Kafka's topic options.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Literal
-
-Kind = Literal["heartbeat", "policy", "event"]
 SHARE_PREFIX = "$share/"
 MAX_TOPIC_BYTES = 65535
 
@@ -35,44 +29,6 @@ def filter_problem(topic: str) -> str | None:
         if "+" in level and level != "+":
             return "'+' must be a whole level"
     return None
-
-
-def matches(topic_filter: str, topic: str) -> bool:
-    """True when the MQTT filter ``topic_filter`` matches the topic name ``topic``."""
-    if topic.startswith("$") and not topic_filter.startswith("$"):
-        return False
-    wanted = topic_filter.split("/")
-    levels = topic.split("/")
-    for index, part in enumerate(wanted):
-        if part == "#":
-            return True  # also the parent level: 'a/#' matches 'a'
-        if index >= len(levels):
-            return False
-        if part != "+" and part != levels[index]:
-            return False
-    return len(levels) == len(wanted)
-
-
-class TopicClassifier:
-    """Which configured kind a received topic belongs to (heartbeat, then policy, then event)."""
-
-    def __init__(self, *, event: Iterable[str] = (), heartbeat: Iterable[str] = (),
-                 policy: Iterable[str] = ()) -> None:
-        self._kinds: list[tuple[Kind, tuple[str, ...]]] = [
-            ("heartbeat", tuple(heartbeat)), ("policy", tuple(policy)), ("event", tuple(event))]
-        self._cache: dict[str, Kind | None] = {}
-
-    def __call__(self, topic: str) -> Kind | None:
-        """The kind of a received topic, or None when no configured filter matches it."""
-        try:
-            return self._cache[topic]
-        except KeyError:
-            pass
-        kind = next((k for k, filters in self._kinds
-                     if any(matches(f, topic) for f in filters)), None)
-        if len(self._cache) < 10_000:  # topics with ids in them must not grow this forever
-            self._cache[topic] = kind
-        return kind
 
 
 def subscription(topic_filter: str, shared_group: str | None) -> str:

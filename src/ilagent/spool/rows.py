@@ -23,9 +23,9 @@ import json
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from ilagent.policy import PolicyUpdate
+from ilagent.delivery.lanes import POLICY_KEY, event_lane, heartbeat_lane, policy_lane
+from ilagent.mapping.policy import PolicyUpdate
 from ilagent.records import POLICY_PATH, RecordKind, mqtt_topic
-from ilagent.routing import POLICY_KEY, event_lane, heartbeat_lane, policy_lane
 from ilagent.spool.db import QueuedEvent
 from ilagent.spool.legacy import Convert
 

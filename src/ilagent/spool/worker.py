@@ -26,7 +26,7 @@ from collections.abc import Hashable
 from dataclasses import replace
 from typing import Any
 
-from ilagent.delivery import Deliverer, Job, Verdict
+from ilagent.delivery.engine import Deliverer, Job, Verdict
 from ilagent.ilert import Result
 from ilagent.logs import EACH
 from ilagent.metrics import Metrics

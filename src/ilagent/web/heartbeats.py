@@ -23,14 +23,14 @@ import time
 
 from aiohttp import web
 
-from ilagent.delivery import Deliverer, Job, Verdict
-from ilagent.gate import Gate
+from ilagent.delivery.engine import Deliverer, Job, Verdict
+from ilagent.delivery.gate import Gate
+from ilagent.delivery.lanes import heartbeat_lane
+from ilagent.delivery.pacing import Pacer
+from ilagent.delivery.sender import Sender
 from ilagent.ilert import Outcome, Result
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
-from ilagent.pacing import Pacer
-from ilagent.routing import heartbeat_lane
-from ilagent.sender import Sender
 
 logger = logging.getLogger(__name__)
 

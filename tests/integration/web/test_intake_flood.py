@@ -17,7 +17,7 @@ from helpers import Sandbox, unique, wait_until
 from ilagent.spool.space import row_bytes
 
 RATE = 600  # --rate_limit_total, a minute
-BURST = RATE // 50  # what the total bucket holds at start (ilagent.pacing)
+BURST = RATE // 50  # what the total bucket holds at start (ilagent.delivery.pacing)
 CAPPED_EVENTS = 300  # --spool_max_bytes is about this many events
 FLOOD_SECONDS = 10.0
 CLIENTS = 16

@@ -11,7 +11,7 @@ import pytest
 
 from guide import guide_rules
 from ilagent.commands.map import EXIT_DROPPED, EXIT_OK, run_map
-from ilagent.mapping import MappingRules
+from ilagent.mapping.messages import MappingRules
 
 API_URL = "https://api.ilert.com/api"
 KEY = "il1api123"

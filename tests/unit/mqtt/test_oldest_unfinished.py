@@ -10,12 +10,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from ilagent.config import MappingRules, MqttSettings, RetryPolicy
-from ilagent.delivery import Deliverer
+from ilagent.delivery.engine import Deliverer
+from ilagent.delivery.pacing import Pacer
 from ilagent.ilert import IlertClient
 from ilagent.metrics import Metrics
 from ilagent.mqtt.bridge import MqttBridge
 from ilagent.mqtt.connection import Received
-from ilagent.pacing import Pacer
 
 KEY = "il1api-oldest-unfinished"
 

@@ -15,11 +15,11 @@ from helpers import eventually
 from ilagent.cli import build_parser
 from ilagent.commands.daemon import daemon_config
 from ilagent.config import RetryPolicy
-from ilagent.delivery import Deliverer
+from ilagent.delivery.engine import Deliverer
+from ilagent.delivery.pacing import Pacer
 from ilagent.ilert import IlertClient
 from ilagent.metrics import Metrics
 from ilagent.mqtt.bridge import MqttBridge
-from ilagent.pacing import Pacer
 from ilagent.records import RecordKind
 from ilagent.spool.db import DeadLetter, QueueDB
 from ilagent.spool.legacy import Convert

@@ -14,10 +14,10 @@ from aiohttp.test_utils import TestClient
 
 from helpers import eventually
 from ilagent.config import RetryPolicy
-from ilagent.delivery import Deliverer
+from ilagent.delivery.engine import Deliverer
+from ilagent.delivery.pacing import Pacer
 from ilagent.ilert import IlertClient
 from ilagent.metrics import Metrics
-from ilagent.pacing import Pacer
 from ilagent.spool.db import QueueDB
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker

@@ -13,10 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from ilagent.config import RetryPolicy
-from ilagent.delivery import Deliverer, Job
+from ilagent.delivery.engine import Deliverer, Job
+from ilagent.delivery.pacing import Pacer
 from ilagent.ilert import IlertClient, Outcome, Result
 from ilagent.metrics import Metrics
-from ilagent.pacing import Pacer
 from ilagent.spool.db import QueueDB
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker

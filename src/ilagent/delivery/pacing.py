@@ -6,7 +6,7 @@ window, which is up to twice the limit. So a bucket here holds a fiftieth of the
 least one token) and refills the rest over the minute: no 60-second window ever sees more than
 ``per_minute`` sends, and a burst is spread out evenly (50/min: one send every 1.2 s) instead of
 drawing 429s. The sustained rate is ``per_minute - capacity`` (49 of 50, 686 of 700). A 429
-block is :mod:`ilagent.gate`'s, not a bucket's. Heartbeat keys have buckets of their own (ilert
+block is :mod:`ilagent.delivery.gate`'s, not a bucket's. Heartbeat keys have buckets of their own (ilert
 allows 5 pings per minute per heartbeat).
 """
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ilagent.config import DEFAULT_STUCK_AFTER
-from ilagent.delivery import Job
+from ilagent.delivery.engine import Job
 from ilagent.metrics import Metrics
 
 logger = logging.getLogger(__name__)

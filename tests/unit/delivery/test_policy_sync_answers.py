@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from ilagent.delivery.policy_sync import PolicySync
 from ilagent.ilert import IlertClient, Outcome
+from ilagent.mapping.policy import PolicyUpdate
 from ilagent.metrics import Metrics
-from ilagent.policy import PolicyUpdate
-from ilagent.policy_sync import PolicySync
 
 API_KEY = "unit-policy-key-0001"
 SEED = {

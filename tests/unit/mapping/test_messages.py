@@ -1,4 +1,4 @@
-"""Table tests of ``ilagent.mapping``: each rule of ilagent 0.9's consumer mapping (ref. §7)."""
+"""Table tests of ``ilagent.mapping.messages``: each rule of ilagent 0.9's consumer mapping (ref. §7)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from guide import guide_rules
-from ilagent.mapping import (
+from ilagent.mapping.messages import (
     Dropped,
     DropReason,
     Mapped,

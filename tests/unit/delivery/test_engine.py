@@ -14,10 +14,10 @@ import orjson
 from aiohttp.test_utils import TestClient
 
 from ilagent.config import RetryPolicy
-from ilagent.delivery import Deliverer, Job, Verdict
+from ilagent.delivery.engine import Deliverer, Job, Verdict
+from ilagent.delivery.pacing import Pacer
 from ilagent.ilert import IlertClient, Result
 from ilagent.metrics import Metrics
-from ilagent.pacing import Pacer
 
 FAST = RetryPolicy(initial_delay=0.05, max_delay=0.2, rate_limit_delay=0.3)
 

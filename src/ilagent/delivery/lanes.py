@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from ilagent.mapping import Mapped
-from ilagent.policy import PolicyUpdate
+from ilagent.mapping.messages import Mapped
+from ilagent.mapping.policy import PolicyUpdate
 from ilagent.records import POLICY_PATH as POLICY_PATH  # the path of a queued policy update
 
 POLICY_KEY = "policy"  # the integration-key slot of a policy job: pacing, gate, spool caps

@@ -17,7 +17,7 @@ ilert is up, so it never opens the circuit that would hold back events.
 Lookups are cached for :data:`~ilagent.config.POLICY_CACHE_TTL` seconds (60), so a burst of
 shift changes costs one request each, not three; a 404 on the update drops the policy from the
 cache. Two updates of one level never run at the same time, whatever routing keys led there;
-their order is the lane's (:func:`ilagent.routing.policy_lane`: one lane per level number).
+their order is the lane's (:func:`ilagent.delivery.lanes.policy_lane`: one lane per level number).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 
 from ilagent.config import POLICY_CACHE_TTL
 from ilagent.ilert import NOT_FOUND, IlertClient, Outcome, Result
+from ilagent.mapping.policy import PolicyUpdate
 from ilagent.metrics import Metrics
-from ilagent.policy import PolicyUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ KEY_REFUSED = "api_key_refused"  # a held update: retried, never dead-lettered
 
 
 class PolicySync:
-    """Applies :class:`~ilagent.policy.PolicyUpdate` s through an :class:`IlertClient`."""
+    """Applies :class:`~ilagent.mapping.policy.PolicyUpdate` s through an :class:`IlertClient`."""
 
     def __init__(self, *, client: IlertClient, metrics: Metrics, ttl: float = POLICY_CACHE_TTL,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from ilagent.config import MappingRules, PolicyRules
-from ilagent.mapping import Dropped
-from ilagent.policy import PolicyUpdate, map_policy
+from ilagent.mapping.messages import Dropped
+from ilagent.mapping.policy import PolicyUpdate, map_policy
 
 RULES = PolicyRules(routing_keys=("location", "slot"))
 NO_FILTER = MappingRules()

@@ -18,26 +18,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
 
-from ilagent.gate import Admission, Gate
+from ilagent.delivery.gate import Admission, Gate
+from ilagent.delivery.job import EXPIRED, Job
+from ilagent.delivery.pacing import Pacer
+from ilagent.delivery.policy_sync import KEY_REFUSED, PolicySync
 from ilagent.ilert import IlertClient, Outcome, Result
 from ilagent.metrics import Metrics
-from ilagent.pacing import Pacer
-from ilagent.policy_sync import KEY_REFUSED, PolicySync
-
-if TYPE_CHECKING:
-    from ilagent.delivery import Job
-
 
 # a queued policy update (buffered MQTT) met by a daemon started without ILERT_API_KEY
 NO_POLICY_SYNC = Result(Outcome.REJECTED, None, "policy sync is not configured: the daemon has "
                         "no ILERT_API_KEY (retry it with `ilagent queue retry` once it has)",
                         reason="no_api_key")
-
-
-# an event that grew older than its ``expires_at`` (``--max_event_age``) while it waited to go
-EXPIRED = Result(Outcome.REJECTED, None, "", reason="stale")
 
 
 class Sender:

@@ -23,7 +23,14 @@ from typing import Any
 import orjson
 
 from ilagent.config import MappingRules, PolicyRules
-from ilagent.mapping import MISSING, Dropped, DropReason, filter_reason, lookup, parse_object
+from ilagent.mapping.messages import (
+    MISSING,
+    Dropped,
+    DropReason,
+    filter_reason,
+    lookup,
+    parse_object,
+)
 
 _INTEGER = re.compile(r"[+-]?\d{1,18}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ilagent.gate import CIRCUIT_OPEN, RATE_LIMITED, SINGLE_FLIGHT, Admission, Gate
+from ilagent.delivery.gate import CIRCUIT_OPEN, RATE_LIMITED, SINGLE_FLIGHT, Admission, Gate
 from ilagent.ilert import Outcome
 
 

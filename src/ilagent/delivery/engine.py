@@ -6,8 +6,8 @@ order they were submitted (Kafka: offset order), lanes run concurrently up to
 backoff there, so it holds back only its own lane; other lanes go on. Jobs without a lane run
 on their own. A lane disappears when it runs empty, so memory follows the live key set.
 
-Before each request the :class:`~ilagent.gate.Gate` decides whether it may go (429 blocks,
-single flight, the circuit) and the :class:`~ilagent.pacing.Pacer` takes its tokens; see
+Before each request the :class:`~ilagent.delivery.gate.Gate` decides whether it may go (429 blocks,
+single flight, the circuit) and the :class:`~ilagent.delivery.pacing.Pacer` takes its tokens; see
 :class:`Sender`. While the circuit is open, failed jobs skip their own backoff and wait for it.
 
 The engine never finishes a job silently: it calls its owner back with ``DELIVERED`` or
@@ -24,92 +24,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from ilagent import backoff
 from ilagent.config import RetryPolicy
-from ilagent.gate import Gate
+from ilagent.delivery import backoff
+from ilagent.delivery.gate import Gate
+from ilagent.delivery.job import EXPIRED, STALE, Job, JobOwner, Verdict
+from ilagent.delivery.pacing import Pacer
+from ilagent.delivery.policy_sync import KEY_REFUSED, PolicySync
+from ilagent.delivery.sender import Sender
 from ilagent.ilert import IlertClient, Outcome, Result
-from ilagent.logs import EACH, mask_key
+from ilagent.logs import EACH
 from ilagent.metrics import Metrics
-from ilagent.pacing import Pacer
-from ilagent.policy import PolicyUpdate
-from ilagent.policy_sync import KEY_REFUSED, PolicySync
-from ilagent.sender import EXPIRED, Sender
+
+__all__ = ["EXPIRED", "STALE", "Deliverer", "Job", "JobOwner", "Verdict"]
 
 logger = logging.getLogger(__name__)
 LINES_PER_SECOND = 10  # delivery lines at -vv; above that, a count per second
-STALE = EXPIRED.reason  # the dead-letter reason of an event older than --max_event_age
-
-
-class Verdict(enum.Enum):
-    """How a job ended."""
-
-    DELIVERED = "delivered"
-    DEAD_LETTER = "dead_letter"
-    SUPERSEDED = "superseded"  # a newer heartbeat ping of the same key made it needless
-
-
-class JobOwner(Protocol):
-    """Who submitted a job and must hear how it ended (the Kafka bridge, the spool worker)."""
-
-    def cancelled(self, job: Job) -> bool:
-        """True when the job must not be sent any more (its partition was revoked)."""
-
-    async def finished(self, job: Job, verdict: Verdict, result: Result | None,
-                       reason: str) -> None:
-        """The job ended; for a dead letter this must store it before returning."""
-
-    def abandoned(self, job: Job) -> None:
-        """The job was withdrawn unfinished; it will be delivered again from its source."""
-
-    def attempted(self, job: Job, result: Result, delay: float) -> None:
-        """An attempt failed and will be retried after ``delay`` s (a chance to persist it)."""
-
-
-@dataclass(eq=False)
-class Job:
-    """One event (its body serialised once, where it entered) or heartbeat ping to deliver."""
-
-    owner: JobOwner
-    source: str
-    lane: Hashable | None
-    integration_key: str
-    path: str = ""
-    body: bytes | None = None  # None: a heartbeat ping of ``integration_key``
-    origin: str = ""  # where it came from, for logs: topic[partition]@offset or queue id
-    received: float = field(default_factory=time.monotonic)
-    attempts: int = 0  # attempts that counted: every answer but a 429
-    context: Any = None  # the owner's own bookkeeping (partition state, offset, queue row)
-    max_retries: int | None = None  # None: the engine's policy decides; 0 = unlimited
-    policy: PolicyUpdate | None = None  # an escalation-policy level update instead of an event
-    # wall-clock time after which the event is not sent any more but dead-lettered as stale
-    expires_at: float | None = None
-    last_result: Result | None = None  # the answer to its last attempt, for stuck reports
-
-    @property
-    def heartbeat(self) -> bool:
-        """True for a heartbeat ping."""
-        return self.body is None and self.policy is None
-
-    @property
-    def kind(self) -> str:
-        """"key" for an event, "heartbeat" or "policy": which pacing bucket and gate key."""
-        return "policy" if self.policy is not None else "heartbeat" if self.body is None \
-            else "key"
-
-    @property
-    def shown_key(self) -> str:
-        """The key as logs show it (masked; policy updates say which policy)."""
-        if self.policy is not None:
-            return f"policy {self.policy.routing_key!r} level {self.policy.level}"
-        return mask_key(self.integration_key)
 
 
 class Deliverer:

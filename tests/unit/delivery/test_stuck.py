@@ -7,10 +7,10 @@ import logging
 import pytest
 from prometheus_client import generate_latest
 
-from ilagent.delivery import Job
+from ilagent.delivery.engine import Job
+from ilagent.delivery.stuck import Head, StuckWatch, describe
 from ilagent.ilert import Outcome, Result
 from ilagent.metrics import Metrics
-from ilagent.stuck import Head, StuckWatch, describe
 
 
 class Owner:
@@ -43,7 +43,7 @@ def test_a_head_past_the_threshold_is_reported_once_then_again_when_its_wait_dou
     metrics = Metrics()
     watch = StuckWatch(metrics=metrics, sources=[lambda: heads], stuck_after=300,
                        clock=lambda: now[0])
-    caplog.set_level(logging.WARNING, logger="ilagent.stuck")
+    caplog.set_level(logging.WARNING, logger="ilagent.delivery.stuck")
     assert watch.check()[0]["where"] == "t[0]@5"
     assert len(caplog.records) == 1
     assert "alert key 'door-3'" in caplog.text and "last answer: 429" in caplog.text
@@ -64,7 +64,7 @@ def test_a_head_under_the_threshold_is_gauged_not_reported(
     """A message waiting less than stuck_after shows in the gauge only."""
     watch = StuckWatch(metrics=Metrics(), sources=[lambda: [Head("mqtt", since=10.0)]],
                        stuck_after=300, clock=lambda: 100.0)
-    caplog.set_level(logging.WARNING, logger="ilagent.stuck")
+    caplog.set_level(logging.WARNING, logger="ilagent.delivery.stuck")
     assert watch.check() == []
     assert caplog.records == []
 
@@ -86,6 +86,6 @@ def test_many_stuck_heads_make_one_line(caplog: pytest.LogCaptureFixture) -> Non
     heads = [Head("kafka", "t", str(p), f"t[{p}]@0", since=0.0) for p in range(50)]
     watch = StuckWatch(metrics=Metrics(), sources=[lambda: heads], stuck_after=1,
                        clock=lambda: 10.0)
-    caplog.set_level(logging.WARNING, logger="ilagent.stuck")
+    caplog.set_level(logging.WARNING, logger="ilagent.delivery.stuck")
     watch.check()
     assert len(caplog.records) == 1 and "and 47 more" in caplog.text

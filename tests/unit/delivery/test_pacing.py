@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ilagent.pacing import Pacer, TokenBucket
+from ilagent.delivery.pacing import Pacer, TokenBucket
 
 
 class Clock:

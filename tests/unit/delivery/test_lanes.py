@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ilagent.mapping import Mapped
-from ilagent.policy import PolicyUpdate
-from ilagent.routing import event_lane, heartbeat_lane, message_lane, policy_lane
+from ilagent.delivery.lanes import event_lane, heartbeat_lane, message_lane, policy_lane
+from ilagent.mapping.messages import Mapped
+from ilagent.mapping.policy import PolicyUpdate
 
 
 def mapped(key: str, alert_key: str | None) -> Mapped:

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ilagent.backoff import MAX_RETRY_AFTER, delay, parse_retry_after, rate_limited_delay
-from ilagent.config import RetryPolicy
+from ilagent.config import MAX_RETRY_AFTER, RetryPolicy
+from ilagent.delivery.backoff import delay, rate_limited_delay
+from ilagent.ilert import parse_retry_after
 
 
 @pytest.mark.parametrize(("attempt", "expected_cap"), [

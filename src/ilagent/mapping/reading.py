@@ -1,0 +1,73 @@
+"""One reading of a received message, whatever the source: what it asks for (pure).
+
+A message of a topic of some :class:`~ilagent.mapping.topics.Kind` becomes a :class:`Ping`
+(heartbeat topics), an :class:`Event` serialised once (event topics), a
+:class:`~ilagent.mapping.policy.PolicyUpdate` (policy topics), a :class:`Refused` dead letter
+with its reason, or the filtered :class:`~ilagent.mapping.messages.Dropped`. The Kafka and MQTT
+sources both read through :func:`read`; each keeps only what is its own (offsets and commits;
+packet ids and acknowledgements). An unexpected error is left to the caller, which dead-letters
+that one message as ``internal_error``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ilagent.config import MappingRules, PolicyRules
+from ilagent.errors import EventError
+from ilagent.events import encode_event
+from ilagent.mapping.messages import Dropped, Mapped, heartbeat_key, map_message
+from ilagent.mapping.policy import PolicyUpdate, map_policy
+from ilagent.mapping.topics import Kind
+
+
+@dataclass(frozen=True)
+class Ping:
+    """A heartbeat-topic message: ping this key."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event-topic message: this event, serialised once."""
+
+    mapped: Mapped
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A message that is dead-lettered, and why."""
+
+    reason: str
+    detail: str
+
+
+Reading = Ping | Event | PolicyUpdate | Refused | Dropped  # a Dropped one is filtered
+
+
+def read(kind: Kind | None, payload: bytes | None, *, topic: str, rules: MappingRules,
+         policy_rules: PolicyRules, source: str, message_key: bytes | None = None) -> Reading:
+    """What a message of ``kind`` asks for, with today's options (no side effects)."""
+    if kind is Kind.HEARTBEAT:
+        key = heartbeat_key(payload)
+        return Ping(key) if key is not None else Refused(
+            "invalid_heartbeat", 'expected {"integrationKey": "<key>"}')
+    outcome: PolicyUpdate | Dropped
+    if kind is Kind.POLICY:
+        outcome = map_policy(policy_rules, rules, payload)
+    elif kind is Kind.EVENT:
+        mapped = map_message(rules, payload, topic=topic, message_key=message_key,
+                             source=source)
+        if isinstance(mapped, Mapped):
+            try:
+                return Event(mapped, encode_event(mapped.event))
+            except EventError as exc:
+                return Refused("unserialisable", str(exc))
+        outcome = mapped
+    else:
+        return Refused("unrouted", f"{topic} matches no topic option")
+    if isinstance(outcome, Dropped) and not outcome.filtered:
+        return Refused(outcome.reason.value, outcome.detail)
+    return outcome
