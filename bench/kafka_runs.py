@@ -51,7 +51,7 @@ B3_SECONDS = 22
 B3_WARMUP_SECONDS = 2.0
 STALL_TIMEOUT = 30.0  # a run fails when the sandbox sees no progress for this long
 CONSUMED = 'ilagent_messages_consumed_total{source="kafka"}'
-FILTERED = 'ilagent_messages_filtered_total{source="kafka"}'
+FILTERED = 'ilagent_messages_filtered_total{route="default",source="kafka"}'
 
 
 def consuming(topic: str, max_in_flight: int) -> tuple[str, ...]:

@@ -9,8 +9,10 @@ settings lives with its part: :mod:`ilagent.delivery.backoff` for :class:`RetryP
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
+from typing import Any
 
 from ilagent.errors import ConfigError
 from ilagent.secret_options import (
@@ -34,6 +36,7 @@ __all__ = [
     "is_secret_property",
 ]
 
+ROUTE_TABLE = "route"  # the [[route]] tables of the config file (ilagent.mapping.routes)
 DEFAULT_API_URL = "https://api.ilert.com/api"
 DEFAULT_BEAT_URL = "https://beat.ilert.com/api"
 DEFAULT_TIMEOUT = 10.0  # ilagent 0.9: 25 s; a revoke waits this long for in-flight requests
@@ -258,6 +261,8 @@ class DaemonConfig:
     db_file: str = DEFAULT_DB_FILE
     # bytes the spool's rows may hold; None: 1 GiB or half the free space at start if less
     spool_max_bytes: int | None = None
+    # the TOML file whose [[route]]s map the events (read again on SIGHUP); None: the flags map
+    config_file: str | None = None
 
     def validate(self) -> None:
         """Refuse combinations that cannot work, with a message naming the flag."""
@@ -296,3 +301,16 @@ class DaemonConfig:
                           (self.ilert.beat_url, "--ilert_beat_url")):
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"{flag} must be an http:// or https:// URL, got {url!r}")
+
+
+def load_toml(path: str) -> dict[str, Any]:
+    """The settings of a TOML file; ``ConfigError`` when it cannot be read or parsed."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"the config file {path} is not valid TOML: not UTF-8 text") from None

@@ -34,16 +34,20 @@ from ilagent.errors import EXIT_USAGE, ConfigError, ResourceError
 from ilagent.ilert import IlertClient
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
+from ilagent.reload import reload_routes
 from ilagent.secret_options import register_secrets, secrets_of
 from ilagent.spool.lock import SpoolLock
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
+from ilagent.summary import log_summary
+from ilagent.web.access import Access
 from ilagent.web.heartbeats import HeartbeatProxy
 from ilagent.web.intake import Intake
-from ilagent.web.server import AccessLogger, Probes, build_app
+from ilagent.web.server import ACCESS, AccessLogger, Probes, build_app
 
 if TYPE_CHECKING:
     from ilagent.kafka.bridge import KafkaBridge
+    from ilagent.mapping.routes import Route
     from ilagent.mqtt.bridge import MqttBridge
 
 logger = logging.getLogger(__name__)
@@ -52,8 +56,9 @@ logger = logging.getLogger(__name__)
 class Daemon:
     """The running daemon; :meth:`run` returns its exit code."""
 
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, routes: tuple[Route, ...] = ()) -> None:
         self.config = config
+        self.routes = routes
         # every secret field of the configuration, whatever its shape; a short one is warned of
         register_secrets(secrets_of(config))
         self.metrics = Metrics()
@@ -84,7 +89,8 @@ class Daemon:
             self.bridge = KafkaBridge(settings=config.kafka, rules=config.rules,
                                       policy_rules=config.policy,
                                       deliverer=self.deliverer, metrics=self.metrics,
-                                      policy=config.retry, max_event_age=config.max_event_age)
+                                      policy=config.retry, max_event_age=config.max_event_age,
+                                      routes=routes)
         self.store: QueueStore | None = None
         self.worker: SpoolWorker | None = None
         self.lock: SpoolLock | None = None
@@ -105,7 +111,7 @@ class Daemon:
                                    deliverer=self.deliverer, metrics=self.metrics,
                                    store=self.store,
                                    notify=self.worker.notify if self.worker else None,
-                                   max_event_age=config.max_event_age)
+                                   max_event_age=config.max_event_age, routes=routes)
         heads: list[Callable[[], Iterable[Head]]] = []
         if self.bridge is not None:
             heads.append(self.bridge.heads)
@@ -117,6 +123,7 @@ class Daemon:
         self._exit_code = 0
         self._signals = 0
         self._fatal = ""  # a misconfiguration found at start; the daemon exits 2 with it
+        self._access: Access | None = None  # the HTTP server's guard (its token file)
 
     def request_stop(self, exit_code: int = 0) -> None:
         """Begin the shutdown sequence."""
@@ -128,6 +135,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload()))
         logger.debug("configuration: %r", self.config)
         runner: web.AppRunner | None = None
         tasks: list[asyncio.Task[Any]] = []
@@ -158,46 +166,13 @@ class Daemon:
         tasks.append(loop.create_task(self._watch_stuck()))
         if self.config.heartbeat_key:
             tasks.append(loop.create_task(self._heartbeat_loop(self.config.heartbeat_key)))
-        self._summary()
+        log_summary(self.config, self.routes)
         logger.info("ilagent daemon running (ilert at %s)", self.config.ilert.api_url)
         await self._stop.wait()
         await self._shutdown(runner, tasks, quiet=bool(self._fatal))
         if self._fatal:  # one line from the command line, exit 2
             raise ConfigError(self._fatal)
         return self._exit_code
-
-    def _summary(self) -> None:
-        """What runs, one INFO line each (``-vv``)."""
-        config = self.config
-        if config.kafka is not None:
-            topics = ", ".join([*config.kafka.event_topics, *config.kafka.heartbeat_topics,
-                                *config.kafka.policy_topics])
-            logger.info("Kafka: %s as group %s from %s", topics, config.kafka.group_id,
-                        config.kafka.brokers)
-        if config.mqtt is not None:
-            mqtt = config.mqtt
-            logger.info("MQTT %s: %s from %s:%d as %s (QoS %d, %s)", mqtt.version,
-                        ", ".join(mqtt.topics), mqtt.host, mqtt.port, mqtt.client_id,
-                        min(mqtt.qos, 1), f"queued in {config.db_file}" if mqtt.buffer
-                        else "acknowledged after delivery")
-        policy_topics = [*(config.kafka.policy_topics if config.kafka else ()),
-                         *(config.mqtt.policy_topics if config.mqtt else ())]
-        if policy_topics:
-            logger.info("escalation-policy sync: %s, routing key from %s, e-mail at %s, shift "
-                        "at %s%+d", ", ".join(dict.fromkeys(policy_topics)),
-                        ",".join(config.policy.routing_keys), config.policy.map_key_email,
-                        config.policy.map_key_shift, config.policy.shift_offset)
-        if config.http is not None and config.http.intake:
-            logger.info("HTTP intake on %s:%d, spool file %s", config.http.host,
-                        config.http.port, config.db_file)
-        elif config.http is not None:
-            logger.info("HTTP probes and metrics on %s:%d (intake off, no spool file)",
-                        config.http.host, config.http.port)
-        if config.heartbeat_key:
-            logger.info("own heartbeat %s every %.0f s", mask_key(config.heartbeat_key),
-                        config.heartbeat_interval)
-        logger.info("ilert: events to %s, heartbeats to %s", config.ilert.api_url,
-                    config.ilert.beat_url)
 
     def _circuit_moved(self, is_open: bool) -> None:
         self.metrics.circuit_open.set(1 if is_open else 0)
@@ -216,6 +191,19 @@ class Daemon:
             os._exit(1)
         logger.warning("%s received: shutting down", sig.name)
         self.request_stop()
+
+    async def _reload(self) -> None:
+        """SIGHUP: the routes of the config file and the token file, read again
+        (:mod:`ilagent.reload`)."""
+        logger.warning("SIGHUP received: reading the routes and the token file again")
+        if self.config.config_file is not None:
+            kafka, mqtt = self.config.kafka, self.config.mqtt
+            reload_routes(self.config.config_file,
+                          [source for source in (self.bridge, self.mqtt) if source is not None],
+                          kafka_topics=kafka.event_topics if kafka else (),
+                          mqtt_topics=mqtt.event_topics if mqtt else ())
+        if self._access is not None:
+            await self._access.reload_now()
 
     async def _open_queue(self) -> None:
         if self.store is None:
@@ -245,6 +233,7 @@ class Daemon:
         if http is None:
             return None
         app = build_app(metrics=self.metrics, probes=self.probes, settings=http)
+        self._access = app[ACCESS]
         if http.intake and self.store is not None and self.worker is not None:
             Intake(store=self.store, worker=self.worker, metrics=self.metrics,
                    max_body=http.max_body).add_routes(app)
@@ -388,10 +377,10 @@ class Daemon:
                 return
 
 
-def run(config: DaemonConfig) -> int:
+def run(config: DaemonConfig, routes: tuple[Route, ...] = ()) -> int:
     """Run the daemon until it is stopped; return its exit code (on uvloop where installed)."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(Daemon(config).run())
-    return uvloop.run(Daemon(config).run())
+        return asyncio.run(Daemon(config, routes).run())
+    return uvloop.run(Daemon(config, routes).run())

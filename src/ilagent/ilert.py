@@ -49,6 +49,7 @@ BODY_EXCERPT = 300
 NOT_FOUND = "not_found"  # a policy call's 404 with ilert's error body: the user, policy or level
 HEARTBEAT_NOT_FOUND = "heartbeat_not_found"  # ilert knows no heartbeat with the pinged key
 _JSON = {"Content-Type": "application/json"}
+ROUTE_HEADER = "X-Ilagent-Route"  # which [[route]] made an event (for the sandbox)
 
 
 class Outcome(enum.Enum):
@@ -142,9 +143,12 @@ class IlertClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def post_event(self, path: str, body: bytes) -> Result:
-        """POST a serialised event to ``{api_url}{path}`` (``/events``, ``/v1/events/kafka/<key>``)."""
-        return await self._request("POST", self.api_url + path, body=body)
+    async def post_event(self, path: str, body: bytes, *, route: str | None = None) -> Result:
+        """POST a serialised event to ``{api_url}{path}`` (``/events``, ``/v1/events/kafka/<key>``);
+        ``route`` names the ``[[route]]`` that made it in an ``X-Ilagent-Route`` header (ilert
+        ignores it, the sandbox shows it; never in the body)."""
+        return (await self._exchange("POST", self.api_url + path, body=body,
+                                     extra={ROUTE_HEADER: route} if route else None))[0]
 
     async def ping_heartbeat(self, key: str) -> Result:
         """Ping a heartbeat: legacy ``il1hbt…`` keys on the API host, others on the beat host.
@@ -179,14 +183,9 @@ class IlertClient:
             "PUT", f"{self.api_url}/escalation-policies/{policy_id}/levels/{level}",
             body=json.dumps(rule).encode(), auth=True, not_found=NOT_FOUND)
 
-    async def _request(
-        self, method: str, url: str, *, body: bytes | None = None
-    ) -> Result:
-        return (await self._exchange(method, url, body=body))[0]
-
     async def _exchange(
         self, method: str, url: str, *, body: bytes | None = None, auth: bool = False,
-        not_found: str = "", beat: str | None = None,
+        not_found: str = "", beat: str | None = None, extra: dict[str, str] | None = None,
     ) -> tuple[Result, object]:
         """One request: its result, and on success with ``auth`` the parsed JSON answer.
 
@@ -194,7 +193,8 @@ class IlertClient:
         a heartbeat ping, whose bare 404 is ilert's once that base has answered 2xx."""
         if self._session is None:
             raise RuntimeError("IlertClient used before start()")
-        headers = {**(_JSON if body is not None else {}), **(self._auth if auth else {})}
+        headers = {**(_JSON if body is not None else {}), **(self._auth if auth else {}),
+                   **(extra or {})}
         answer: object = None
         try:
             async with self._session.request(

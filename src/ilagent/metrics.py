@@ -25,11 +25,24 @@ class Metrics:
         self.registry = r = CollectorRegistry(auto_describe=True)
         self.consumed = Counter("ilagent_messages_consumed", "Messages read from a source.",
                                 ["source"], registry=r)
+        # route: the [[route]] whose mapping it went through ("default": the mapping flags';
+        # "": none, as for heartbeats, policy updates and the HTTP intake)
         self.filtered = Counter("ilagent_messages_filtered",
-                                "Messages dropped on purpose by the filter flags.",
-                                ["source"], registry=r)
+                                "Messages dropped on purpose: by the filter flags, or by a "
+                                "route's match (once for each route of its topic).",
+                                ["source", "route"], registry=r)
         self.delivered = Counter("ilagent_events_delivered", "Events ilert accepted.",
-                                 ["source"], registry=r)
+                                 ["source", "route"], registry=r)
+        self.route_matched = Counter("ilagent_route_matched",
+                                     "Messages a route took (each yields one event).",
+                                     ["source", "route"], registry=r)
+        self.mapping_missing = Counter("ilagent_mapping_missing",
+                                       "Events whose mapped field the message did not have "
+                                       "(mapping drift: alertKey above all).",
+                                       ["route", "field"], registry=r)
+        self.template_errors = Counter("ilagent_template_errors",
+                                       "Template renders that failed; the event went with a "
+                                       "fallback text.", ["route", "field"], registry=r)
         self.heartbeats = Counter("ilagent_heartbeats_sent", "Heartbeat pings ilert accepted.",
                                   ["source"], registry=r)
         self.retried = Counter("ilagent_delivery_retries",
@@ -37,7 +50,7 @@ class Metrics:
                                registry=r)
         self.dead_lettered = Counter("ilagent_messages_dead_lettered",
                                      "Messages judged undeliverable for good.",
-                                     ["source", "reason"], registry=r)
+                                     ["source", "reason", "route"], registry=r)
         self.responses = Counter("ilagent_ilert_responses",
                                  "Answers from ilert by HTTP status (network_error without one).",
                                  ["status"], registry=r)

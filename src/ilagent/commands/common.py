@@ -12,9 +12,10 @@ import ipaddress
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
+from ilagent.commands.sources import Sources
 from ilagent.config import (
     DEFAULT_API_URL,
     DEFAULT_BEAT_URL,
@@ -26,7 +27,11 @@ from ilagent.config import (
     PolicyRules,
 )
 from ilagent.errors import EXIT_USAGE, ConfigError
+from ilagent.logs import register_secret
 from ilagent.secret_options import SECRET_OPTIONS
+
+if TYPE_CHECKING:
+    from ilagent.mapping.routes import Route
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -303,6 +308,30 @@ def mapping_rules(args: argparse.Namespace) -> MappingRules:
         map_val_etype_accept=args.map_val_etype_accept,
         map_val_etype_resolve=args.map_val_etype_resolve, filter_key=args.filter_key,
         filter_val=args.filter_val, forward_message_payload=args.forward_message_payload)
+
+
+# the mapping flags a [[route]] replaces: given together, which one maps would be a guess
+ROUTE_REPLACES = ("map_key_etype", "map_key_alert_key", "map_key_summary",
+                  "map_val_etype_alert", "map_val_etype_accept", "map_val_etype_resolve",
+                  "filter_key", "filter_val", "forward_message_payload")
+
+
+def routes_of(args: argparse.Namespace, sources: Sources) -> tuple[Route, ...]:
+    """The ``[[route]]`` s of the config file, checked (none: the flags are the one route);
+    ``ConfigError`` for a route that does not load or beside a mapping flag."""
+    if sources.route_tables is None:
+        return ()
+    from ilagent.mapping.route_tables import load_routes  # Jinja2 only for a config with routes
+
+    routes = load_routes(sources.route_tables, where=str(sources.config_file))
+    clash = [name for name in ROUTE_REPLACES if sources.of.get(name, "default") != "default"]
+    if clash:
+        raise ConfigError(f"--{clash[0]} ({sources.of[clash[0]]}) and the [[route]] tables of "
+                          f"{sources.config_file} both say how to map: each route maps on its "
+                          "own; move the flag into the routes, or remove the routes")
+    for route in routes:
+        register_secret(route.integration_key, key=True)
+    return routes
 
 
 def topics(given: list[str]) -> tuple[str, ...]:

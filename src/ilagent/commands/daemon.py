@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import TYPE_CHECKING
 
 from ilagent.commands.common import (
     Parser,
@@ -29,6 +30,7 @@ from ilagent.commands.common import (
     port,
     positive_int,
     positive_seconds,
+    routes_of,
     seconds,
     topics,
 )
@@ -56,6 +58,9 @@ from ilagent.config import (
     RetryPolicy,
 )
 from ilagent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ilagent.mapping.routes import Route
 
 
 def add_parser(sub: Subparsers) -> Parser:
@@ -211,9 +216,20 @@ def add_options(daemon: Parser) -> None:
              "'Bearer ' is dropped)")
 
 
-def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> DaemonConfig:
-    """The daemon's configuration from parsed (and resolved) arguments; raises ``ConfigError``."""
+def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
+                  routes: tuple[Route, ...] = ()) -> DaemonConfig:
+    """The daemon's configuration from parsed (and resolved) arguments; raises ``ConfigError``.
+    The ``[[route]]`` s' topics are consumed as event topics too (a route without topics
+    reads every event topic)."""
     sources = sources or Sources()
+    kafka_routes = tuple(t for r in routes for t in r.kafka_topics)
+    mqtt_routes = tuple(t for r in routes for t in r.mqtt_topics)
+    if kafka_routes and not args.kafka_brokers:
+        raise ConfigError(f"a route of {sources.config_file} reads Kafka topics "
+                          f"({kafka_routes[0]}) and there is no --kafka_brokers")
+    if mqtt_routes and not args.mqtt_host:
+        raise ConfigError(f"a route of {sources.config_file} reads MQTT topics "
+                          f"({mqtt_routes[0]}) and there is no --mqtt_host")
     _refuse_likely_mix_ups(args, sources)  # first: a mix-up explains what follows from it
     _refuse_what_cannot_take_effect(args, sources)
     check_url(args.ilert_api_url, "--ilert_api_url")
@@ -224,14 +240,15 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
         check_sasl(properties)
         kafka = KafkaSettings(
             brokers=args.kafka_brokers, group_id=args.kafka_group_id,
-            event_topics=topics(args.event_topic), heartbeat_topics=topics(args.heartbeat_topic),
+            event_topics=tuple(dict.fromkeys((*topics(args.event_topic), *kafka_routes))),
+            heartbeat_topics=topics(args.heartbeat_topic),
             policy_topics=topics(args.policy_topic),
             offset_reset=args.kafka_offset_reset, extra=tuple(properties.items()),
             dlq_topic=args.dlq_topic, max_buffered=args.max_buffered,
             connect_timeout=args.kafka_connect_timeout,
             # a revoked partition is handed over only once its requests finished or timed out
             revoke_timeout=max(args.shutdown_timeout, args.ilert_timeout + 1.0))
-    mqtt = mqtt_settings(args, sources)
+    mqtt = mqtt_settings(args, sources, mqtt_routes)
     http = None
     if args.port is not None:
         http = HttpSettings(port=args.port, host=args.http_host,
@@ -254,7 +271,8 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None) -> D
         max_event_age=args.max_event_age, stuck_after=args.stuck_after,
         http=http, kafka=kafka, mqtt=mqtt, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
         policy=policy_rules(args), api_key=api_key(args),
-        db_file=db_file(args), spool_max_bytes=args.spool_max_bytes)
+        db_file=db_file(args), spool_max_bytes=args.spool_max_bytes,
+        config_file=sources.config_file if routes else None)
     config.validate()
     return config
 
@@ -263,7 +281,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the daemon until it is stopped."""
     from ilagent import daemon
 
-    return daemon.run(daemon_config(args, getattr(args, "sources", None)))
+    sources = getattr(args, "sources", None) or Sources()
+    routes = routes_of(args, sources)
+    return daemon.run(daemon_config(args, sources, routes), routes)
 
 
 

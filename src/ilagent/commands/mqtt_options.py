@@ -70,8 +70,10 @@ def add_mqtt_options(daemon: Parser) -> None:
                            "(default 0: wait for it, e.g. while DNS is not ready in a new pod)")
 
 
-def mqtt_settings(args: argparse.Namespace, sources: Sources) -> MqttSettings | None:
-    """The MQTT settings, or None without --mqtt_host; raises ``ConfigError``."""
+def mqtt_settings(args: argparse.Namespace, sources: Sources,
+                  route_topics: tuple[str, ...] = ()) -> MqttSettings | None:
+    """The MQTT settings, or None without --mqtt_host; raises ``ConfigError``.
+    ``route_topics``: the routes' MQTT filters, subscribed to as event topics too."""
     if not args.mqtt_host:
         return None
     host = args.mqtt_host
@@ -88,13 +90,14 @@ def mqtt_settings(args: argparse.Namespace, sources: Sources) -> MqttSettings | 
     if host.count(":") == 1:
         name, _, number = host.partition(":")
         raise ConfigError(f"--mqtt_host takes a host name: give -m {name} -q {number}")
-    events, beats = topics(args.event_topic), topics(args.heartbeat_topic)
+    events = tuple(dict.fromkeys((*topics(args.event_topic), *route_topics)))
+    beats = topics(args.heartbeat_topic)
     policies = topics(args.policy_topic)
     if not (events or beats or policies):
         raise ConfigError("--mqtt_host needs at least one topic: --event_topic, "
                           "--heartbeat_topic or --policy_topic")
-    for name in (*events, *beats, *policies):
-        check_mqtt_topic(name, also_kafka=bool(args.kafka_brokers))
+    for name in (*events, *beats, *policies):  # -e etc. name Kafka topics too; routes do not
+        check_mqtt_topic(name, also_kafka=bool(args.kafka_brokers) and name not in route_topics)
     if args.mqtt_qos == 0 and not args.mqtt_buffer:
         if sources.of.get("mqtt_qos") == "default":  # the user typed no QoS
             raise ConfigError("MQTT's default QoS 0 needs --mqtt_buffer: a QoS 0 message is "

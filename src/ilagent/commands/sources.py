@@ -32,11 +32,11 @@ import argparse
 import difflib
 import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ilagent.config import ROUTE_TABLE, load_toml
 from ilagent.errors import ConfigError
 
 ENV_PREFIX = "ILAGENT_"
@@ -68,6 +68,8 @@ class Sources:
     warnings: list[str] = field(default_factory=list)
     # the file's kafka_config table: merged under --kafka_config, never replaced by it
     file_kafka_config: list[tuple[str, str]] = field(default_factory=list)
+    # the file's [[route]] tables as TOML read them (checked by ilagent.mapping.routes)
+    route_tables: list[Any] | None = None
 
 
 def is_service_link(variable: str, value: str) -> bool:
@@ -121,19 +123,6 @@ def given(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
     return seen
 
 
-def load_toml(path: str) -> dict[str, Any]:
-    """The settings of a TOML file; ``ConfigError`` when it cannot be read or parsed."""
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"the config file {path} is not valid TOML: not UTF-8 text") from None
-
-
 def resolve(
     args: argparse.Namespace,
     parsers: Sequence[tuple[argparse.ArgumentParser, frozenset[str] | None]],
@@ -156,7 +145,9 @@ def resolve(
     if path:
         document = load_toml(path)
         sources.config_file = path
-        unknown = sorted(set(document) - known)
+        unknown = sorted(set(document) - known - {ROUTE_TABLE})
+        if ROUTE_TABLE in document:
+            sources.route_tables = document[ROUTE_TABLE]
         if unknown:
             raise ConfigError(f"{path}: unknown setting {', '.join(map(repr, unknown))}")
     for parser, only in parsers:

@@ -199,7 +199,7 @@ class Deliverer:
         except Exception:
             logger.exception("internal error while delivering %s (%s); dead-lettering it",
                              job.origin, job.shown_key, extra=EACH)
-            self._metrics.dead_lettered.labels(job.source, "internal_error").inc()
+            self._metrics.dead_lettered.labels(job.source, "internal_error", job.route).inc()
             try:
                 await job.owner.finished(job, Verdict.DEAD_LETTER, None, "internal_error")
             except Exception:
@@ -228,7 +228,7 @@ class Deliverer:
                 elif job.policy is not None:
                     self._metrics.policy_updates.labels(source).inc()
                 else:
-                    self._metrics.delivered.labels(source).inc()
+                    self._metrics.delivered.labels(source, job.route).inc()
                     self._metrics.latency.labels(source).observe(
                         time.monotonic() - job.received)
                 self._report_delivered(job)
@@ -236,7 +236,7 @@ class Deliverer:
                 return
             if result.outcome is Outcome.REJECTED:
                 reason = result.reason or "rejected"
-                self._metrics.dead_lettered.labels(source, reason).inc()
+                self._metrics.dead_lettered.labels(source, reason, job.route).inc()
                 logger.error("ilert rejected %s (%s) with HTTP %s, a dead letter %s: %s",
                              job.origin, job.shown_key, result.status, reason, result.detail,
                              extra=EACH)
@@ -244,7 +244,7 @@ class Deliverer:
                 return
             if (result.outcome is not Outcome.RATE_LIMITED and result.reason != KEY_REFUSED
                     and self._exhausted(job)):
-                self._metrics.dead_lettered.labels(source, "retries_exhausted").inc()
+                self._metrics.dead_lettered.labels(source, "retries_exhausted", job.route).inc()
                 logger.error("giving up on %s (%s) after %d attempts, last: %s %s",
                              job.origin, job.shown_key, job.attempts,
                              result.status_label, result.detail, extra=EACH)
@@ -255,7 +255,7 @@ class Deliverer:
 
     async def _stale(self, job: Job) -> None:
         """An event too old to page anyone with: a dead letter instead of a late page."""
-        self._metrics.dead_lettered.labels(job.source, STALE).inc()
+        self._metrics.dead_lettered.labels(job.source, STALE, job.route).inc()
         logger.warning("not sending %s (%s): older than --max_event_age", job.origin,
                        job.shown_key, extra=EACH)
         expired = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.expires_at or 0))

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from ilagent.ilert import Outcome, Result
 from ilagent.logs import mask_key
+from ilagent.mapping.messages import FLAG_ROUTE
 from ilagent.mapping.policy import PolicyUpdate
 
 # an event that grew older than its ``expires_at`` (``--max_event_age``) while it waited to go
@@ -47,6 +48,21 @@ class JobOwner(Protocol):
 
 
 @dataclass(eq=False)
+class Parts:
+    """The events one message fanned out to (one per route that took it): the message ends
+    when the last of them did — finished, or given back when any of them was withdrawn."""
+
+    left: int
+    withdrawn: bool = False
+
+    def end(self, *, finished: bool) -> bool:
+        """One of them ended; True when it was the last."""
+        self.left -= 1
+        self.withdrawn = self.withdrawn or not finished
+        return self.left <= 0
+
+
+@dataclass(eq=False)
 class Job:
     """One event (its body serialised once, where it entered) or heartbeat ping to deliver."""
 
@@ -65,6 +81,7 @@ class Job:
     # wall-clock time after which the event is not sent any more but dead-lettered as stale
     expires_at: float | None = None
     last_result: Result | None = None  # the answer to its last attempt, for stuck reports
+    route: str = ""  # the route whose event it is ("default": the flags'; "": no route)
 
     @property
     def heartbeat(self) -> bool:
@@ -76,6 +93,13 @@ class Job:
         """"key" for an event, "heartbeat" or "policy": which pacing bucket and gate key."""
         return "policy" if self.policy is not None else "heartbeat" if self.body is None \
             else "key"
+
+    @property
+    def shown_route(self) -> str | None:
+        """The route ilert's stand-in is told of (``X-Ilagent-Route``): a ``[[route]]`` 's
+        name; None for the flags' route and anything without one, whose requests stay as
+        they were."""
+        return self.route if self.route and self.route != FLAG_ROUTE else None
 
     @property
     def shown_key(self) -> str:

@@ -88,7 +88,7 @@ class Sender:
             elif job.body is None:
                 result = await self._client.ping_heartbeat(job.integration_key)
             else:
-                result = await self._client.post_event(job.path, job.body)
+                result = await self._client.post_event(job.path, job.body, route=job.shown_route)
         except BaseException:
             self._gate.cancel(key, admission)
             raise

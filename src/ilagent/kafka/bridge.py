@@ -27,20 +27,32 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+from confluent_kafka import Message
 
 from ilagent.config import KafkaSettings, MappingRules, PolicyRules, RetryPolicy
+from ilagent.delivery.drift import RouteWatch
 from ilagent.delivery.engine import Deliverer, Job, Verdict
+from ilagent.delivery.job import Parts
 from ilagent.delivery.lanes import POLICY_KEY, heartbeat_lane, message_lane, policy_lane
 from ilagent.delivery.stuck import Head
 from ilagent.ilert import Result
 from ilagent.kafka.commits import CommitRounds
 from ilagent.kafka.consumer import FINAL_COMMIT_TIMEOUT, Batch, PollThread
 from ilagent.kafka.deadletter import DeadLetterWriter
-from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, offset_of, origin
+from ilagent.kafka.partitions import (
+    Handoff,
+    PartitionState,
+    Snapshot,
+    TPKey,
+    expiry,
+    heads,
+    offset_of,
+    origin,
+)
 from ilagent.logs import EACH, Sampled
-from ilagent.mapping.messages import Dropped
-from ilagent.mapping.reading import Event, Ping, Refused, read
+from ilagent.mapping.messages import FLAG_ROUTE, Dropped
+from ilagent.mapping.reading import Event, Fanout, Ping, Refused, read
+from ilagent.mapping.routes import Route
 from ilagent.mapping.topics import Classifier, Kind, kafka_topics
 from ilagent.metrics import Metrics
 
@@ -63,8 +75,10 @@ class KafkaBridge:
         metrics: Metrics,
         policy: RetryPolicy,
         max_event_age: float = 0.0,
+        routes: tuple[Route, ...] = (),
     ) -> None:
         self.settings = settings
+        self.routes = routes  # [[route]]s; none: the mapping flags (replaced on a reload)
         self._max_event_age = max_event_age
         self._rules = rules
         self._policy_rules = policy_rules or PolicyRules()
@@ -78,7 +92,8 @@ class KafkaBridge:
                                      (Kind.HEARTBEAT, kafka_topics(settings.heartbeat_topics)),
                                      (Kind.POLICY, kafka_topics(settings.policy_topics))])
         self._consumed = metrics.consumed.labels(SOURCE)
-        self._filtered = metrics.filtered.labels(SOURCE)
+        self._filtered = metrics.filtered.labels(SOURCE, FLAG_ROUTE)
+        self._watch = RouteWatch(metrics, SOURCE)
         self._log_filtered = Sampled(logger, "filtered %s: %s")
         self._rounds = CommitRounds(self._handoff)
 
@@ -135,23 +150,7 @@ class KafkaBridge:
 
     def heads(self) -> list[Head]:
         """The oldest unfinished message of each assigned partition (for the stuck watch)."""
-        poller = self._poller
-        if poller is None:
-            return []
-        heads = []
-        for state in list(poller.assigned.values()):
-            if state.revoked:
-                continue
-            oldest = state.tracker.oldest()
-            partition = str(state.partition)
-            if oldest is None:
-                heads.append(Head(SOURCE, state.topic, partition))
-                continue
-            offset, since = oldest
-            heads.append(Head(SOURCE, state.topic, partition,
-                              f"{state.topic}[{partition}]@{offset}", since,
-                              state.waiting.get(offset)))
-        return heads
+        return [] if self._poller is None else heads(self._poller.assigned.values(), SOURCE)
 
     def stop_fetching(self) -> None:
         """Stop handing out new messages (shutdown step one); polling goes on."""
@@ -227,7 +226,7 @@ class KafkaBridge:
     # ---- dispatch ----------------------------------------------------------------------------
 
     def _on_batch(self, batch: Batch) -> None:
-        rules = self._rules
+        rules, routes = self._rules, self.routes
         self._handoff.mapped(len(batch))
         done: dict[TPKey, PartitionState] = {}  # partitions with messages finished right here
         started: dict[TPKey, list[Any]] = {}  # messages that went on to delivery, per partition
@@ -246,40 +245,46 @@ class KafkaBridge:
             try:
                 reading = read(self._classify(state.topic), message.value(), topic=state.topic,
                                rules=rules, policy_rules=self._policy_rules, source=SOURCE,
-                               message_key=message.key())
+                               message_key=message.key(), routes=routes)
             except Exception:
                 logger.exception("internal error while mapping %s; dead-lettering it",
                                  origin(message), extra=EACH)
                 reading = Refused("internal_error", "see the daemon's log")
-            if isinstance(reading, Dropped):
+            if isinstance(reading, Fanout):
+                self._watch.fanout(reading)
+            if isinstance(reading, Dropped) or (isinstance(reading, Fanout)
+                                                and reading.filtered):
                 # the common case when most messages are filtered: no tracking needed
                 state.tracker.skip(offset)
-                filtered += 1
+                if isinstance(reading, Dropped):
+                    filtered += 1
                 self._log_filtered(origin(message), reading.detail)
                 done[state.key] = state
                 continue
             self._start(state, offset, started, now)
-            if isinstance(reading, Refused):
+            if isinstance(reading, Fanout):
+                parts = Parts(len(reading.parts)) if len(reading.parts) > 1 else None
+                for part in reading.parts:
+                    if isinstance(part, Event):
+                        self._submit_event(state, offset, message, part, parts)
+                    else:
+                        self._reject(state, message, part.reason, part.detail, parts,
+                                     part.route)
+            elif isinstance(reading, Refused):
                 self._reject(state, message, reading.reason, reading.detail)
             elif isinstance(reading, Event):
-                mapped = reading.mapped
-                for warning in mapped.warnings:
-                    logger.warning("%s: %s", origin(message), warning)
-                self._submit(state, offset, Job(
-                    owner=self, source=SOURCE, lane=message_lane(mapped, message.key()),
-                    integration_key=mapped.integration_key, path=mapped.path,
-                    body=reading.body, origin=origin(message), context=(state, message),
-                    expires_at=self._expiry(message, mapped.event)))
+                self._watch.mapped(reading.mapped)
+                self._submit_event(state, offset, message, reading, None)
             elif isinstance(reading, Ping):
                 self._submit(state, offset, Job(
                     owner=self, source=SOURCE, lane=heartbeat_lane(reading.key),
                     integration_key=reading.key, origin=origin(message),
-                    context=(state, message)))
+                    context=(state, message, None)))
             else:
                 self._submit(state, offset, Job(
                     owner=self, source=SOURCE, lane=policy_lane(reading),
                     integration_key=POLICY_KEY, policy=reading, origin=origin(message),
-                    context=(state, message)))
+                    context=(state, message, None)))
         if consumed:
             self._consumed.inc(consumed)
         if filtered:
@@ -289,18 +294,20 @@ class KafkaBridge:
         if done or started:
             self._settle(done.values(), started.values())
 
-    def _submit(self, state: PartitionState, offset: int, job: Job) -> None:
-        state.waiting[offset] = job
-        self._deliverer.submit(job)
+    def _submit_event(self, state: PartitionState, offset: int, message: Message,
+                      event: Event, parts: Parts | None) -> None:
+        mapped = event.mapped
+        for warning in mapped.warnings:
+            logger.warning("%s: %s", origin(message), warning)
+        self._submit(state, offset, Job(
+            owner=self, source=SOURCE, lane=message_lane(mapped, message.key()),
+            integration_key=mapped.integration_key, path=mapped.path, body=event.body,
+            origin=origin(message), context=(state, message, parts),
+            expires_at=expiry(message, mapped.event, self._max_event_age), route=mapped.route))
 
-    def _expiry(self, message: Message, event: dict[str, Any]) -> float | None:
-        """When an ALERT stops being worth a page (``--max_event_age`` after its timestamp)."""
-        if not self._max_event_age or event.get("eventType") != "ALERT":
-            return None
-        kind, millis = message.timestamp()
-        if kind == TIMESTAMP_NOT_AVAILABLE or millis <= 0:
-            return None
-        return millis / 1000 + self._max_event_age
+    def _submit(self, state: PartitionState, offset: int, job: Job) -> None:
+        state.waiting.setdefault(offset, job)
+        self._deliverer.submit(job)
 
     @staticmethod
     def _start(state: PartitionState, offset: int, started: dict[TPKey, list[Any]],
@@ -317,27 +324,38 @@ class KafkaBridge:
         for state in done:
             self._rounds.changed(state)
 
-    def _reject(self, state: PartitionState, message: Message, reason: str, detail: str) -> None:
-        self._metrics.dead_lettered.labels(SOURCE, reason).inc()
+    def _reject(self, state: PartitionState, message: Message, reason: str, detail: str,
+                parts: Parts | None = None, route: str = "") -> None:
+        self._metrics.dead_lettered.labels(SOURCE, reason, route).inc()
         task = asyncio.get_running_loop().create_task(
-            self._dead_letter(state, message, reason=reason, detail=detail, result=None))
+            self._dead_letter(state, message, reason=reason, detail=detail, result=None,
+                              parts=parts, route=route))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _dead_letter(self, state: PartitionState, message: Message, *, reason: str,
-                           detail: str, result: Result | None, logged: bool = False) -> None:
+                           detail: str, result: Result | None, logged: bool = False,
+                           parts: Parts | None = None, route: str = "") -> None:
         """Store an undeliverable message (DLQ topic, else an ERROR log unless ``logged``
-        already by the engine), then finish it."""
+        already by the engine), then finish it (or its part of it)."""
         # the DLQ header names an HTTP status, or how the request failed; "" when none was made
         status = "" if result is None or result.status_label == "none" else result.status_label
         try:
             written = await self._dead_letters.write(state, message, reason=reason,
                                                      detail=detail, status=status,
-                                                     logged=logged)
+                                                     logged=logged, route=route)
         except asyncio.CancelledError:  # the shutdown gave up on it: read again after it
-            self._release_one(state, offset_of(message))
+            self._ended(state, message, parts, finished=False)
             raise
-        if written:
+        self._ended(state, message, parts, finished=written)
+
+    def _ended(self, state: PartitionState, message: Message, parts: Parts | None, *,
+               finished: bool) -> None:
+        """One event of a message ended; the message with the last of them: finished when
+        each was, else given back to be read again."""
+        if parts is not None and not parts.end(finished=finished):
+            return
+        if finished and not (parts is not None and parts.withdrawn):
             self._finish(state, offset_of(message))
         else:
             self._release_one(state, offset_of(message))
@@ -363,18 +381,19 @@ class KafkaBridge:
         return state.revoked
 
     def abandoned(self, job: Job) -> None:
-        state, message = job.context
-        self._release_one(state, offset_of(message))
+        state, message, parts = job.context
+        self._ended(state, message, parts, finished=False)
 
     def attempted(self, job: Job, result: Result, delay: float) -> None:
         """Nothing to persist: the uncommitted offset is what brings a message back."""
 
     async def finished(self, job: Job, verdict: Verdict, result: Result | None,
                        reason: str) -> None:
-        state, message = job.context
+        state, message, parts = job.context
         if verdict is Verdict.DEAD_LETTER:
             detail = result.detail if result else ""
             await self._dead_letter(state, message, reason=reason, detail=detail, result=result,
-                                    logged=True)
+                                    logged=True, parts=parts,
+                                    route=job.route if job.shown_route else "")
         else:
-            self._finish(state, offset_of(message))
+            self._ended(state, message, parts, finished=True)

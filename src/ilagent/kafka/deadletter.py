@@ -54,10 +54,12 @@ class DeadLetterWriter:
             await asyncio.to_thread(self._producer.flush, min(timeout, DLQ_FLUSH_TIMEOUT))
 
     async def write(self, state: PartitionState, message: Message, *, reason: str, detail: str,
-                    status: str, logged: bool = False) -> bool:
+                    status: str, logged: bool = False, route: str = "") -> bool:
         """Store the message as a dead letter; False if the partition was revoked first.
-        ``logged``: the delivery engine wrote its ERROR line already (one line per dead letter)."""
-        where = origin(message)
+        ``logged``: the delivery engine wrote its ERROR line already (one line per dead letter).
+        ``route``: the ``[[route]]`` whose event failed (an ``ilagent.route`` header: each failed
+        event of a message fanned out to several routes is a dead letter of its own)."""
+        where = origin(message) + (f" (route {route})" if route else "")
         if self._producer is None:
             (logger.debug if logged else logger.error)(
                 "dead letter %s: %s %s %s (no --dlq_topic; message dropped)", where, reason,
@@ -70,6 +72,7 @@ class DeadLetterWriter:
             ("ilagent.source.topic", state.topic.encode()),
             ("ilagent.source.partition", str(message.partition()).encode()),
             ("ilagent.source.offset", str(message.offset()).encode()),
+            *([("ilagent.route", route.encode())] if route else []),
             *(message.headers() or []),
         ]
         attempt = 0

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message, TopicPartition
 
 from ilagent import offsetmap
+from ilagent.delivery.stuck import Head
 from ilagent.offsets import OffsetTracker
 
 TPKey = tuple[str, int]
@@ -144,3 +146,30 @@ def origin(message: Message) -> str:
 def names(partitions: list[TopicPartition]) -> str:
     """Partitions for a log line: ``topic[0], topic[1]``."""
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def heads(states: Iterable[PartitionState], source: str) -> list[Head]:
+    """The oldest unfinished message of each partition still owned (for the stuck watch)."""
+    found = []
+    for state in list(states):
+        if state.revoked:
+            continue
+        oldest = state.tracker.oldest()
+        partition = str(state.partition)
+        if oldest is None:
+            found.append(Head(source, state.topic, partition))
+            continue
+        offset, since = oldest
+        found.append(Head(source, state.topic, partition, f"{state.topic}[{partition}]@{offset}",
+                          since, state.waiting.get(offset)))
+    return found
+
+
+def expiry(message: Message, event: dict[str, Any], max_age: float) -> float | None:
+    """When an ALERT stops being worth a page (``--max_event_age`` after its timestamp)."""
+    if not max_age or event.get("eventType") != "ALERT":
+        return None
+    kind, millis = message.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE or millis <= 0:
+        return None
+    return millis / 1000 + max_age

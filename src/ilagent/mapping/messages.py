@@ -32,6 +32,9 @@ __all__ = ["DropReason", "Dropped", "Mapped", "MappingRules", "heartbeat_key", "
 _STRING_FIELDS = ("integrationKey", "apiKey", "eventType", "summary", "details", "alertKey",
                   "priority")
 _TYPED_FIELDS = frozenset((*_STRING_FIELDS, "images", "links"))
+FLAG_ROUTE = "default"  # the name of the one route the mapping flags form
+_TARGETS = {"map_key_alert_key": "alertKey", "map_key_summary": "summary",
+            "map_key_etype": "eventType"}
 
 
 class DropReason(enum.StrEnum):
@@ -56,6 +59,11 @@ class Mapped:
     warnings: tuple[str, ...] = ()
     # mapped paths the message does not have (ilagent 0.9 falls back silently; ``map`` says so)
     missing: tuple[str, ...] = ()
+    route: str = FLAG_ROUTE  # the route that made it (the flags' one: ``default``)
+    # the ilert fields a mapping asked for and the message did not give (mapping drift), and
+    # those whose template failed on it
+    missing_fields: tuple[str, ...] = ()
+    template_errors: tuple[str, ...] = ()
 
     @property
     def integration_key(self) -> str:
@@ -187,7 +195,8 @@ def map_message(
     ordered = {"integrationKey": body.pop("integrationKey"), "eventType": body.pop("eventType"),
                "summary": body.pop("summary"), **body}
     return Mapped(ordered, event_path(source, ordered["integrationKey"]), tuple(warnings),
-                  tuple(missing))
+                  tuple(missing), missing_fields=tuple(
+                      _TARGETS[m.split(" ", 1)[0][2:]] for m in missing))
 
 
 def _type_problem(document: dict[str, Any]) -> str | None:

@@ -11,13 +11,15 @@ that one message as ``internal_error``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ilagent.config import MappingRules, PolicyRules
 from ilagent.errors import EventError
 from ilagent.events import encode_event
-from ilagent.mapping.messages import Dropped, Mapped, heartbeat_key, map_message
+from ilagent.mapping.messages import Dropped, Mapped, heartbeat_key, map_message, parse_object
 from ilagent.mapping.policy import PolicyUpdate, map_policy
+from ilagent.mapping.routes import Route, route_message
 from ilagent.mapping.topics import Kind
 
 
@@ -42,14 +44,34 @@ class Refused:
 
     reason: str
     detail: str
+    route: str = ""  # the route whose event it is ("" for the message as a whole)
 
 
-Reading = Ping | Event | PolicyUpdate | Refused | Dropped  # a Dropped one is filtered
+@dataclass(frozen=True)
+class Fanout:
+    """An event-topic message read through ``[[route]]`` s: the event (or refusal) of each
+    route that took it, and the routes of its topic that passed it over. No part: filtered."""
+
+    parts: tuple[Event | Refused, ...]
+    passed: tuple[str, ...] = ()
+    detail: str = ""  # why no route took it
+
+    @property
+    def filtered(self) -> bool:
+        return not self.parts
+
+
+Reading = Ping | Event | Fanout | PolicyUpdate | Refused | Dropped  # a Dropped one is filtered
 
 
 def read(kind: Kind | None, payload: bytes | None, *, topic: str, rules: MappingRules,
-         policy_rules: PolicyRules, source: str, message_key: bytes | None = None) -> Reading:
-    """What a message of ``kind`` asks for, with today's options (no side effects)."""
+         policy_rules: PolicyRules, source: str, message_key: bytes | None = None,
+         routes: Sequence[Route] = ()) -> Reading:
+    """What a message of ``kind`` asks for, with today's options (no side effects); with
+    ``routes``, an event-topic message is read by them instead of the mapping flags."""
+    if routes and kind is Kind.EVENT:
+        return read_routed(routes, payload, topic=topic, source=source,
+                           message_key=message_key, default_key=rules.event_key)
     if kind is Kind.HEARTBEAT:
         key = heartbeat_key(payload)
         return Ping(key) if key is not None else Refused(
@@ -61,13 +83,34 @@ def read(kind: Kind | None, payload: bytes | None, *, topic: str, rules: Mapping
         mapped = map_message(rules, payload, topic=topic, message_key=message_key,
                              source=source)
         if isinstance(mapped, Mapped):
-            try:
-                return Event(mapped, encode_event(mapped.event))
-            except EventError as exc:
-                return Refused("unserialisable", str(exc))
+            return _encoded(mapped)
         outcome = mapped
     else:
         return Refused("unrouted", f"{topic} matches no topic option")
     if isinstance(outcome, Dropped) and not outcome.filtered:
         return Refused(outcome.reason.value, outcome.detail)
     return outcome
+
+
+def read_routed(routes: Sequence[Route], payload: bytes | None, *, topic: str, source: str,
+                message_key: bytes | None = None, default_key: str | None = None,
+                ) -> Fanout | Refused:
+    """An event-topic message through the routes: a :class:`Fanout`, or a :class:`Refused`
+    when it is no JSON object at all."""
+    document = parse_object(payload)
+    if isinstance(document, Dropped):
+        return Refused(document.reason.value, document.detail)
+    routing = route_message(routes, document, topic=topic, source=source,
+                            message_key=message_key, default_key=default_key)
+    parts = tuple(_encoded(outcome) if isinstance(outcome, Mapped)
+                  else Refused(outcome.reason.value, outcome.detail, name)
+                  for name, outcome in routing.taken)
+    detail = "; ".join(why for _name, why in routing.passed) or f"no route reads {topic}"
+    return Fanout(parts, tuple(name for name, _why in routing.passed), detail)
+
+
+def _encoded(mapped: Mapped) -> Event | Refused:
+    try:
+        return Event(mapped, encode_event(mapped.event))
+    except EventError as exc:
+        return Refused("unserialisable", str(exc), mapped.route)

@@ -29,14 +29,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ilagent.config import MappingRules, MqttSettings, PolicyRules
+from ilagent.delivery.drift import RouteWatch
 from ilagent.delivery.engine import Deliverer, Job, Verdict
+from ilagent.delivery.job import Parts
 from ilagent.delivery.lanes import POLICY_KEY, POLICY_PATH, alert_lane, heartbeat_lane, policy_lane
 from ilagent.delivery.stuck import Head
 from ilagent.ilert import Result
 from ilagent.logs import EACH, Sampled, mask
-from ilagent.mapping.messages import Dropped
+from ilagent.mapping.messages import FLAG_ROUTE, Dropped
 from ilagent.mapping.policy import PolicyUpdate
-from ilagent.mapping.reading import Event, Ping, Reading, Refused, read
+from ilagent.mapping.reading import Event, Fanout, Ping, Reading, Refused, read
+from ilagent.mapping.routes import Route
 from ilagent.mapping.topics import Classifier, Kind, mqtt_filters
 from ilagent.metrics import Metrics
 from ilagent.mqtt.acks import AckWindow, Unacked
@@ -62,8 +65,10 @@ class MqttBridge:
     def __init__(self, *, settings: MqttSettings, rules: MappingRules, deliverer: Deliverer,
                  metrics: Metrics, policy_rules: PolicyRules | None = None,
                  store: QueueStore | None = None,
-                 notify: Callable[[], None] | None = None, max_event_age: float = 0.0) -> None:
+                 notify: Callable[[], None] | None = None, max_event_age: float = 0.0,
+                 routes: tuple[Route, ...] = ()) -> None:
         self.settings = settings
+        self.routes = routes  # [[route]]s; none: the mapping flags (replaced on a reload)
         self._max_event_age = max_event_age  # direct mode; buffered rows age in the spool
         self._rules = rules
         self._policy_rules = policy_rules or PolicyRules()
@@ -82,7 +87,8 @@ class MqttBridge:
         self._writes = QueueWrites()
         self._stopping = False
         self._consumed = metrics.consumed.labels(SOURCE)
-        self._filtered = metrics.filtered.labels(SOURCE)
+        self._filtered = metrics.filtered.labels(SOURCE, FLAG_ROUTE)
+        self._watch = RouteWatch(metrics, SOURCE)
         self._log_filtered = Sampled(logger, "filtered MQTT %s: %s")
 
     # ---- life cycle --------------------------------------------------------------------------
@@ -157,11 +163,24 @@ class MqttBridge:
     def _read(self, topic: str, payload: bytes) -> Reading:
         """What a message asks for, by its topic's kind and today's options (no side effects)."""
         return read(self._classify(topic), payload, topic=topic, rules=self._rules,
-                    policy_rules=self._policy_rules, source=SOURCE)
+                    policy_rules=self._policy_rules, source=SOURCE, routes=self.routes)
 
     def _dispatch(self, message: Received, unacked: Unacked | None) -> None:
         reading = self._read(message.topic, message.payload)
-        if isinstance(reading, Dropped):
+        if isinstance(reading, Fanout):
+            self._watch.fanout(reading)
+            if reading.filtered:
+                self._log_filtered(message.topic, reading.detail)
+                self._settle(unacked)
+                return
+            parts = Parts(len(reading.parts)) if len(reading.parts) > 1 else None
+            for part in reading.parts:
+                if isinstance(part, Event):
+                    self._event(message, part, unacked, parts)
+                else:
+                    self._dead_letter(message, unacked, part.reason, part.detail, parts,
+                                      part.route)
+        elif isinstance(reading, Dropped):
             self._filtered.inc()
             self._log_filtered(message.topic, reading.detail)
             self._settle(unacked)
@@ -170,41 +189,49 @@ class MqttBridge:
         elif isinstance(reading, Ping):
             self._submit(Job(
                 owner=self, source=SOURCE, lane=heartbeat_lane(reading.key),
-                integration_key=reading.key, origin=message.topic, context=unacked))
+                integration_key=reading.key, origin=message.topic, context=(unacked, None)))
         elif isinstance(reading, Event):
-            mapped = reading.mapped
-            for warning in mapped.warnings:
-                logger.warning("MQTT %s: %s", message.topic, warning)
-            if self._store is not None:
-                self._queue(mapped.integration_key, mapped.path, reading.body.decode(), unacked,
-                            RecordKind.EVENT)
-            else:
-                pages = self._max_event_age and mapped.event.get("eventType") == "ALERT"
-                self._submit(Job(
-                    owner=self, source=SOURCE,
-                    lane=alert_lane(mapped.integration_key, mapped.alert_key),
-                    integration_key=mapped.integration_key, path=mapped.path,
-                    body=reading.body, origin=message.topic, context=unacked,
-                    expires_at=time.time() + self._max_event_age if pages else None))
+            self._watch.mapped(reading.mapped)
+            self._event(message, reading, unacked, None)
         elif self._store is not None:
             self._queue(POLICY_KEY, POLICY_PATH, reading.to_json(), unacked, RecordKind.POLICY)
         else:
             self._submit(Job(
                 owner=self, source=SOURCE, lane=policy_lane(reading), integration_key=POLICY_KEY,
-                policy=reading, origin=message.topic, context=unacked))
+                policy=reading, origin=message.topic, context=(unacked, None)))
+
+    def _event(self, message: Received, event: Event, unacked: Unacked | None,
+               parts: Parts | None) -> None:
+        """Deliver (or queue) one event of a message: the message's, or one route's."""
+        mapped = event.mapped
+        for warning in mapped.warnings:
+            logger.warning("MQTT %s: %s", message.topic, warning)
+        if self._store is not None:
+            self._queue(mapped.integration_key, mapped.path, event.body.decode(), unacked,
+                        RecordKind.EVENT, parts)
+            return
+        pages = self._max_event_age and mapped.event.get("eventType") == "ALERT"
+        self._submit(Job(
+            owner=self, source=SOURCE, lane=alert_lane(mapped.integration_key, mapped.alert_key),
+            integration_key=mapped.integration_key, path=mapped.path, body=event.body,
+            origin=message.topic, context=(unacked, parts), route=mapped.route,
+            expires_at=time.time() + self._max_event_age if pages else None))
 
     def _submit(self, job: Job) -> None:
-        unacked: Unacked | None = job.context
-        if unacked is not None:
+        unacked: Unacked | None = job.context[0]
+        if unacked is not None and unacked.job is None:
             unacked.job = job  # for the head-of-line watch
         self._deliverer.submit(job)
 
     def convert_legacy(self, topic: str, payload: bytes) -> Converted:
         """What becomes of an MQTT message ilagent 0.9 left in its ``mqtt_queue``: read as a
         message received now; a heartbeat ping that old is dropped, as 0.9 drops it."""
-        if self._classify(topic) is Kind.HEARTBEAT:
+        kind = self._classify(topic)
+        if kind is Kind.HEARTBEAT:
             return Converted()
-        reading = self._read(topic, payload)
+        # one row holds one event: read by the mapping flags, as 0.9 wrote it, never fanned out
+        reading = read(kind, payload, topic=topic, rules=self._rules,
+                       policy_rules=self._policy_rules, source=SOURCE)
         if isinstance(reading, Event):
             return Converted(integration_key=reading.mapped.integration_key,
                              path=reading.mapped.path, event=reading.body.decode())
@@ -218,7 +245,7 @@ class MqttBridge:
     # ---- buffer mode -------------------------------------------------------------------------
 
     def _queue(self, key: str, path: str, text: str, unacked: Unacked | None,
-               kind: RecordKind) -> None:
+               kind: RecordKind, parts: Parts | None = None) -> None:
         """Commit an event (or policy update) to the queue, then acknowledge it."""
         assert self._store is not None
         store = self._store
@@ -231,7 +258,7 @@ class MqttBridge:
             if self._notify is not None:
                 self._notify()
 
-        self._writes.start(write, then=lambda: self._settle(unacked))
+        self._writes.start(write, then=lambda: self._ended(unacked, parts, finished=True))
 
     @staticmethod
     async def _room(store: QueueStore, nbytes: int) -> None:
@@ -246,15 +273,16 @@ class MqttBridge:
     # ---- ending a message --------------------------------------------------------------------
 
     def _dead_letter(self, message: Received, unacked: Unacked | None, reason: str,
-                     detail: str) -> None:
-        self._metrics.dead_lettered.labels(SOURCE, reason).inc()
+                     detail: str, parts: Parts | None = None, route: str = "") -> None:
+        self._metrics.dead_lettered.labels(SOURCE, reason, route).inc()
         text = message.payload.decode("utf-8", "replace")
+        where = message.topic + (f" (route {route})" if route else "")
         if self._store is None:
-            logger.error("dead letter MQTT %s: %s %s: %s", message.topic, reason, mask(detail),
+            logger.error("dead letter MQTT %s: %s %s: %s", where, reason, mask(detail),
                          mask(text[:EXCERPT]), extra=EACH)
-            self._settle(unacked)
+            self._ended(unacked, parts, finished=True)
             return
-        logger.warning("dead letter MQTT %s: %s %s (kept in the queue file)", message.topic,
+        logger.warning("dead letter MQTT %s: %s %s (kept in the queue file)", where,
                        reason, mask(detail), extra=EACH)
         store, path = self._store, mqtt_path(message.topic)
 
@@ -264,7 +292,17 @@ class MqttBridge:
                                         reason=reason, detail=detail, kind=RecordKind.MQTT,
                                         reserved=True)
 
-        self._writes.start(write, then=lambda: self._settle(unacked))
+        self._writes.start(write, then=lambda: self._ended(unacked, parts, finished=True))
+
+    def _ended(self, unacked: Unacked | None, parts: Parts | None, *, finished: bool) -> None:
+        """One event of a message ended: the message is acknowledged after the last of them,
+        unless one was withdrawn (then the broker sends it again)."""
+        if parts is not None and not parts.end(finished=finished):
+            return
+        if finished and not (parts is not None and parts.withdrawn):
+            self._settle(unacked)
+        elif unacked is not None:
+            unacked.job = None
 
     def _settle(self, unacked: Unacked | None) -> None:
         if unacked is not None:
@@ -284,9 +322,8 @@ class MqttBridge:
 
     def abandoned(self, job: Job) -> None:
         """Left unacknowledged: the broker sends it again."""
-        unacked: Unacked | None = job.context
-        if unacked is not None:
-            unacked.job = None
+        unacked, parts = job.context
+        self._ended(unacked, parts, finished=False)
 
     def attempted(self, job: Job, result: Result, delay: float) -> None:
         """Nothing to persist: the missing acknowledgement is what brings a message back."""
@@ -297,4 +334,5 @@ class MqttBridge:
             status = result.status_label if result else ""
             logger.debug("dead letter MQTT %s: %s %s %s", job.origin, reason, status,
                          mask(result.detail if result else ""))
-        self._settle(job.context)
+        unacked, parts = job.context
+        self._ended(unacked, parts, finished=True)

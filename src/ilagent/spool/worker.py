@@ -240,13 +240,13 @@ class SpoolWorker:
         if ending.reason is None:
             logger.info("queue#%d: the MQTT message needs no delivery now (filtered, or a "
                         "heartbeat ping too old to matter); removed", row.id)
-            self._metrics.filtered.labels(SOURCE).inc()
+            self._metrics.filtered.labels(SOURCE, "").inc()
             self._keep(self._store.delete(row.id))
             return
         what = "is not valid JSON" if ending.reason == CORRUPT else "cannot be delivered"
         logger.error("queue#%d %s; dead-lettering it (%s: %s)", row.id, what, ending.reason,
                      ending.detail, extra=EACH)
-        self._metrics.dead_lettered.labels(SOURCE, ending.reason).inc()
+        self._metrics.dead_lettered.labels(SOURCE, ending.reason, "").inc()
         self._keep(self._store.dead_letter(row.id, reason=ending.reason, status=None,
                                            detail=ending.detail, attempts=row.attempts))
 

@@ -167,6 +167,17 @@ class Access:
                     logger.warning("cannot read the token file %s (%s): the tokens read "
                                    "before stay valid", self._file and self._file.path, exc)
 
+    async def reload_now(self) -> None:
+        """Read the token file now (SIGHUP), not at the next poll; a file that cannot be read
+        keeps the tokens read before, and says so."""
+        if self._file is None:
+            return
+        try:
+            await self._reload()
+        except OSError as exc:
+            logger.error("SIGHUP: the token file %s cannot be read (%s); the tokens read "
+                         "before stay valid", self._file.path, exc.strerror or exc)
+
     async def _reload(self) -> None:
         """Read the token file (in a thread); take its tokens when they changed."""
         assert self._file is not None

@@ -60,6 +60,9 @@ class Probes:
             metrics.ready.labels(name).set(0 if self.shutting_down or check() else 1)
 
 
+ACCESS = web.AppKey("access", Access)  # the app's guard, to re-read its token file on SIGHUP
+
+
 def build_app(*, metrics: Metrics, probes: Probes, settings: HttpSettings) -> web.Application:
     """The aiohttp application of the daemon; other modules add their routes to it. Who may
     use it is said in one line as the server starts (and the token file read then)."""
@@ -67,6 +70,7 @@ def build_app(*, metrics: Metrics, probes: Probes, settings: HttpSettings) -> we
     app = web.Application(client_max_size=settings.max_body,
                           middlewares=[_json_errors, access.middleware()])
     app.cleanup_ctx.append(access.polling)
+    app[ACCESS] = access
 
     async def index(_: web.Request) -> web.Response:
         return web.json_response({"name": "ilagent", "version": __version__,

@@ -79,7 +79,7 @@ def test_an_outage_queues_events_and_they_drain_in_order_per_alert(
         assert [s for s in summaries if s.startswith(f"door-{a}#")] == [
             f"door-{a}#{n}" for n in range(10)
         ]
-    assert metric(base, r'ilagent_events_delivered_total\{source="http"\}') == 50
+    assert metric(base, r'ilagent_events_delivered_total\{route="",source="http"\}') == 50
 
 
 def test_dead_letters_are_kept_listed_and_retried(
@@ -101,7 +101,7 @@ def test_dead_letters_are_kept_listed_and_retried(
     assert http("POST", f"{base}/api/events", event(failing_key, "will fail"))[0] == 202
     wait_until(lambda: metric(base, "ilagent_queue_dead_letters") == 2, what="two dead letters")
     assert (
-        metric(base, r'ilagent_messages_dead_lettered_total\{reason="rejected",source="http"\}')
+        metric(base, r'ilagent_messages_dead_lettered_total\{reason="rejected",route="",source="http"\}')
         == 1
     )
 
