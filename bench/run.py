@@ -6,7 +6,8 @@ and records its figures in its own section of ``bench/RESULTS.md``:
 * ``bench/bench_kafka.py`` — the Kafka delivery engine (issue 3);
 * ``bench/bench_intake.py`` — the HTTP intake (issue 4), when that file exists;
 * ``bench/bench_mqtt.py`` — MQTT mode (issue 13);
-* ``bench/bench_restart.py`` — what a crash costs: events sent twice, alerts opened again (issue 19).
+* ``bench/bench_restart.py`` — what a crash costs: events sent twice, alerts opened again (issue 19);
+* ``bench/bench_routes.py`` — render cost per event of routes and templates (issue 23).
 
     .venv/bin/python bench/run.py [--only kafka,intake]
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = {"kafka": "bench_kafka.py", "intake": "bench_intake.py", "mqtt": "bench_mqtt.py",
-              "restart": "bench_restart.py"}
+              "restart": "bench_restart.py", "routes": "bench_routes.py"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,7 +40,7 @@ from ilagent.mapping.messages import (
     event_path,
     lookup,
 )
-from ilagent.mapping.templates import RenderError, Template
+from ilagent.mapping.templates import RenderError, Scope, Template, scope
 from ilagent.mapping.topics import TopicMatcher
 
 __all__ = ["LIMITS", "Route", "Routing", "route_message"]
@@ -150,13 +150,16 @@ class _Build:
         self.route = route
         self.document = document
         self.context = context
+        self._scope: Scope | None = None  # made at the first template that needs rendering
         self.missing: list[str] = []
         self.errors: list[str] = []
         self.warnings: list[str] = []
 
     def text(self, name: str, template: Template) -> str:
         try:
-            rendered = template.render(self.context)
+            if self._scope is None and not template.plain:
+                self._scope = scope(self.context)
+            rendered = template.render(self._scope or self.context)
         except RenderError as exc:
             self.errors.append(name)
             self.warnings.append(f"route {self.route.name}: {name} template failed ({exc}); "

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
+import jinja2.runtime
 import orjson
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -111,6 +112,15 @@ def _environment() -> ImmutableSandboxedEnvironment:
 _ENV = _environment()
 
 
+Scope = jinja2.runtime.Context
+
+
+def scope(variables: Mapping[str, Any]) -> Scope:
+    """One message's variables, made ready once for every template of its event (a context of
+    its own per template costs more than the render of most)."""
+    return jinja2.runtime.new_context(_ENV, "route", {}, dict(variables), True, _ENV.globals)
+
+
 class Rendered(str):
     """A rendered text, with the fields the message did not have (``missing``)."""
 
@@ -130,14 +140,17 @@ class Template:
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
 
-    def render(self, context: Mapping[str, Any]) -> Rendered:
-        """The text for this message; raises :class:`RenderError` when the template fails."""
+    def render(self, context: Mapping[str, Any] | Scope) -> Rendered:
+        """The text for this message (its variables, or a :func:`scope` of them shared by the
+        templates of one event); raises :class:`RenderError` when the template fails."""
         if self._compiled is None:
             return Rendered(self.source)
+        if not isinstance(context, Scope):
+            context = scope(context)
         notes: list[str] = []
         _RENDER.missing = notes
         try:
-            text = Rendered(self._compiled.render(context))
+            text = Rendered(_ENV.concat(self._compiled.root_render_func(context)))
         except Exception as exc:  # any failure of a user's template on this message
             raise RenderError(f"{type(exc).__name__}: {exc}") from None
         finally:
