@@ -9,9 +9,15 @@ import json
 from typing import Any
 
 from ilagent.commands import daemon, kafka_options
-from ilagent.commands.common import Parser, Subparsers, add_global_options, secret_values
+from ilagent.commands.common import (
+    Parser,
+    Subparsers,
+    add_global_options,
+    routes_of,
+    secret_values,
+)
 from ilagent.commands.sources import Sources, settable
-from ilagent.logs import hide_secrets
+from ilagent.logs import hide_secrets, mask_key
 from ilagent.secret_options import register_secrets, shown, shown_property
 
 
@@ -51,10 +57,15 @@ def run(args: argparse.Namespace) -> int:
     properties = [{"name": key, "value": shown_property(key, value),
                    "source": _property_source(key, args, sources)}
                   for key, value in kafka.items()]
+    routes: list[dict[str, Any]] = [{"name": r.name, "kafkaTopics": list(r.kafka_topics),
+               "mqttTopics": list(r.mqtt_topics), "conditions": [c.text for c in r.conditions],
+               "integrationKey": mask_key(r.integration_key) if r.integration_key
+               else r.key_field or "the message's own"}
+              for r in routes_of(args, sources)]
     lines = []
     if args.json:
         lines.append(json.dumps({"configFile": sources.config_file, "settings": settings,
-                                 "kafkaProperties": properties}, indent=2))
+                                 "kafkaProperties": properties, "routes": routes}, indent=2))
     else:
         if sources.config_file:
             lines.append(f"# config file: {sources.config_file}")
@@ -65,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
             lines.append("# librdkafka properties (besides ilagent's own)")
             lines += [f"{item['name']} = {item['value']}  ({item['source']})"
                       for item in properties]
+        if routes:
+            lines.append(f"# routes of {sources.config_file} (the mapping flags do not apply)")
+            for r in routes:
+                reads = ", ".join([*r["kafkaTopics"], *r["mqttTopics"]]) or "every event topic"
+                takes = " and ".join(r["conditions"]) or "every message"
+                lines.append(f"{r['name']}: {reads}; {takes}; to {r['integrationKey']}")
     # a secret inside a value that is not one itself (a URL with a password) is masked too
     print(hide_secrets("\n".join(lines)))
     return 0

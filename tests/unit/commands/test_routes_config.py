@@ -123,3 +123,13 @@ def test_sighup_swaps_valid_routes_and_keeps_the_running_ones_otherwise(
     assert reload_routes(str(path), [bridge], **topics)
     assert bridge.routes is not running
     assert bridge.routes[0].texts["summary"].source == "Line three: {{ payload.text }}"
+
+
+def test_config_show_lists_the_routes_with_their_keys_masked(tmp_path: Path) -> None:
+    path = config_file(tmp_path, 'kafka_brokers = "k:9092"\n' + ROUTES)
+    done = subprocess.run([sys.executable, "-m", "ilagent", "--config", str(path), "config",
+                           "show"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "line3: plant.line3; every message; to *******************0001" in done.stdout
+    assert "press: factory/press/#; every message; to" in done.stdout
+    assert "il1apiline3key000000001" not in done.stdout + done.stderr
