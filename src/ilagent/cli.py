@@ -21,6 +21,7 @@ from typing import NoReturn
 
 from ilagent import __version__
 from ilagent.commands.common import Parser, secret_values
+from ilagent.commands.kafka_options import CONNECTION as KAFKA_CONNECTION
 from ilagent.commands.sources import Sources, resolve, settable
 from ilagent.errors import EXIT_INTERRUPTED, EXIT_USAGE, IlagentError
 from ilagent.private_files import UMASK
@@ -38,7 +39,7 @@ FROM_OUTSIDE: dict[str, frozenset[str] | None] = {
     "config": None,
     "event": CONNECTION,
     "heartbeat": CONNECTION,
-    "map": frozenset({"ilert_api_url"}),
+    "map": frozenset({"ilert_api_url", *KAFKA_CONNECTION}),  # --last: Kafka as the daemon has it
 }
 
 

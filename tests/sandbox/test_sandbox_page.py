@@ -122,3 +122,41 @@ async def test_the_first_state_is_on_the_page_without_the_stream(
     row = page.locator('tr[data-alert-key="first-state"]')
     assert await row.get_attribute("data-status") == "ACCEPTED"
     assert await page.locator("#stream-rows li").count() == 2
+
+
+@pytest.mark.browser
+async def test_each_event_shows_the_route_that_sent_it(
+    browser_page: Page, sandbox_url: str, http: aiohttp.ClientSession
+) -> None:
+    """An event posted with X-Ilagent-Route: line3 shows "line3" beside it, whether it was
+    there when the page loaded or arrived live; one without the header shows no route; a route
+    that looks like markup is shown as text, never run."""
+    page = browser_page
+    url = f"{sandbox_url}/api/v1/events/kafka/{KEY}"
+
+    async def post(alert_key: str, route: str | None) -> None:
+        headers = {"X-Ilagent-Route": route} if route is not None else {}
+        body = {"eventType": "ALERT", "alertKey": alert_key, "summary": f"press {alert_key}"}
+        async with http.post(url, json=body, headers=headers) as response:
+            assert response.status == 202
+
+    await post("before-load", "line3")
+    await page.goto(f"{sandbox_url}/")
+    await expect(page.locator("#connection")).to_have_attribute(
+        "data-state", "live", timeout=TIMEOUT_MS
+    )
+    await post("live", "line3")
+    await post("no-route", None)
+    markup = '<img src=x onerror="window.injected=1">'
+    await post("markup", markup)
+    items = page.locator("#stream-rows li")
+    await expect(items).to_have_count(4, timeout=TIMEOUT_MS)
+    routed = page.locator('#stream-rows li[data-route="line3"]')
+    await expect(routed).to_have_count(2)
+    for index in range(2):
+        await expect(routed.nth(index).locator(".route")).to_have_text("line3")
+    await expect(page.locator('#stream-rows li[data-route=""] .route')).to_have_count(0)
+    tagged = page.locator("#stream-rows li .route").filter(has_text="onerror")
+    await expect(tagged).to_have_text(markup)
+    assert await page.locator("#stream-rows img").count() == 0
+    assert await page.evaluate("window.injected") is None

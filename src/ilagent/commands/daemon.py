@@ -22,7 +22,6 @@ from ilagent.commands.common import (
     byte_size,
     check_url,
     db_file,
-    key_value,
     mapping_rules,
     more_than_zero,
     networks,
@@ -34,7 +33,12 @@ from ilagent.commands.common import (
     seconds,
     topics,
 )
-from ilagent.commands.kafka_options import KAFKA_ONLY, check_sasl, kafka_properties
+from ilagent.commands.kafka_options import (
+    KAFKA_ONLY,
+    add_connection_options,
+    check_sasl,
+    kafka_properties,
+)
 from ilagent.commands.mqtt_options import MQTT_ONLY, add_mqtt_options, mqtt_settings
 from ilagent.commands.sources import Sources
 from ilagent.config import (
@@ -124,32 +128,9 @@ def add_options(daemon: Parser) -> None:
                        help="topic of escalation-policy updates (\"who is on shift N\"): as "
                             "--event_topic; needs ILERT_API_KEY and --policy_routing_keys")
     kafka = daemon.add_argument_group("Kafka")
-    kafka.add_argument("--kafka_brokers", metavar="HOST:PORT[,…]", help="bootstrap brokers")
+    add_connection_options(kafka)
     kafka.add_argument("--kafka_group_id", default=DEFAULT_KAFKA_GROUP_ID,
                        help="consumer group (default %(default)s)")
-    kafka.add_argument("--kafka_config", action="append", type=key_value, default=[],
-                       metavar="KEY=VALUE",
-                       help="librdkafka property, e.g. security.protocol=SASL_SSL (repeatable)")
-    kafka.add_argument("--kafka_config_file", metavar="FILE",
-                       help="Kafka client settings in Java's client.properties format "
-                            "(applied under --kafka_config)")
-    kafka.add_argument("--kafka_security_protocol", type=str.upper,
-                       choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
-                       help="security.protocol")
-    kafka.add_argument("--kafka_sasl_mechanism", type=str.upper,
-                       choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"),
-                       help="sasl.mechanism (OAUTHBEARER: its settings via --kafka_config)")
-    kafka.add_argument("--kafka_sasl_username", metavar="NAME", help="sasl.username")
-    kafka.add_argument("--kafka_sasl_password", metavar="PASSWORD",
-                       help="sasl.password (better from ILAGENT_KAFKA_SASL_PASSWORD or the "
-                            "config file than on the command line)")
-    kafka.add_argument("--kafka_ssl_ca", metavar="PEM", help="ssl.ca.location: CA certificate(s)")
-    kafka.add_argument("--kafka_ssl_cert", metavar="PEM",
-                       help="ssl.certificate.location: client certificate (mutual TLS)")
-    kafka.add_argument("--kafka_ssl_key", metavar="PEM",
-                       help="ssl.key.location: client private key (mutual TLS)")
-    kafka.add_argument("--kafka_ssl_key_password", metavar="PASSWORD",
-                       help="ssl.key.password of an encrypted --kafka_ssl_key")
     kafka.add_argument("--kafka_connect_timeout", type=seconds, default=0.0, metavar="SECONDS",
                        help="exit 2 when the brokers cannot be reached at start within this "
                             "long (default 0: wait for them)")

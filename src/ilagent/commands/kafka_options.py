@@ -1,18 +1,22 @@
 """The Kafka options of ``ilagent daemon`` (and ``config show``): which need a broker, and the
 librdkafka properties they, the TOML file's ``kafka_config`` table, ``--kafka_config_file`` and
-``--kafka_config`` make together."""
+``--kafka_config`` make together. The connection options (where the cluster is, how to reach it)
+are defined once here, for ``daemon`` and ``map --last``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
+from ilagent.commands.common import key_value
 from ilagent.commands.sources import Sources
 from ilagent.errors import ConfigError
 from ilagent.kafka.properties import for_librdkafka, parse_properties
 
-__all__ = ["FIRST_CLASS", "KAFKA_ONLY", "check_sasl", "kafka_properties"]
+__all__ = ["CONNECTION", "FIRST_CLASS", "KAFKA_ONLY", "add_connection_options", "check_sasl",
+           "kafka_properties"]
 
 KAFKA_ONLY = ("kafka_config", "kafka_group_id",
               "kafka_offset_reset", "dlq_topic", "max_buffered", "kafka_config_file",
@@ -21,7 +25,41 @@ KAFKA_ONLY = ("kafka_config", "kafka_group_id",
               "kafka_ssl_key", "kafka_ssl_key_password")
 
 
+# the options of add_connection_options, by long name
+CONNECTION = ("kafka_brokers", "kafka_config", "kafka_config_file", "kafka_security_protocol",
+              "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password",
+              "kafka_ssl_ca", "kafka_ssl_cert", "kafka_ssl_key", "kafka_ssl_key_password")
 SASL_PROTOCOLS = ("SASL_SSL", "SASL_PLAINTEXT")
+
+
+def add_connection_options(group: Any, *, short_brokers: bool = False) -> None:
+    """Where the Kafka cluster is and how to connect to it (:data:`CONNECTION`); with
+    ``short_brokers``, ``-b`` also names ``--kafka_brokers`` (as kcat's ``-b``)."""
+    names = ("-b", "--kafka_brokers") if short_brokers else ("--kafka_brokers",)
+    group.add_argument(*names, metavar="HOST:PORT[,…]", help="bootstrap brokers")
+    group.add_argument("--kafka_config", action="append", type=key_value, default=[],
+                       metavar="KEY=VALUE",
+                       help="librdkafka property, e.g. security.protocol=SASL_SSL (repeatable)")
+    group.add_argument("--kafka_config_file", metavar="FILE",
+                       help="Kafka client settings in Java's client.properties format "
+                            "(applied under --kafka_config)")
+    group.add_argument("--kafka_security_protocol", type=str.upper,
+                       choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+                       help="security.protocol")
+    group.add_argument("--kafka_sasl_mechanism", type=str.upper,
+                       choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"),
+                       help="sasl.mechanism (OAUTHBEARER: its settings via --kafka_config)")
+    group.add_argument("--kafka_sasl_username", metavar="NAME", help="sasl.username")
+    group.add_argument("--kafka_sasl_password", metavar="PASSWORD",
+                       help="sasl.password (better from ILAGENT_KAFKA_SASL_PASSWORD or the "
+                            "config file than on the command line)")
+    group.add_argument("--kafka_ssl_ca", metavar="PEM", help="ssl.ca.location: CA certificate(s)")
+    group.add_argument("--kafka_ssl_cert", metavar="PEM",
+                       help="ssl.certificate.location: client certificate (mutual TLS)")
+    group.add_argument("--kafka_ssl_key", metavar="PEM",
+                       help="ssl.key.location: client private key (mutual TLS)")
+    group.add_argument("--kafka_ssl_key_password", metavar="PASSWORD",
+                       help="ssl.key.password of an encrypted --kafka_ssl_key")
 
 
 def check_sasl(properties: dict[str, str]) -> None:

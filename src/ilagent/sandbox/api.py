@@ -28,7 +28,8 @@ with ``rate_limit`` on, a key's 121st call in its minute is 429 without ``Retry-
 
 The integration key is masked wherever the sandbox shows it on its own (the ``integrationKey``
 fields, the key segment of recorded paths); bodies are kept exactly as received. API keys are
-neither recorded nor logged.
+neither recorded nor logged. The ``X-Ilagent-Route`` request header (the ilagent route that sent
+an event) is recorded as the event's and the request's ``route``; the body never sets it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from ..events import EventError, validate_event, with_path_key
 from .core import SANDBOX, Accepted, Sandbox
 from .faults import Fault, Target
 from .policies import LevelChange, PolicyBook
-from .records import mask
+from .records import ROUTE_HEADER, mask, route_of
 from .seed import INVALID_BODY, MISSING_FIELD, Refusal, parse_level
 
 logger = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ async def _answer(request: web.Request, handle: _Handler) -> web.StreamResponse:
         path += f"?{request.query_string}"
     answer = json.dumps(reply.answer)
     sandbox.record(
+        route=route_of(request.headers.get(ROUTE_HEADER)),
         method=request.method,
         path=path,
         status=reply.status,
@@ -202,7 +204,8 @@ def _event(sandbox: Sandbox, request: web.Request, body: Any, text: str | None) 
             # ilert sends no Retry-After: the window simply ends
             return _error(429, "TOO_MANY_REQUESTS", "event rate limit reached for this key")
         path = _masked_path(request.path, path_key)
-        accepted = sandbox.submit(event, body=body, text=text, path=path)
+        route = route_of(request.headers.get(ROUTE_HEADER))  # never from the body
+        accepted = sandbox.submit(event, body=body, text=text, path=path, route=route)
     except EventError as error:
         return Reply(400, error.as_body(400))
     answer = {

@@ -209,12 +209,18 @@ class Sandbox:
         return seeded
 
     def submit(
-        self, event: dict[str, Any], *, body: dict[str, Any], text: str, path: str
+        self,
+        event: dict[str, Any],
+        *,
+        body: dict[str, Any],
+        text: str,
+        path: str,
+        route: str | None = None,
     ) -> Accepted:
         """Apply a validated event to the alerts; raises EventError NO_OPEN_ALERT_WITH_KEY.
 
         ``event`` is the normalised event (``validate_event``), ``body`` what was received and
-        ``text`` its JSON text.
+        ``text`` its JSON text; ``route`` the ilagent route that sent it (its request header).
         """
         at = utc_now()
         integration_key: str = event["integrationKey"]
@@ -254,6 +260,7 @@ class Sandbox:
             alert_id=alert.id,
             body=body,
             text=text,
+            route=route,
         )
         alert.event_count += 1
         alert.last_at = at
@@ -280,13 +287,15 @@ class Sandbox:
         answer_text: str,
         accepted: Accepted | None = None,
         policy: dict[str, Any] | None = None,
+        route: str | None = None,
     ) -> None:
         """Record an answered /api request, count it and push it to the open streams.
 
         ``body`` is the parsed JSON body (None if there was none), ``text`` its JSON text;
         ``answer`` is what the sandbox answered (a JSON object, a plain text, or None for no
         body) and ``answer_text`` its JSON text; ``policy``
-        is the escalation policy the request changed, if any.
+        is the escalation policy the request changed, if any; ``route`` the ilagent route that
+        sent it (``X-Ilagent-Route``), if any.
         """
         request = self.store.insert_request(
             at=accepted.event["time"] if accepted else utc_now(),
@@ -299,6 +308,7 @@ class Sandbox:
             integration_key=integration_key,
             answer=answer,
             answer_text=answer_text,
+            route=route,
         )
         self._schedule_flush()
         if self.hub.listening:

@@ -2,7 +2,8 @@
 
 Pure data and functions, no connection: :mod:`.store` holds the state and the SQL that moves it;
 this module holds what its rows look like and how they are shown. Keys are masked here, on the way
-out (:func:`mask`); alert keys are compared in :func:`normalise_key` form.
+out (:func:`mask`); alert keys are compared in :func:`normalise_key` form. An event and a request
+carry the ``route`` the ``X-Ilagent-Route`` header named (:func:`route_of`; null without one).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+ROUTE_HEADER = "X-Ilagent-Route"
+MAX_ROUTE_LENGTH = 100
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -25,18 +28,22 @@ CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, path TEXT NOT NULL,
     integration_key TEXT NOT NULL, event_type TEXT NOT NULL, alert_id INTEGER NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL, route TEXT
 );
 CREATE INDEX IF NOT EXISTS events_alert ON events (alert_id);
 CREATE TABLE IF NOT EXISTS requests (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
-    status INTEGER NOT NULL, body TEXT, user_agent TEXT, integration_key TEXT, answer TEXT
+    status INTEGER NOT NULL, body TEXT, user_agent TEXT, integration_key TEXT, answer TEXT,
+    route TEXT
 );
 CREATE TABLE IF NOT EXISTS heartbeats (
     key TEXT PRIMARY KEY, count INTEGER NOT NULL, first_at TEXT NOT NULL, last_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (status INTEGER PRIMARY KEY, n INTEGER NOT NULL);
 """
+# from each schema version to the next (version 1 had no routes)
+MIGRATIONS = {1: ("ALTER TABLE events ADD COLUMN route TEXT",
+                  "ALTER TABLE requests ADD COLUMN route TEXT")}
 ALERT_COLUMNS = (
     "id, alert_key, integration_key, status, summary, details, priority,"
     " event_count, first_at, last_at, rev"
@@ -51,6 +58,15 @@ def mask(key: str | None) -> str | None:
         return None
     shown = 4 if len(key) > 8 else 0
     return "*" * (len(key) - shown) + key[len(key) - shown :]
+
+
+def route_of(header: str | None) -> str | None:
+    """The route an ``X-Ilagent-Route`` header names: at most :data:`MAX_ROUTE_LENGTH`
+    printable characters, trimmed; anything else (or no header) is no route."""
+    route = (header or "").strip()
+    if not route or len(route) > MAX_ROUTE_LENGTH or not route.isprintable():
+        return None
+    return route
 
 
 def normalise_key(alert_key: str) -> str:
@@ -111,8 +127,9 @@ def sql_limit(limit: int | None) -> int:
     return -1 if limit is None else limit
 
 
-def event_json(row: tuple[Any, ...], body: dict[str, Any]) -> dict[str, Any]:
-    """An accepted event as the API shows it, from its row (without ``body``) and its body."""
+def event_json(row: tuple[Any, ...], body: dict[str, Any], route: str | None) -> dict[str, Any]:
+    """An accepted event as the API shows it, from its row (without ``body`` and ``route``),
+    its body and the route that sent it."""
     seq, at, path, integration_key, event_type, alert_id = row
     return {
         "seq": seq,
@@ -121,6 +138,7 @@ def event_json(row: tuple[Any, ...], body: dict[str, Any]) -> dict[str, Any]:
         "integrationKey": mask(integration_key),
         "eventType": event_type,
         "alertId": alert_id,
+        "route": route,
         "body": body,
     }
 
@@ -130,8 +148,9 @@ def loads_or_none(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def request_json(row: tuple[Any, ...], body: Any, answer: Any) -> dict[str, Any]:
-    """A recorded request as the API shows it, from its row (key already masked, no answer)."""
+def request_json(row: tuple[Any, ...], body: Any, answer: Any, route: str | None) -> dict[str, Any]:
+    """A recorded request as the API shows it, from its row (key already masked, no answer,
+    no route)."""
     seq, at, method, path, status, _, user_agent, masked_key = row
     return {
         "seq": seq,
@@ -142,5 +161,6 @@ def request_json(row: tuple[Any, ...], body: Any, answer: Any) -> dict[str, Any]
         "body": body,
         "userAgent": user_agent,
         "integrationKey": masked_key,
+        "route": route,
         "answer": answer,
     }

@@ -24,6 +24,7 @@ from typing import Any
 from ..private_files import narrow, sqlite_files
 from .records import (
     ALERT_COLUMNS,
+    MIGRATIONS,
     OPEN_STATUSES,
     SCHEMA,
     SCHEMA_VERSION,
@@ -70,8 +71,15 @@ class Store:
                 db.execute("PRAGMA synchronous=NORMAL")
                 narrow(sqlite_files(path), what="the sandbox's --db file", quiet=True)
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, *MIGRATIONS, SCHEMA_VERSION):
                 raise ValueError(f"{path} holds sandbox schema {version}, not {SCHEMA_VERSION}")
+            if version in MIGRATIONS:  # an older file, brought up to date in one transaction
+                db.execute("BEGIN IMMEDIATE")
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[step]:
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # a constant int
+                db.execute("COMMIT")
             db.executescript(SCHEMA)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # a constant int
         except BaseException:
@@ -118,13 +126,13 @@ class Store:
                 [alert.row() for alert in self._dirty_alerts.values()],
             )
             db.executemany(
-                "INSERT INTO events (seq, at, path, integration_key, event_type, alert_id, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events (seq, at, path, integration_key, event_type, alert_id, body,"
+                " route) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 self._new_events,
             )
             db.executemany(
                 "INSERT INTO requests (seq, at, method, path, status, body, user_agent,"
-                " integration_key, answer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " integration_key, answer, route) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 self._new_requests,
             )
             db.executemany(
@@ -203,12 +211,14 @@ class Store:
         alert_id: int,
         body: dict[str, Any],
         text: str,
+        route: str | None = None,
     ) -> dict[str, Any]:
-        """Store an accepted event (``text`` its JSON as received); return it as the API shows it."""
+        """Store an accepted event (``text`` its JSON as received, ``route`` the one that sent
+        it); return it as the API shows it."""
         self._last_event_seq += 1
         row = (self._last_event_seq, at, path, integration_key, event_type, alert_id)
-        self._new_events.append((*row, text))
-        return event_json(row, body)
+        self._new_events.append((*row, text, route))
+        return event_json(row, body, route)
 
     def insert_request(
         self,
@@ -223,19 +233,20 @@ class Store:
         integration_key: str | None,
         answer: Any,
         answer_text: str,
+        route: str | None = None,
     ) -> dict[str, Any]:
         """Record an answered /api request and count its status; return it as the API shows it.
 
         ``text`` is the body's JSON text as received; ``answer`` is what the sandbox answered,
-        ``answer_text`` its JSON text.
+        ``answer_text`` its JSON text; ``route`` the one that sent it.
         """
         self._last_request_seq += 1
         seq = self._last_request_seq
         row = (seq, at, method, path, status, text, user_agent, mask(integration_key))
-        self._new_requests.append((*row, answer_text))
+        self._new_requests.append((*row, answer_text, route))
         self._counts[status] += 1
         self._counts_dirty = True
-        return request_json(row, body, answer)
+        return request_json(row, body, answer, route)
 
     def ping(self, key: str, *, at: str) -> None:
         """Count one ping of a heartbeat key."""
@@ -285,24 +296,27 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Accepted events with a seq above ``since``, oldest first."""
         self.flush()
-        sql = "SELECT seq, at, path, integration_key, event_type, alert_id, body FROM events"
+        sql = "SELECT seq, at, path, integration_key, event_type, alert_id, body, route FROM events"
         sql += " WHERE seq > ?" + (" AND integration_key = ?" if integration_key else "")
         params: list[Any] = [since] + ([integration_key] if integration_key else [])
         rows = self._db.execute(f"{sql} ORDER BY seq LIMIT ?", (*params, sql_limit(limit)))
-        return [event_json(row[:6], json.loads(row[6])) for row in rows]
+        return [event_json(row[:6], json.loads(row[6]), row[7]) for row in rows]
 
     def requests(
         self, *, since: int = 0, limit: int | None = None, last: int | None = None
     ) -> list[dict[str, Any]]:
         """Recorded requests with a seq above ``since``, oldest first; ``last`` keeps the newest."""
         self.flush()
-        columns = "seq, at, method, path, status, body, user_agent, integration_key, answer"
+        columns = "seq, at, method, path, status, body, user_agent, integration_key, answer, route"
         inner = f"SELECT {columns} FROM requests WHERE seq > ? ORDER BY seq DESC LIMIT ?"
         rows = self._db.execute(
             f"SELECT * FROM ({inner}) ORDER BY seq LIMIT ?",
             (since, sql_limit(last), sql_limit(limit)),
         )
-        return [request_json(row[:8], loads_or_none(row[5]), loads_or_none(row[8])) for row in rows]
+        return [
+            request_json(row[:8], loads_or_none(row[5]), loads_or_none(row[8]), row[9])
+            for row in rows
+        ]
 
     def heartbeats(self, *, key: str | None = None) -> list[dict[str, Any]]:
         """Heartbeat keys (masked) with their ping count, most recently pinged first."""

@@ -5,8 +5,9 @@ with exit code 0, 1 or 2 and never a traceback or a generic "internal error".
 In process, and stopping at validation: the daemon's configuration is built and checked but the
 daemon is not started (``ilagent.daemon.run``), the sandbox's seed is read but nothing serves
 (``ilagent.sandbox.serve``), ``event`` and ``heartbeat`` check what they would send
-(:func:`ilagent.commands.send.prepare`) without sending; ``map``, ``queue`` and ``config show``
-run whole, on small files.
+(:func:`ilagent.commands.send.prepare`) without sending; ``map --last`` reads no topic
+(``ilagent.kafka.sample.read_last``); ``map``, ``queue`` and ``config show`` run whole, on
+small files.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def stopping_at_validation(stdin: bytes) -> Iterator[tuple[io.StringIO, io.Strin
     out, err = io.StringIO(), io.StringIO()
     with mock.patch("ilagent.daemon.run", return_value=0), \
             mock.patch("ilagent.sandbox.serve", no_sandbox), \
+            mock.patch("ilagent.kafka.sample.read_last", return_value=[]), \
             mock.patch.object(send, "run", lambda args: (send.prepare(args), 0)[1]), \
             mock.patch.object(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin))), \
             contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -170,6 +170,8 @@ function statusClass(status) {
 function describe(request) {
   const body = request.body && typeof request.body === "object" ? request.body : {};
   const what = el("span", { className: "what" });
+  // the ilagent route that sent it (its X-Ilagent-Route header): text only, never markup
+  if (typeof request.route === "string") what.append(el("span", { className: "route", title: "ilagent route", text: request.route }));
   if (typeof body.eventType === "string") what.append(el("span", { className: "etype", text: body.eventType }));
   const text = body.summary || body.alertKey || body.email || "";
   if (text) what.append(`${text} `);
@@ -184,11 +186,12 @@ function describe(request) {
 function showRequest(request, alert) {
   if (streamBySeq.has(request.seq)) return;
   const meta = [`#${request.seq}`, request.time, `key ${request.integrationKey || "-"}`];
+  if (typeof request.route === "string") meta.push(`route ${request.route}`);
   if (alert) meta.push(`alert ${alert.id} ${alert.status}`);
   if (request.userAgent) meta.push(request.userAgent);
   const item = el(
     "li",
-    { "data-seq": request.seq, "data-status": request.status },
+    { "data-seq": request.seq, "data-status": request.status, "data-route": typeof request.route === "string" ? request.route : "" },
     el(
       "details",
       {},
