@@ -32,11 +32,9 @@ CONNECTION = ("kafka_brokers", "kafka_config", "kafka_config_file", "kafka_secur
 SASL_PROTOCOLS = ("SASL_SSL", "SASL_PLAINTEXT")
 
 
-def add_connection_options(group: Any, *, short_brokers: bool = False) -> None:
-    """Where the Kafka cluster is and how to connect to it (:data:`CONNECTION`); with
-    ``short_brokers``, ``-b`` also names ``--kafka_brokers`` (as kcat's ``-b``)."""
-    names = ("-b", "--kafka_brokers") if short_brokers else ("--kafka_brokers",)
-    group.add_argument(*names, metavar="HOST:PORT[,…]", help="bootstrap brokers")
+def add_connection_options(group: Any) -> None:
+    """Where the Kafka cluster is and how to connect to it (:data:`CONNECTION`)."""
+    group.add_argument("--kafka_brokers", metavar="HOST:PORT[,…]", help="bootstrap brokers")
     group.add_argument("--kafka_config", action="append", type=key_value, default=[],
                        metavar="KEY=VALUE",
                        help="librdkafka property, e.g. security.protocol=SASL_SSL (repeatable)")

@@ -111,7 +111,7 @@ def add_parser(sub: Subparsers) -> Parser:
     kafka.add_argument("--timeout", type=positive_seconds, metavar="SECONDS",
                        help="with --last: how long reaching the brokers and reading may take "
                             f"(default {DEFAULT_TIMEOUT:g})")
-    add_connection_options(kafka, short_brokers=True)
+    add_connection_options(kafka)
     add_mapping_options(mapper)
     add_policy_options(mapper)
     return mapper

@@ -68,7 +68,7 @@ def test_the_newest_50_of_80_are_mapped_and_no_group_is_left(kafka_bootstrap: st
     topic = create_topic(kafka_bootstrap, unique("maplast"), partitions=2)
     placed = produce_numbered(kafka_bootstrap, topic, 80)
     started = time.monotonic()
-    done = ilagent("-vv", "map", "-b", kafka_bootstrap, "-e", topic, "--last", "50", *MAPPING)
+    done = ilagent("-vv", "map", "--kafka_brokers", kafka_bootstrap, "-e", topic, "--last", "50", *MAPPING)
     took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
@@ -92,14 +92,14 @@ def test_fewer_messages_than_asked_prints_them_all(kafka_bootstrap: str) -> None
     """--last 50 of a topic holding 3 (and of one holding none): all there are, exit 0."""
     topic = create_topic(kafka_bootstrap, unique("maplast-few"), partitions=2)
     produce_numbered(kafka_bootstrap, topic, 3)
-    done = ilagent("map", "-b", kafka_bootstrap, "-e", topic, "--last", "50", *MAPPING)
+    done = ilagent("map", "--kafka_brokers", kafka_bootstrap, "-e", topic, "--last", "50", *MAPPING)
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["event"]["alertKey"] for line in done.stdout.splitlines()] == [
         "M0", "M1", "M2"]
     empty = create_topic(kafka_bootstrap, unique("maplast-empty"))
-    done = ilagent("map", "-b", kafka_bootstrap, "-e", empty, "--last", "5", *MAPPING)
+    done = ilagent("map", "--kafka_brokers", kafka_bootstrap, "-e", empty, "--last", "5", *MAPPING)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
-    checked = ilagent("map", "-b", kafka_bootstrap, "-e", empty, "--last", "5", "--check",
+    checked = ilagent("map", "--kafka_brokers", kafka_bootstrap, "-e", empty, "--last", "5", "--check",
                       *MAPPING)
     assert checked.returncode == 1
     assert checked.stderr.splitlines() == [
@@ -109,7 +109,7 @@ def test_fewer_messages_than_asked_prints_them_all(kafka_bootstrap: str) -> None
 def test_an_unknown_topic_is_one_line_and_exit_1(kafka_bootstrap: str) -> None:
     """A topic the cluster does not have: one line on stderr naming it, exit 1, nothing created."""
     topic = unique("maplast-missing")
-    done = ilagent("map", "-b", kafka_bootstrap, "-e", topic, "--last", "5", *MAPPING)
+    done = ilagent("map", "--kafka_brokers", kafka_bootstrap, "-e", topic, "--last", "5", *MAPPING)
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.splitlines() == [
         f"ilagent map: error: the Kafka topic {topic} does not exist"]
@@ -122,7 +122,7 @@ def test_brokers_that_do_not_answer_are_one_line_and_exit_2() -> None:
     import broker
 
     started = time.monotonic()
-    done = ilagent("map", "-b", f"127.0.0.1:{broker.free_port()}", "-e", "t", "--last", "5",
+    done = ilagent("map", "--kafka_brokers", f"127.0.0.1:{broker.free_port()}", "-e", "t", "--last", "5",
                    "--timeout", "2", *MAPPING)
     took = time.monotonic() - started
     assert (done.returncode, done.stdout) == (2, "") and took < 20, done.stderr
@@ -135,7 +135,7 @@ def test_last_with_a_file_is_a_usage_error(kafka_bootstrap: str, tmp_path: Path)
     """--last and FILE name two sources: exit 2, one line, nothing read."""
     messages = tmp_path / "messages.jsonl"
     messages.write_text('{"mCode": "M1"}\n')
-    done = ilagent("map", "-b", kafka_bootstrap, "-e", "t", "--last", "5", str(messages),
+    done = ilagent("map", "--kafka_brokers", kafka_bootstrap, "-e", "t", "--last", "5", str(messages),
                    *MAPPING)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.splitlines() == [
@@ -149,7 +149,7 @@ def test_last_reads_through_sasl_ssl_with_the_password_from_the_environment(
     password is one line and exit 2, without the password, well before --timeout."""
     topic = create_topic(secured_kafka.bootstrap, unique("maplast-sasl"), partitions=2)
     produce_numbered(secured_kafka.bootstrap, topic, 5)
-    flags = ["-b", secured_kafka.sasl_ssl_bootstrap, "--kafka_security_protocol", "SASL_SSL",
+    flags = ["--kafka_brokers", secured_kafka.sasl_ssl_bootstrap, "--kafka_security_protocol", "SASL_SSL",
              "--kafka_sasl_mechanism", "SCRAM-SHA-512", "--kafka_sasl_username", "ilagent",
              "--kafka_ssl_ca", str(secured_kafka.tls / "ca.pem")]
     done = ilagent("map", *flags, "-e", topic, "--last", "2", *MAPPING,

@@ -45,26 +45,26 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str], *,
 
 @pytest.mark.usefixtures("clean_environment")
 @pytest.mark.parametrize(("argv", "message"), [
-    pytest.param(["--last", "5", "-b", "k:1", "-e", "t", "{file}"],
+    pytest.param(["--last", "5", "--kafka_brokers", "k:1", "-e", "t", "{file}"],
                  "--last reads the topic -e from Kafka, not {file}: give one of them",
                  id="with-FILE"),
-    pytest.param(["--last", "5", "-b", "k:1", "-e", "t", "--file", "{file}"],
+    pytest.param(["--last", "5", "--kafka_brokers", "k:1", "-e", "t", "--file", "{file}"],
                  "--last reads the topic -e from Kafka, not {file}: give one of them",
                  id="with---file"),
     pytest.param(["--last", "5", "-e", "t"],
                  "--last needs -b/--kafka_brokers: the Kafka cluster to read", id="no-brokers"),
     pytest.param(["--last", "5", "--kafka_brokers", "k:1"],
                  "--last needs -e/--event_topic: the topic to read", id="no-topic"),
-    pytest.param(["--last", "5", "-b", "k:1", "-e", "^plant\\..*"],
+    pytest.param(["--last", "5", "--kafka_brokers", "k:1", "-e", "^plant\\..*"],
                  "--last reads one topic by its name, not ^plant\\..*", id="regex"),
-    pytest.param(["--last", "5", "-b", "k:1", "-e", "a,b"],
+    pytest.param(["--last", "5", "--kafka_brokers", "k:1", "-e", "a,b"],
                  "--last reads one topic by its name, not a,b", id="list"),
-    pytest.param(["--last", "5", "-b", "k:1", "-e", "t", "--message_key", "k"],
+    pytest.param(["--last", "5", "--kafka_brokers", "k:1", "-e", "t", "--message_key", "k"],
                  "--message_key is the key of lines from FILE or stdin: with --last each "
                  "message has its own", id="message-key"),
-    pytest.param(["--last", "100001", "-b", "k:1", "-e", "t"],
+    pytest.param(["--last", "100001", "--kafka_brokers", "k:1", "-e", "t"],
                  "--last 100001: at most 100000 messages", id="too-many"),
-    pytest.param(["-b", "k:1", "-e", "t"],
+    pytest.param(["--kafka_brokers", "k:1", "-e", "t"],
                  "--kafka_brokers needs --last (without it map reads FILE or stdin)",
                  id="brokers-without-last"),
     pytest.param(["--kafka_sasl_username", "u"],
@@ -73,7 +73,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str], *,
     pytest.param(["--timeout", "3"],
                  "--timeout needs --last (without it map reads FILE or stdin)",
                  id="timeout-without-last"),
-    pytest.param(["--last", "5", "-b", "k:1", "-e", "t", "--kafka_security_protocol",
+    pytest.param(["--last", "5", "--kafka_brokers", "k:1", "-e", "t", "--kafka_security_protocol",
                   "SASL_SSL"],
                  "--kafka_security_protocol SASL_SSL needs --kafka_sasl_mechanism (PLAIN, "
                  "SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER; librdkafka would try GSSAPI)",
@@ -93,7 +93,7 @@ def test_a_last_that_cannot_work_is_a_usage_error(argv: list[str], message: str,
 @pytest.mark.usefixtures("clean_environment")
 def test_last_zero_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
     """--last 0 asks for nothing: exit 2 from the parser."""
-    code, _, err = run(["map", "--last", "0", "-b", "k:1", "-e", "t"], capsys)
+    code, _, err = run(["map", "--last", "0", "--kafka_brokers", "k:1", "-e", "t"], capsys)
     assert code == 2 and "argument --last: '0' must be at least 1" in err
 
 
