@@ -324,9 +324,10 @@ def routes_of(args: argparse.Namespace, sources: Sources) -> tuple[Route, ...]:
     from ilagent.mapping.route_tables import load_routes  # Jinja2 only for a config with routes
 
     routes = load_routes(sources.route_tables, where=str(sources.config_file))
-    clash = [name for name in ROUTE_REPLACES if sources.of.get(name, "default") != "default"]
+    clash = [name for name in ROUTE_REPLACES if getattr(args, name, None) not in (None, False)]
     if clash:
-        raise ConfigError(f"--{clash[0]} ({sources.of[clash[0]]}) and the [[route]] tables of "
+        given = sources.of.get(clash[0], "flag")
+        raise ConfigError(f"--{clash[0]} ({given}) and the [[route]] tables of "
                           f"{sources.config_file} both say how to map: each route maps on its "
                           "own; move the flag into the routes, or remove the routes")
     for route in routes:

@@ -24,7 +24,6 @@ import json
 import logging
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -37,6 +36,7 @@ from ilagent.commands.common import (
     more_than_zero,
     policy_rules,
     positive_seconds,
+    routes_of,
 )
 from ilagent.commands.kafka_options import (
     CONNECTION,
@@ -44,6 +44,7 @@ from ilagent.commands.kafka_options import (
     check_sasl,
     kafka_properties,
 )
+from ilagent.commands.map_routes import Sample, route_samples
 from ilagent.commands.sources import Sources
 from ilagent.config import DEFAULT_API_URL, PolicyRules
 from ilagent.errors import NotFoundError, UsageError
@@ -58,18 +59,6 @@ EXIT_DROPPED = 1  # with --check: at least one message would not become an event
 DEFAULT_TOPIC = "test-topic"  # the topic lines are taken to come from
 DEFAULT_TIMEOUT = 10.0  # --last: for reaching the brokers and reading (kafka.sample's default)
 MAX_LAST = 100_000  # --last: messages held in memory and printed at most
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One message to map: its payload, the topic and Kafka message key it is taken to come
-    with, and ``where`` it came from, printed first (``{"line": n}`` or
-    ``{"topic": …, "partition": …, "offset": …}``)."""
-
-    payload: bytes
-    topic: str
-    message_key: bytes | None
-    where: dict[str, Any]
 
 
 def add_parser(sub: Subparsers) -> Parser:
@@ -99,6 +88,10 @@ def add_parser(sub: Subparsers) -> Parser:
                         help="exit 1 if any message would be dropped or misses a mapped field")
     mapper.add_argument("--ilert_api_url", default=DEFAULT_API_URL,
                         metavar="URL", help="API base URL shown in the output")
+    mapper.add_argument("--source", choices=("kafka", "mqtt"), default="kafka",
+                        help="with [[route]]s in the config file: the source the messages are "
+                             "taken to come from (routes read Kafka topics and MQTT filters "
+                             "apart; default %(default)s)")
     mapper.add_argument("--policy", action="store_true",
                         help="read the messages as escalation-policy updates (--policy_topic) "
                              "and print the three calls each would make")
@@ -106,7 +99,8 @@ def add_parser(sub: Subparsers) -> Parser:
         "Kafka (--last: the newest messages of a topic instead of FILE or stdin)")
     kafka.add_argument("--last", type=more_than_zero, metavar="N",
                        help="map the newest N messages of the topic -e, read from the brokers "
-                            f"-b (at most {MAX_LAST}; oldest first; no consumer group is joined "
+                            f"--kafka_brokers (at most {MAX_LAST}; oldest first; no consumer "
+                            "group is joined "
                             "or committed)")
     kafka.add_argument("--timeout", type=positive_seconds, metavar="SECONDS",
                        help="with --last: how long reaching the brokers and reading may take "
@@ -126,6 +120,12 @@ def run(args: argparse.Namespace) -> int:
                              f"the messages as FILE (ilagent map … {spool})")
     sources = getattr(args, "sources", None) or Sources()
     _check_kafka_options(args, sources, path=path)
+    args.routes = routes_of(args, sources)
+    if args.routes and args.policy:
+        raise UsageError(f"--policy maps policy messages; the [[route]]s of "
+                         f"{sources.config_file} map events: give one of them")
+    if args.last is not None and args.source != "kafka":
+        raise UsageError("--last reads Kafka: --source mqtt does not go with it")
     if args.last is not None:
         rules = _rules(args)  # checked before the brokers are asked
         samples = _Counting(_topic_samples(args, sources))
@@ -156,6 +156,10 @@ def _map_and_print(args: argparse.Namespace, samples: Iterable[Sample], *,
                    rules: tuple[PolicyRules | None, MappingRules]) -> int:
     api_url = args.ilert_api_url.rstrip("/")
     policy, mapping = rules
+    if args.routes:
+        return route_samples(args.routes, samples, source=args.source,
+                             default_key=mapping.event_key, api_url=api_url, check=args.check,
+                             out=sys.stdout)
     if policy is not None:
         return policy_samples(policy, mapping, samples, api_url=api_url, check=args.check,
                               out=sys.stdout)
@@ -174,7 +178,7 @@ def _check_kafka_options(args: argparse.Namespace, sources: Sources, *, path: st
     if path:
         raise UsageError(f"--last reads the topic -e from Kafka, not {path}: give one of them")
     if not args.kafka_brokers:
-        raise UsageError("--last needs -b/--kafka_brokers: the Kafka cluster to read")
+        raise UsageError("--last needs --kafka_brokers: the Kafka cluster to read")
     if not args.event_topic:
         raise UsageError("--last needs -e/--event_topic: the topic to read")
     if args.event_topic.startswith("^") or "," in args.event_topic:
