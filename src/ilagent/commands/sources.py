@@ -149,7 +149,11 @@ def resolve(
         if ROUTE_TABLE in document:
             sources.route_tables = document[ROUTE_TABLE]
         if unknown:
-            raise ConfigError(f"{path}: unknown setting {', '.join(map(repr, unknown))}")
+            close = difflib.get_close_matches(unknown[0], [*known, ROUTE_TABLE], n=1,
+                                              cutoff=0.8)
+            hint = (f" (did you mean {'[[route]]' if close[0] == ROUTE_TABLE else close[0]}?)"
+                    if close else "")
+            raise ConfigError(f"{path}: unknown setting {', '.join(map(repr, unknown))}{hint}")
     for parser, only in parsers:
         on_line = given(parser, argv)
         for name, action in settable(parser, only).items():

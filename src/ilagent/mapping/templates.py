@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
+import jinja2.meta
 import jinja2.runtime
 import orjson
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -38,6 +39,7 @@ from ilagent.errors import ConfigError
 
 __all__ = ["RenderError", "Rendered", "Template", "compile_template"]
 
+VARIABLES = frozenset({"payload", "topic", "message_key", "source", "route"})
 DEFAULT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 _MS_AFTER = 100_000_000_000  # an epoch above this is in milliseconds (year 5138 in seconds)
 
@@ -168,7 +170,13 @@ def compile_template(source: Any, where: str) -> Template:
     if "{{" not in source and "{%" not in source and "{#" not in source:
         return Template(source, None)
     try:
-        return Template(source, _ENV.from_string(source))
+        unknown = sorted(jinja2.meta.find_undeclared_variables(_ENV.parse(source)) - VARIABLES)
+        compiled = _ENV.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(f"{where}: template error on its line {exc.lineno}: "
                           f"{exc.message}") from None
+    if unknown:  # {{ mCode }} for {{ payload.mCode }}: the commonest slip, always empty
+        raise ConfigError(f"{where}: {unknown[0]!r} is not a template variable: the message's "
+                          f"fields are under payload ({{{{ payload.{unknown[0]} }}}}); the "
+                          f"variables are {', '.join(sorted(VARIABLES))}")
+    return Template(source, compiled)

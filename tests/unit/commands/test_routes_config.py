@@ -133,3 +133,15 @@ def test_config_show_lists_the_routes_with_their_keys_masked(tmp_path: Path) -> 
     assert "line3: plant.line3; every message; to *******************0001" in done.stdout
     assert "press: factory/press/#; every message; to" in done.stdout
     assert "il1apiline3key000000001" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("text", "hint"), [
+    ('[[routes]]\nname = "x"\n', "unknown setting 'routes' (did you mean [[route]]?)"),
+    ('kafka_broker = "x"\n', "unknown setting 'kafka_broker' (did you mean kafka_brokers?)"),
+])
+def test_a_misspelt_table_or_key_names_the_right_one(tmp_path: Path, text: str,
+                                                      hint: str) -> None:
+    path = config_file(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        parse(["--config", str(path), "daemon", "--kafka_brokers", "k:9092"])
+    assert str(caught.value) == f"{path}: {hint}"

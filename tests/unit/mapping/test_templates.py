@@ -31,7 +31,6 @@ def render(source: str, payload: Any = None, **context: Any) -> tuple[str, tuple
     ("[{{ payload.absent }}]", "[]", ("absent",)),
     ("[{{ payload.absent.deeper.still }}]", "[]", ("absent",)),
     ("[{{ payload.machine.absent }}]", "[]", ("absent",)),
-    ("[{{ nothing }}]", "[]", ("nothing",)),
     # a default says what a missing field is, and then it is not missing
     ("{{ payload.absent | default('n/a') }}", "n/a", ()),
     ("{{ payload.machine.absent | default('n/a') }}", "n/a", ()),
@@ -85,6 +84,9 @@ def test_the_sandbox_refuses_python_internals(source: str) -> None:
     ("{{ payload.x ", "template error on its line 1"),
     ("{% if %}", "template error"),
     ("{{ payload | nosuchfilter }}", "nosuchfilter"),
+    # the commonest slip: a field without payload. in front, which would always be empty
+    ("{{ mCode }}", r"'mCode' is not a template variable: the message's fields are under "
+                    r"payload \(\{\{ payload.mCode \}\}\)"),
 ])
 def test_a_template_that_does_not_compile_is_a_config_error(source: str, said: str) -> None:
     with pytest.raises(ConfigError, match=said) as caught:
