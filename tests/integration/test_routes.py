@@ -65,6 +65,11 @@ def sent(sandbox: Sandbox, key: str) -> list[tuple[str, str, str]]:
     return [(b["eventType"], b.get("alertKey", ""), b["summary"]) for b in sandbox.bodies(key)]
 
 
+def refusals(sandbox: Sandbox) -> int:
+    """How many requests the sandbox answered 503 (the scripted fault)."""
+    return sum(r["status"] == 503 for r in sandbox.requests())
+
+
 def test_three_routes_over_kafka_and_mqtt_each_send_under_their_own_key(
         kafka_bootstrap: str, mosquitto: Any, sandbox: Sandbox, run_ilagent: Any,
         tmp_path: Path) -> None:
@@ -145,9 +150,6 @@ def test_a_message_two_routes_take_is_committed_only_after_both_events(
     daemon = run_ilagent(*kafka_args(config, kafka_bootstrap, group))
     wait_until(lambda: assigned(daemon, topic), timeout=60, what="the assignment")
 
-    def refusals() -> int:
-        return sum(r["status"] == 503 for r in sandbox.requests())
-
     # step 1: the message before goes through alone and is committed
     produce(kafka_bootstrap, topic, [{"type": "ALARM", "state": "SET", "mCode": "M1",
                                       "text": "before"}])
@@ -160,7 +162,7 @@ def test_a_message_two_routes_take_is_committed_only_after_both_events(
         {"type": "ALARM", "state": "SET", "mCode": "M2", "text": "both", "quality": "crack",
          "part": "P1"},
         {"type": "ALARM", "state": "SET", "mCode": "M3", "text": "after"}])
-    wait_until(lambda: len(sandbox.events(key_a)) == 3 and refusals() >= 2,
+    wait_until(lambda: len(sandbox.events(key_a)) == 3 and refusals(sandbox) >= 2,
                what="press's three events delivered and quality's retried")
 
     def counts_offset_2() -> tuple[int, list[tuple[int, int]]] | None:
@@ -171,8 +173,8 @@ def test_a_message_two_routes_take_is_committed_only_after_both_events(
 
     assert wait_until(counts_offset_2, what="a commit counting offset 2 as finished") == (
         1, [(2, 3)]), "committed past a message whose second event is not delivered"
-    more = refusals() + 2
-    wait_until(lambda: refusals() >= more, what="two more refused attempts")
+    more = refusals(sandbox) + 2
+    wait_until(lambda: refusals(sandbox) >= more, what="two more refused attempts")
     assert committed(kafka_bootstrap, group, topic) == [1], "committed past a pending event"
     assert sandbox.events(key_b) == []
 
@@ -265,7 +267,7 @@ def test_an_mqtt_message_two_routes_take_is_acknowledged_only_after_both_events(
     wait_until(lambda: subscribed(daemon), timeout=20, what="the subscription")
     publish(mqtt_port, f"{hall}/h1", [{"sensor": "h1", "value": 90}])
     wait_until(lambda: len(sandbox.events(key_a)) == 1
-               and sum(r["status"] == 503 for r in sandbox.requests()) >= 2,
+               and refusals(sandbox) >= 2,
                what="temperature's event delivered and maintenance's retried")
     assert metric(port, "ilagent_mqtt_unacknowledged") == 1
 
