@@ -270,6 +270,24 @@ def produce(bootstrap: str, topic: str, messages: Iterable[bytes | str | dict[st
     return count
 
 
+def produce_slowly(bootstrap: str, topic: str, events: list[dict[str, Any]], *,
+                   per_second: int, failures: list[str], key_field: str = "alertKey") -> None:
+    """Produce ``events`` keyed by their ``key_field`` at about ``per_second`` (run in a
+    thread); what the broker refused goes into ``failures``."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all",
+                         "enable.idempotence": True})
+    start = time.monotonic()
+    for index, event in enumerate(events):
+        producer.produce(topic, json.dumps(event).encode(), key=event[key_field],
+                         on_delivery=lambda err, _m: err and failures.append(str(err)))
+        producer.poll(0)
+        ahead = start + index / per_second - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)  # pacing a producer, not waiting for a condition
+    if producer.flush(60):
+        failures.append("not all produced")
+
+
 def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> list[int]:
     """The committed offsets of ``group`` on ``topic`` (-1001 when none)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
@@ -328,6 +346,22 @@ def publish(port: int, topic: str, messages: list[dict[str, Any] | bytes], *, qo
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def write_routes(path: Path, *routes: dict[str, Any]) -> Path:
+    """A config file holding these ``[[route]]`` tables (values: strings, numbers, booleans,
+    lists and tables of them)."""
+    def toml(value: Any) -> str:
+        if isinstance(value, dict):
+            return "{ " + ", ".join(f"{json.dumps(k)} = {toml(v)}" for k, v in value.items()) + " }"
+        if isinstance(value, list):
+            return "[" + ", ".join(map(toml, value)) + "]"
+        return json.dumps(value)  # JSON spells strings, numbers and booleans as TOML does
+
+    path.write_text("".join("[[route]]\n" + "".join(f"{name} = {toml(value)}\n"
+                                                     for name, value in route.items())
+                            for route in routes))
+    return path
 
 
 def subscribed(daemon: Any) -> bool:

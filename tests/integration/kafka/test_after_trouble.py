@@ -25,6 +25,7 @@ from helpers import (
     http,
     metric,
     produce,
+    produce_slowly,
     read_all,
     received_by_alert,
     unique,
@@ -144,23 +145,6 @@ def test_sigkill_three_times_loses_nothing_keeps_order_and_few_duplicates(
     # old quarter-second cadence with a position held back by slow alerts cost 1,400-2,400
     assert duplicates <= 1500
     assert daemon.stop() == 0
-
-
-def produce_slowly(bootstrap: str, topic: str, events: list[dict[str, Any]], *,
-                   per_second: int, failures: list[str]) -> None:
-    """Produce ``events`` keyed by alert at about ``per_second`` (run in a thread)."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all",
-                         "enable.idempotence": True})
-    start = time.monotonic()
-    for index, event in enumerate(events):
-        producer.produce(topic, json.dumps(event).encode(), key=event["alertKey"],
-                         on_delivery=lambda err, _m: err and failures.append(str(err)))
-        producer.poll(0)
-        ahead = start + index / per_second - time.monotonic()
-        if ahead > 0:
-            time.sleep(ahead)  # pacing a producer, not waiting for a condition
-    if producer.flush(60):
-        failures.append("not all produced")
 
 
 @pytest.mark.parametrize("run", range(5))
