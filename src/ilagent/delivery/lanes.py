@@ -31,12 +31,14 @@ def event_lane(integration_key: str, event: dict[str, Any]) -> Hashable | None:
 
 
 def message_lane(mapped: Mapped, message_key: bytes | None) -> Hashable | None:
-    """A mapped message's lane: its alert's; else that of its message key; else none."""
+    """A mapped message's lane: its alert's; else that of its message key at its integration
+    key (the events of two alert sources never wait for each other, as when two routes take
+    messages of one key and one source's key fails); else none."""
     lane = alert_lane(mapped.integration_key, mapped.alert_key)
     if lane is not None:
         return lane
     if message_key:
-        return ("key", message_key)
+        return ("key", mapped.integration_key, message_key)
     return None
 
 

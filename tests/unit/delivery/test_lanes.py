@@ -48,3 +48,17 @@ def test_policy_updates_of_one_level_share_a_lane_whatever_the_routing_key() -> 
     assert policy_lane(first) != policy_lane(PolicyUpdate(email="a@x", routing_key="plant350",
                                                           level=2))
     assert policy_lane(first) not in (heartbeat_lane("policy"), event_lane("policy", {"alertKey": "1"}))
+
+
+def test_without_an_alert_key_two_alert_sources_never_share_a_lane() -> None:
+    """Two routes take messages of one Kafka key: one source's failing key must not hold the
+    other's events back; within one source the message key still orders them."""
+    from ilagent.delivery.lanes import message_lane
+    from ilagent.mapping.messages import Mapped
+
+    def mapped(key: str) -> Mapped:
+        return Mapped({"integrationKey": key, "eventType": "ALERT", "summary": "s"}, "/p")
+
+    assert message_lane(mapped("il1apiA0000"), b"k") != message_lane(mapped("il1apiB0000"), b"k")
+    assert message_lane(mapped("il1apiA0000"), b"k") == message_lane(mapped("il1apiA0000"), b"k")
+    assert message_lane(mapped("il1apiA0000"), None) is None
