@@ -34,6 +34,7 @@ from ilagent.commands.common import (
     seconds,
     topics,
 )
+from ilagent.commands.fallback_options import add_fallback_options, fallback_settings
 from ilagent.commands.kafka_options import KAFKA_ONLY, check_sasl, kafka_properties
 from ilagent.commands.mqtt_options import MQTT_ONLY, add_mqtt_options, mqtt_settings
 from ilagent.commands.sources import Sources
@@ -210,6 +211,7 @@ def add_options(daemon: Parser) -> None:
                           metavar="SECONDS",
                           help="how long in-flight deliveries may finish at shutdown "
                                "(default %(default)s)")
+    add_fallback_options(daemon)
     add_ilert_options(daemon).add_argument(
         "--ilert_api_key", metavar="KEY",
         help="ilert user API key for policy sync (better from ILERT_API_KEY; a leading "
@@ -272,7 +274,8 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
         http=http, kafka=kafka, mqtt=mqtt, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
         policy=policy_rules(args), api_key=api_key(args),
         db_file=db_file(args), spool_max_bytes=args.spool_max_bytes,
-        config_file=sources.config_file if routes else None)
+        config_file=sources.config_file if routes else None,
+        fallback=fallback_settings(args, sources, mqtt))
     config.validate()
     return config
 
