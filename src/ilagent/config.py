@@ -26,6 +26,7 @@ from ilagent.secret_options import (
 __all__ = [
     "ConfigError",
     "DaemonConfig",
+    "FallbackSettings",
     "HttpSettings",
     "IlertSettings",
     "KafkaSettings",
@@ -71,6 +72,10 @@ DEFAULT_DB_FILE = "./ilagent.db3"
 DEFAULT_MAX_RETRIES = 0
 HEARTBEAT_INTERVAL = 30.0
 HEARTBEAT_PINGS_PER_MINUTE = 5  # ilert's limit per heartbeat key
+DEFAULT_FALLBACK_AFTER = 300.0  # the circuit open this long raises the local alarm
+DEFAULT_FALLBACK_REPEAT = 1800.0  # then a reminder every half hour: a shift notices, no flood
+DEFAULT_FALLBACK_TIMEOUT = 10.0  # one attempt of one fallback channel
+DEFAULT_SMTP_PORT = 25
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,32 @@ class IlertSettings:
     timeout: float = DEFAULT_TIMEOUT
 
 
+@dataclass(frozen=True)
+class FallbackSettings:
+    """The local alarm when ilert stays out of reach (``--fallback_*``, :mod:`ilagent.fallback`);
+    a channel is on when its destination is set."""
+
+    __repr__ = masked_repr
+
+    after: float = DEFAULT_FALLBACK_AFTER
+    repeat: float = DEFAULT_FALLBACK_REPEAT
+    mqtt_topic: str | None = None
+    mqtt: MqttSettings | None = None  # the broker the alarm is published at (with mqtt_topic)
+    webhook: str | None = secret_field("fallback_webhook")  # its URL may hold a token
+    smtp_host: str | None = None
+    smtp_port: int = DEFAULT_SMTP_PORT
+    mail_from: str = ""
+    mail_to: tuple[str, ...] = ()
+    timeout: float = DEFAULT_FALLBACK_TIMEOUT
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The configured channels, of ``mqtt``, ``webhook`` and ``mail``."""
+        return tuple(name for name, on in (("mqtt", self.mqtt_topic and self.mqtt),
+                                           ("webhook", self.webhook),
+                                           ("mail", self.smtp_host and self.mail_to)) if on)
+
+
 Network = IPv4Network | IPv6Network
 
 
@@ -263,6 +294,7 @@ class DaemonConfig:
     spool_max_bytes: int | None = None
     # the TOML file whose [[route]]s map the events (read again on SIGHUP); None: the flags map
     config_file: str | None = None
+    fallback: FallbackSettings | None = None  # None: no local alarm channel configured
 
     def validate(self) -> None:
         """Refuse combinations that cannot work, with a message naming the flag."""
@@ -297,6 +329,8 @@ class DaemonConfig:
             raise ConfigError("--max_buffered must be at least 1")
         if self.rate_limit_per_key < 0 or self.rate_limit_total < 0:
             raise ConfigError("rate limits must be 0 (off) or positive")
+        if self.fallback is not None and min(self.fallback.after, self.fallback.repeat) < 1:
+            raise ConfigError("--fallback_after and --fallback_repeat must be at least 1 second")
         for url, flag in ((self.ilert.api_url, "--ilert_api_url"),
                           (self.ilert.beat_url, "--ilert_beat_url")):
             if not url.startswith(("http://", "https://")):

@@ -31,6 +31,7 @@ from ilagent.delivery.pacing import Pacer
 from ilagent.delivery.policy_sync import PolicySync
 from ilagent.delivery.stuck import CHECK_INTERVAL, Head, StuckWatch
 from ilagent.errors import EXIT_USAGE, ConfigError, ResourceError
+from ilagent.fallback.runner import build as build_fallback
 from ilagent.ilert import IlertClient
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
@@ -119,6 +120,11 @@ class Daemon:
             heads.append(self.mqtt.heads)
         self.watch = StuckWatch(metrics=self.metrics, sources=heads,
                                 stuck_after=config.stuck_after)
+        # the local alarm when ilert stays out of reach; None without a --fallback_* channel
+        self.fallback = build_fallback(config, metrics=self.metrics, client=self.client,
+                                       deliverer=self.deliverer, worker=self.worker)
+        if self.fallback is not None:
+            self.gate.listeners.append(self.fallback.circuit_moved)
         self._stop = asyncio.Event()
         self._exit_code = 0
         self._signals = 0
@@ -166,6 +172,8 @@ class Daemon:
         tasks.append(loop.create_task(self._watch_stuck()))
         if self.config.heartbeat_key:
             tasks.append(loop.create_task(self._heartbeat_loop(self.config.heartbeat_key)))
+        if self.fallback is not None:  # cancelled with the others at shutdown step 2
+            tasks.append(loop.create_task(self.fallback.run()))
         log_summary(self.config, self.routes)
         logger.info("ilagent daemon running (ilert at %s)", self.config.ilert.api_url)
         await self._stop.wait()

@@ -120,6 +120,7 @@ class IlertClient:
         self._session: aiohttp.ClientSession | None = None
         self._beats_answered: set[str] = set()  # heartbeat base URLs that answered a ping 2xx
         self.last_connection_failure: float | None = None  # monotonic time, None once it works
+        self.last_failure = ""  # the last transient failure, as the local fallback tells it
 
     async def start(self) -> None:
         """Open the connection pool."""
@@ -209,13 +210,16 @@ class IlertClient:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.last_connection_failure = self.last_connection_failure or time.monotonic()
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return Result(Outcome.RETRY, None, mask(reason)), None
+            self.last_failure = mask(reason)
+            return Result(Outcome.RETRY, None, self.last_failure), None
         self.last_connection_failure = None
         outcome, reason = classify(status), ""
         if status == 404:
             outcome, reason, text = self._not_found(method, url, text, not_found, beat)
         elif beat is not None and 200 <= status < 300:
             self._beats_answered.add(beat)
+        if outcome is Outcome.RETRY:
+            self.last_failure = mask(f"HTTP {status} {text[:BODY_EXCERPT]}".strip())
         if auth and 200 <= status < 300:
             try:
                 answer = json.loads(text)

@@ -134,6 +134,16 @@ class Metrics:
                                         registry=r)
         self.intake = Counter("ilagent_http_intake", "Answers of the HTTP event intake by status.",
                               ["status"], registry=r)
+        self.fallback_alarms = Counter("ilagent_fallback_alarms",
+                                       "Local fallback notices sent while ilert was out of reach, "
+                                       "by channel and kind (ilert_unreachable, reminder, "
+                                       "all_clear).", ["channel", "kind"], registry=r)
+        self.fallback_failures = Counter("ilagent_fallback_failures",
+                                         "Local fallback notices a channel could not send.",
+                                         ["channel"], registry=r)
+        self.fallback_raised = Gauge("ilagent_fallback_raised",
+                                     "1 while the local alarm is raised (the circuit open longer "
+                                     "than --fallback_after).", registry=r)
 
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format."""

@@ -37,6 +37,8 @@ SECRET_OPTIONS: Mapping[str, str] = MappingProxyType({
     "kafka_sasl_password": WHOLE,
     "kafka_ssl_key_password": WHOLE,
     "mqtt_password": WHOLE,
+    "fallback_mqtt_password": WHOLE,
+    "fallback_webhook": WHOLE,  # a webhook URL often carries its token (path or query)
     "api_key": WHOLE,  # sandbox: the user API keys it accepts
 })
 PROPERTIES = "kafka_config"  # marks a field of librdkafka (name, value) pairs

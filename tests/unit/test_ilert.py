@@ -104,3 +104,21 @@ async def test_policy_calls_tell_a_wrong_url_from_ilerts_not_found(sandbox: Any)
                    (await client.update_level(3, 5, rule))[0]]
     assert [(r.outcome, r.status, r.reason) for r in results] == [
         (Outcome.REJECTED, 404, "not_found")] * 3
+
+
+async def test_the_last_transient_failure_is_kept_for_the_local_fallback(
+        sandbox: Any, ilert: IlertClient) -> None:
+    """A 503 is kept with its status and an excerpt; a network error by its kind; an accepted
+    event or a rejection keeps what was there (lastError of the fallback's notices)."""
+    assert ilert.last_failure == ""
+    response = await sandbox.post("/sandbox/faults", json={"status": 503, "count": 1})
+    assert response.status in (200, 201)
+    await ilert.post_event("/v1/events/kafka/il1apiX", b'{"eventType":"ALERT","summary":"x"}')
+    assert ilert.last_failure.startswith("HTTP 503 ") and "scripted fault" in ilert.last_failure
+    await ilert.post_event("/v1/events/kafka/il1apiX", b'{"eventType":"ALERT","summary":"x"}')
+    assert ilert.last_failure.startswith("HTTP 503 ")
+    async with IlertClient(api_url="http://127.0.0.1:9/api", beat_url="http://127.0.0.1:9/api",
+                           timeout=5) as unreachable:
+        result = await unreachable.post_event("/events", b"{}")
+    assert result.outcome is Outcome.RETRY
+    assert unreachable.last_failure.startswith("ClientConnectorError")

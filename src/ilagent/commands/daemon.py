@@ -33,6 +33,7 @@ from ilagent.commands.common import (
     seconds,
     topics,
 )
+from ilagent.commands.fallback_options import add_fallback_options, fallback_settings
 from ilagent.commands.kafka_options import (
     KAFKA_ONLY,
     add_connection_options,
@@ -191,6 +192,7 @@ def add_options(daemon: Parser) -> None:
                           metavar="SECONDS",
                           help="how long in-flight deliveries may finish at shutdown "
                                "(default %(default)s)")
+    add_fallback_options(daemon)
     add_ilert_options(daemon).add_argument(
         "--ilert_api_key", metavar="KEY",
         help="ilert user API key for policy sync (better from ILERT_API_KEY; a leading "
@@ -253,7 +255,8 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
         http=http, kafka=kafka, mqtt=mqtt, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
         policy=policy_rules(args), api_key=api_key(args),
         db_file=db_file(args), spool_max_bytes=args.spool_max_bytes,
-        config_file=sources.config_file if routes else None)
+        config_file=sources.config_file if routes else None,
+        fallback=fallback_settings(args, sources, mqtt))
     config.validate()
     return config
 
