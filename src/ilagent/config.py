@@ -76,6 +76,8 @@ DEFAULT_FALLBACK_AFTER = 300.0  # the circuit open this long raises the local al
 DEFAULT_FALLBACK_REPEAT = 1800.0  # then a reminder every half hour: a shift notices, no flood
 DEFAULT_FALLBACK_TIMEOUT = 10.0  # one attempt of one fallback channel
 DEFAULT_SMTP_PORT = 25
+# a drill pings its heartbeat at most once an interval: ilert takes 5 pings a minute per key
+MIN_DRILL_INTERVAL = 60.0 / HEARTBEAT_PINGS_PER_MINUTE
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,29 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class DrillSettings:
+    """Fire drills (``--drill_*``, :mod:`ilagent.drills`): what each drill sends, through which
+    sources, and the heartbeat it proves."""
+
+    __repr__ = masked_repr
+
+    interval: float  # between drills; 0 with ``once`` (``ilagent drill``)
+    timeout: float  # the deadline of each source's drill, from its start
+    message: bytes  # the user's sample message (--drill_message), read at start
+    heartbeat: str | None = secret_field("drill_heartbeat")
+    kafka_topic: str | None = None
+    mqtt_topic: str | None = None
+    intake: bool = False
+    once: bool = False  # one drill now, then stop (``ilagent drill``)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The drilled sources, by their metric label."""
+        return tuple(name for name, on in (("kafka", self.kafka_topic), ("mqtt", self.mqtt_topic),
+                                           ("http", self.intake)) if on)
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     """Everything ``ilagent daemon`` runs with."""
 
@@ -289,6 +314,7 @@ class DaemonConfig:
     policy: PolicyRules = field(default_factory=PolicyRules)
     api_key: str | None = secret_field("ilert_api_key")  # ilert user API key (policy sync)
     heartbeat_interval: float = HEARTBEAT_INTERVAL
+    drill: DrillSettings | None = None  # fire drills (--drill_interval); None: off
     db_file: str = DEFAULT_DB_FILE
     # bytes the spool's rows may hold; None: 1 GiB or half the free space at start if less
     spool_max_bytes: int | None = None

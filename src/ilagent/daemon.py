@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -30,19 +29,21 @@ from ilagent.delivery.gate import Gate
 from ilagent.delivery.pacing import Pacer
 from ilagent.delivery.policy_sync import PolicySync
 from ilagent.delivery.stuck import CHECK_INTERVAL, Head, StuckWatch
+from ilagent.drills.desk import DrillDesk
+from ilagent.drills.sending import DrillSender, IntakeDrills
 from ilagent.errors import EXIT_USAGE, ConfigError, ResourceError
 from ilagent.fallback.runner import build as build_fallback
 from ilagent.ilert import IlertClient
-from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.reload import reload_routes
 from ilagent.secret_options import register_secrets, secrets_of
 from ilagent.spool.lock import SpoolLock
+from ilagent.spool.opening import open_queue
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
 from ilagent.summary import log_summary
 from ilagent.web.access import Access
-from ilagent.web.heartbeats import HeartbeatProxy
+from ilagent.web.heartbeats import HeartbeatProxy, ping_while_ready
 from ilagent.web.intake import Intake
 from ilagent.web.server import ACCESS, AccessLogger, Probes, build_app
 
@@ -113,6 +114,7 @@ class Daemon:
                                    store=self.store,
                                    notify=self.worker.notify if self.worker else None,
                                    max_event_age=config.max_event_age, routes=routes)
+        self.drills = self._drill_desk()  # fire drills; None when off
         heads: list[Callable[[], Iterable[Head]]] = []
         if self.bridge is not None:
             heads.append(self.bridge.heads)
@@ -153,7 +155,9 @@ class Daemon:
                 self.bridge.start()
                 self.probes.parts["kafka"] = self.bridge.readiness
                 tasks.append(loop.create_task(self._watch_bridge()))
-            await self._open_queue()
+            if self.store is not None:
+                await open_queue(self.store,
+                                 convert_mqtt=self.mqtt.convert_legacy if self.mqtt else None)
             await self.client.start()
             runner = await self._start_http()
         except BaseException:
@@ -168,6 +172,8 @@ class Daemon:
             self.mqtt.start()
             self.probes.parts["mqtt"] = self.mqtt.connection.readiness
             tasks.append(loop.create_task(self._watch_mqtt()))
+        if self.drills is not None:
+            tasks.append(loop.create_task(self.drills.run(self._stop)))
         self.probes.details = self._details
         tasks.append(loop.create_task(self._watch_stuck()))
         if self.config.heartbeat_key:
@@ -181,6 +187,32 @@ class Daemon:
         if self._fatal:  # one line from the command line, exit 2
             raise ConfigError(self._fatal)
         return self._exit_code
+
+    def _drill_desk(self) -> DrillDesk | None:
+        """Fire drills through each drilled source; the sources hand drill messages to it."""
+        settings = self.config.drill
+        if settings is None:
+            return None
+        senders: list[DrillSender] = []
+        if settings.kafka_topic and self.bridge is not None and self.config.kafka is not None:
+            from ilagent.kafka.drills import KafkaDrills
+
+            senders.append(KafkaDrills(settings=self.config.kafka, bridge=self.bridge,
+                                       topic=settings.kafka_topic, timeout=settings.timeout))
+        if settings.mqtt_topic and self.mqtt is not None:
+            from ilagent.mqtt.drills import MqttDrills
+
+            senders.append(MqttDrills(connection=self.mqtt.connection,
+                                      topic=settings.mqtt_topic))
+        if settings.intake and self.config.http is not None:
+            senders.append(IntakeDrills(settings=self.config.http, timeout=settings.timeout))
+        desk = DrillDesk(settings=settings, senders=senders, deliverer=self.deliverer,
+                         client=self.client, metrics=self.metrics, retry=self.config.retry,
+                         ready=lambda: not self.probes.failures(), stop=self.request_stop)
+        for source in (self.bridge, self.mqtt, self.worker):
+            if source is not None:
+                source.drills = desk
+        return desk
 
     def _circuit_moved(self, is_open: bool) -> None:
         self.metrics.circuit_open.set(1 if is_open else 0)
@@ -212,29 +244,6 @@ class Daemon:
                           mqtt_topics=mqtt.event_topics if mqtt else ())
         if self._access is not None:
             await self._access.reload_now()
-
-    async def _open_queue(self) -> None:
-        if self.store is None:
-            return
-        try:
-            taken = await self.store.open()
-        except sqlite3.Error as exc:
-            raise ResourceError(f"cannot open the queue file {self.store.path}: {exc}") from None
-        logger.info("queue file %s open", self.store.path)
-        if taken.queued or taken.refused:
-            logger.warning("took over %d event(s) ilagent 0.9 had queued in %s (%d refused, "
-                           "kept as dead letters)", taken.queued + taken.refused,
-                           self.store.path, taken.refused)
-        if taken.mqtt_waiting and self.mqtt is not None:
-            moved = await self.store.take_over_mqtt(self.mqtt.convert_legacy)
-            logger.warning("took over %d MQTT message(s) ilagent 0.9 had buffered in %s "
-                           "(%d queued, %d kept as dead letters, the rest filtered or stale "
-                           "heartbeats)", taken.mqtt_waiting, self.store.path, moved.queued,
-                           moved.refused)
-        elif taken.mqtt_waiting:
-            logger.warning("%d MQTT message(s) of ilagent 0.9 wait in mqtt_queue of %s; run the "
-                           "daemon with --mqtt_host, its MQTT options and --mqtt_buffer on this "
-                           "file to take them over", taken.mqtt_waiting, self.store.path)
 
     async def _start_http(self) -> web.AppRunner | None:
         http = self.config.http
@@ -365,25 +374,9 @@ class Daemon:
                 "stuck": self.watch.stuck}
 
     async def _heartbeat_loop(self, key: str) -> None:
-        """Ping our own heartbeat now and then every interval, but only while ready."""
-        while True:
-            failures = self.probes.failures()
-            if failures:
-                logger.info("not pinging heartbeat %s: not ready (%s)", mask_key(key),
-                            ", ".join(str(f.get("component")) for f in failures))
-            else:
-                result = await self.client.ping_heartbeat(key)
-                self.metrics.responses.labels(result.status_label).inc()
-                if result.outcome.name == "DELIVERED":
-                    self.metrics.heartbeats.labels("daemon").inc()
-                else:
-                    logger.warning("heartbeat ping %s failed: %s %s", mask_key(key),
-                                   result.status_label, result.detail)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.config.heartbeat_interval)
-            if self._stop.is_set():
-                return
-
+        """Ping our own heartbeat (``-b``) every interval while ready, until the stop."""
+        await ping_while_ready(key, client=self.client, probes=self.probes, metrics=self.metrics,
+                               interval=self.config.heartbeat_interval, stop=self._stop)
 
 def run(config: DaemonConfig, routes: tuple[Route, ...] = ()) -> int:
     """Run the daemon until it is stopped; return its exit code (on uvloop where installed)."""

@@ -18,6 +18,34 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
                    300.0, 900.0)
 
 
+class DrillMetrics:
+    """Fire drills (:mod:`ilagent.drills`), per drilled source (kafka, mqtt, http)."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.runs = Counter("ilagent_drills", "Drills by result: passed, failed, or skipped (a "
+                            "Kafka member owning no partition of the drill topic).",
+                            ["source", "result"], registry=r)
+        self.last = Gauge("ilagent_drill_last_timestamp_seconds",
+                          "Unix time the last drill of the source ended.", ["source"], registry=r)
+        self.success = Gauge("ilagent_drill_success",
+                             "1 when the last drill of the source passed (or was skipped), 0 "
+                             "when it failed.", ["source"], registry=r)
+        self.seconds = Gauge("ilagent_drill_duration_seconds",
+                             "End-to-end seconds of the last drill of the source: from its start "
+                             "to delivered (to the failure when it failed).", ["source"],
+                             registry=r)
+        self.failed_stage = Gauge("ilagent_drill_failed_stage",
+                                  "1 for the stage at which the last drill of the source failed "
+                                  "(sent, consumed, mapped, delivered), 0 for the others.",
+                                  ["source", "stage"], registry=r)
+        self.failures = Counter("ilagent_drill_failures", "Failed drills by the stage that "
+                                "failed.", ["source", "stage"], registry=r)
+        self.unknown = Counter("ilagent_drill_unknown_messages",
+                               "Drill-marked messages of a drill this daemon does not run "
+                               "(another replica's, or one from before a restart): finished "
+                               "without sending anything.", ["source"], registry=r)
+
+
 class Metrics:
     """The daemon's counters; one instance per daemon, so tests may run several in a process."""
 
@@ -45,6 +73,7 @@ class Metrics:
                                        "fallback text.", ["route", "field"], registry=r)
         self.heartbeats = Counter("ilagent_heartbeats_sent", "Heartbeat pings ilert accepted.",
                                   ["source"], registry=r)
+        self.drill = DrillMetrics(r)
         self.retried = Counter("ilagent_delivery_retries",
                                "Failed attempts that will be retried.", ["source", "reason"],
                                registry=r)

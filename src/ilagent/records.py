@@ -21,6 +21,7 @@ class RecordKind(enum.StrEnum):
     HEARTBEAT = "heartbeat"  # a ping of the heartbeat key in ``integration_key``
     POLICY = "policy"  # an escalation-policy level update (``PolicyUpdate.to_json``)
     MQTT = "mqtt"  # an MQTT message kept as received: topic (in the path) and payload
+    DRILL = "drill"  # a fire drill's event from the HTTP intake (ilagent.drills): never sent as is
 
 
 POLICY_PATH = "ilagent:policy"  # the path of a stored policy update, from before kinds existed

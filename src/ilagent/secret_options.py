@@ -31,6 +31,7 @@ WHOLE = "whole"
 SECRET_OPTIONS: Mapping[str, str] = MappingProxyType({
     "event_key": KEY,  # daemon and map: the integration key of every event
     "heartbeat": KEY,  # daemon -b: its own heartbeat
+    "drill_heartbeat": KEY,  # daemon: the heartbeat fire drills prove (ilagent.drills)
     "integration_key": KEY,  # event and heartbeat -k
     "http_token": WHOLE,
     "ilert_api_key": WHOLE,

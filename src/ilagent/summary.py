@@ -44,6 +44,12 @@ def log_summary(config: DaemonConfig, routes: Sequence[Route] = ()) -> None:
     if config.heartbeat_key:
         logger.info("own heartbeat %s every %.0f s", mask_key(config.heartbeat_key),
                     config.heartbeat_interval)
+    drill = config.drill
+    if drill is not None:
+        logger.info("fire drills %s through %s (deadline %.0f s), drill heartbeat %s",
+                    "once" if drill.once else f"every {drill.interval:g} s",
+                    ", ".join(drill.sources), drill.timeout,
+                    mask_key(drill.heartbeat) if drill.heartbeat else "none")
     logger.info("ilert: events to %s, heartbeats to %s", config.ilert.api_url,
                 config.ilert.beat_url)
     for route in routes:

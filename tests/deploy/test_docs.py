@@ -137,7 +137,9 @@ def test_the_reference_check_fails_for_a_missing_option() -> None:
     )
     assert undocumented(page) == [
         "ilagent daemon --kafka_brokers",
+        "ilagent map --kafka_brokers",  # map --last reads a topic
         "ilagent config show --kafka_brokers",
+        "ilagent drill --kafka_brokers",
         "ILAGENT_KAFKA_BROKERS",
     ]
 

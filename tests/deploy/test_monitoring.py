@@ -97,7 +97,7 @@ def exported(
     kafka_bootstrap: str, sandbox_process: Sandbox, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Exported]:
     """The metrics of a daemon that delivered from Kafka and the intake, retried after a 503,
-    waited out a 429, filtered one message and dead-lettered another."""
+    waited out a 429, filtered one message, dead-lettered another and ran a fire drill."""
     import broker
 
     sandbox, folder = sandbox_process, tmp_path_factory.mktemp("monitoring")
@@ -106,6 +106,8 @@ def exported(
     sandbox.fault(status=503, integration_key=kafka_key, count=1)
     sandbox.fault(status=429, integration_key=http_key, count=1, retry_after="1")
     topic, port = create_topic(kafka_bootstrap, unique("monitoring")), broker.free_port()
+    drill_sample = folder / "drill.json"
+    drill_sample.write_text(json.dumps({"integrationKey": unique("il1apiobsd")}))
     log = folder / "ilagent.log"
     DAEMON_LOGS.append(log)
     daemon = DaemonProcess(
@@ -125,6 +127,11 @@ def exported(
             topic,
             "--kafka_offset_reset",
             "earliest",
+            "--drill_interval",  # one fire drill through the intake, on a key of its own
+            "12",
+            "--drill_intake",
+            "--drill_message",
+            str(drill_sample),
             "--event_key",
             kafka_key,
             "--filter_key",
@@ -174,6 +181,7 @@ def exported(
             ("ilagent_messages_dead_lettered_total", 1),
             ("ilagent_messages_filtered_total", 1),
             ("ilagent_delivery_retries_total", 1),
+            ("ilagent_drills_total", 1),
         ):
             wait_until(lambda n=name, k=least: sample(n) >= k, timeout=60, what=name)
         status, text = http("GET", f"{base}/metrics")

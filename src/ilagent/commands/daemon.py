@@ -11,6 +11,7 @@ import argparse
 import re
 from typing import TYPE_CHECKING
 
+from ilagent.commands import drill_options
 from ilagent.commands.common import (
     Parser,
     Subparsers,
@@ -147,6 +148,7 @@ def add_options(daemon: Parser) -> None:
     add_mqtt_options(daemon)
     add_mapping_options(daemon)
     add_policy_options(daemon)
+    drill_options.add(daemon)
     delivery = daemon.add_argument_group("delivery")
     delivery.add_argument("--max_in_flight", type=more_than_zero, default=DEFAULT_MAX_IN_FLIGHT,
                           help="concurrent requests to ilert (default %(default)s)")
@@ -213,6 +215,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
     if mqtt_routes and not args.mqtt_host:
         raise ConfigError(f"a route of {sources.config_file} reads MQTT topics "
                           f"({mqtt_routes[0]}) and there is no --mqtt_host")
+    drill_kafka, drill_mqtt = drill_options.topics(args)  # consumed as event topics too
     _refuse_likely_mix_ups(args, sources)  # first: a mix-up explains what follows from it
     _refuse_what_cannot_take_effect(args, sources)
     check_url(args.ilert_api_url, "--ilert_api_url")
@@ -223,7 +226,8 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
         check_sasl(properties)
         kafka = KafkaSettings(
             brokers=args.kafka_brokers, group_id=args.kafka_group_id,
-            event_topics=tuple(dict.fromkeys((*topics(args.event_topic), *kafka_routes))),
+            event_topics=tuple(dict.fromkeys((*topics(args.event_topic), *kafka_routes,
+                                              *drill_kafka))),
             heartbeat_topics=topics(args.heartbeat_topic),
             policy_topics=topics(args.policy_topic),
             offset_reset=args.kafka_offset_reset, extra=tuple(properties.items()),
@@ -231,7 +235,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
             connect_timeout=args.kafka_connect_timeout,
             # a revoked partition is handed over only once its requests finished or timed out
             revoke_timeout=max(args.shutdown_timeout, args.ilert_timeout + 1.0))
-    mqtt = mqtt_settings(args, sources, mqtt_routes)
+    mqtt = mqtt_settings(args, sources, (*mqtt_routes, *drill_mqtt))
     http = None
     if args.port is not None:
         http = HttpSettings(port=args.port, host=args.http_host,
@@ -252,6 +256,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
         circuit_failures=args.circuit_failures,
         circuit_probe_interval=args.circuit_probe_interval,
         max_event_age=args.max_event_age, stuck_after=args.stuck_after,
+        drill=drill_options.settings(args, sources, kafka=kafka, mqtt=mqtt, http=http),
         http=http, kafka=kafka, mqtt=mqtt, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
         policy=policy_rules(args), api_key=api_key(args),
         db_file=db_file(args), spool_max_bytes=args.spool_max_bytes,

@@ -15,7 +15,9 @@ go, so that an alert that was opened is also resolved.
 
 A message that cannot be turned into a request — an event JSON cannot carry on (integers
 beyond 64 bits, nesting past the encoder's limit), or any unexpected error while mapping it —
-is dead-lettered at once, so nothing stalls its partition's commit position.
+is dead-lettered at once, so nothing stalls its partition's commit position. A fire drill's
+message (an ``ilagent.drill`` header) is handed to the drills and finished at once, never
+delivered as a real alarm (:mod:`ilagent.drills.marks`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ilagent.delivery.engine import Deliverer, Job, Verdict
 from ilagent.delivery.job import Parts
 from ilagent.delivery.lanes import POLICY_KEY, heartbeat_lane, message_lane, policy_lane
 from ilagent.delivery.stuck import Head
+from ilagent.drills.marks import DrillInbox, hand_over, header_mark
 from ilagent.ilert import Result
 from ilagent.kafka.commits import CommitRounds
 from ilagent.kafka.consumer import FINAL_COMMIT_TIMEOUT, Batch, PollThread
@@ -49,6 +52,7 @@ from ilagent.kafka.partitions import (
     offset_of,
     origin,
 )
+from ilagent.kafka.stats import readiness
 from ilagent.logs import EACH, Sampled
 from ilagent.mapping.messages import FLAG_ROUTE, Dropped
 from ilagent.mapping.reading import Event, Fanout, Ping, Refused, read
@@ -79,6 +83,7 @@ class KafkaBridge:
     ) -> None:
         self.settings = settings
         self.routes = routes  # [[route]]s; none: the mapping flags (replaced on a reload)
+        self.drills: DrillInbox | None = None  # fire drills hand their messages here
         self._max_event_age = max_event_age
         self._rules = rules
         self._policy_rules = policy_rules or PolicyRules()
@@ -129,24 +134,9 @@ class KafkaBridge:
         return self._poller.last_error if self._poller is not None else ""
 
     def readiness(self) -> dict[str, Any] | None:
-        """None while the consumer is a steady group member with a live broker connection
-        (with or without partitions: replicas beyond the partition count are ready too),
-        else why not, for ``/ready``."""
-        poller = self._poller
-        group = poller.group if poller is not None else None
-        missing = sorted(poller.missing_topics) if poller is not None else []
-        if poller is not None and not poller.exited and group is not None and group.member \
-                and group.brokers_up > 0 and not missing:
-            return None
-        return {
-            "missing_topics": missing,
-            "member": bool(group and group.member),
-            "group_state": group.group_state if group else "joining",
-            "brokers_up": group.brokers_up if group else 0,
-            "assigned_partitions": len(poller.assigned) if poller is not None else 0,
-            "worker_exited": self.exited,
-            "error": self.last_error,
-        }
+        """None while the consumer is a steady group member with a live broker connection,
+        else why not, for ``/ready`` (:func:`~ilagent.kafka.stats.readiness`)."""
+        return readiness(self._poller)
 
     def heads(self) -> list[Head]:
         """The oldest unfinished message of each assigned partition (for the stuck watch)."""
@@ -250,6 +240,11 @@ class KafkaBridge:
                 logger.exception("internal error while mapping %s; dead-lettering it",
                                  origin(message), extra=EACH)
                 reading = Refused("internal_error", "see the daemon's log")
+            if (drill := header_mark(message.headers())) is not None:  # never a real alarm
+                hand_over(self.drills, self._metrics, SOURCE, drill, reading)
+                state.tracker.skip(offset)
+                done[state.key] = state
+                continue
             if isinstance(reading, Fanout):
                 self._watch.fanout(reading)
             if isinstance(reading, Dropped) or (isinstance(reading, Fanout)

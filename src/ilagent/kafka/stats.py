@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ilagent.metrics import Metrics
 
@@ -42,3 +44,38 @@ def read_stats(metrics: Metrics, raw: str) -> GroupState | None:
         return GroupState(member=state == "up" and join == "steady", brokers_up=brokers,
                           group_state=f"{state}/{join}", topics=known)
     return None
+
+
+class Polling(Protocol):
+    """What readiness reads of the poll thread (:class:`~ilagent.kafka.consumer.PollThread`)."""
+
+    @property
+    def group(self) -> GroupState | None: ...
+    @property
+    def missing_topics(self) -> Iterable[str]: ...  # subscribed, not (yet) in the cluster
+    @property
+    def exited(self) -> bool: ...
+    @property
+    def assigned(self) -> Sized: ...
+    @property
+    def last_error(self) -> str: ...
+
+
+def readiness(poller: Polling | None) -> dict[str, Any] | None:
+    """None while the consumer is a steady group member with a live broker connection (with
+    or without partitions: replicas beyond the partition count are ready too), else why not,
+    for ``/ready``."""
+    group = poller.group if poller is not None else None
+    missing = sorted(poller.missing_topics) if poller is not None else []
+    if poller is not None and not poller.exited and group is not None and group.member \
+            and group.brokers_up > 0 and not missing:
+        return None
+    return {
+        "missing_topics": missing,
+        "member": bool(group and group.member),
+        "group_state": group.group_state if group else "joining",
+        "brokers_up": group.brokers_up if group else 0,
+        "assigned_partitions": len(poller.assigned) if poller is not None else 0,
+        "worker_exited": poller is not None and poller.exited,
+        "error": poller.last_error if poller is not None else "",
+    }

@@ -18,7 +18,8 @@ buffered: a ping is only worth something now.
 Dead letters go to the queue's ``dead_letters`` table with ``--mqtt_buffer`` (see
 ``ilagent queue list``), else to the log at ERROR, one line each. Events are posted to
 ``/v1/events/mqtt/<key>`` with ``customDetails`` ``{"topic": …}`` unless the payload has its
-own, as ilagent 0.9 does.
+own, as ilagent 0.9 does. A fire drill's message (an ``ilagent.drill`` user property) is handed
+to the drills and acknowledged at once, never delivered as a real alarm (:mod:`ilagent.drills`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ilagent.delivery.engine import Deliverer, Job, Verdict
 from ilagent.delivery.job import Parts
 from ilagent.delivery.lanes import POLICY_KEY, POLICY_PATH, alert_lane, heartbeat_lane, policy_lane
 from ilagent.delivery.stuck import Head
+from ilagent.drills.marks import DrillInbox, hand_over
 from ilagent.ilert import Result
 from ilagent.logs import EACH, Sampled, mask
 from ilagent.mapping.messages import FLAG_ROUTE, Dropped
@@ -69,6 +71,7 @@ class MqttBridge:
                  routes: tuple[Route, ...] = ()) -> None:
         self.settings = settings
         self.routes = routes  # [[route]]s; none: the mapping flags (replaced on a reload)
+        self.drills: DrillInbox | None = None  # fire drills hand their messages here
         self._max_event_age = max_event_age  # direct mode; buffered rows age in the spool
         self._rules = rules
         self._policy_rules = policy_rules or PolicyRules()
@@ -167,6 +170,10 @@ class MqttBridge:
 
     def _dispatch(self, message: Received, unacked: Unacked | None) -> None:
         reading = self._read(message.topic, message.payload)
+        if message.drill is not None:  # a fire drill's message: never a real alarm
+            hand_over(self.drills, self._metrics, SOURCE, message.drill, reading)
+            self._settle(unacked)
+            return
         if isinstance(reading, Fanout):
             self._watch.fanout(reading)
             if reading.filtered:

@@ -34,6 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ilagent.config import MqttSettings
+from ilagent.drills.marks import MARK, header_mark
 from ilagent.metrics import Metrics
 from ilagent.mqtt import tls
 from ilagent.mqtt.topics import subscription
@@ -64,6 +65,7 @@ class Received:
     mid: int
     retain: bool
     dup: bool = False  # the broker's resend after a reconnect (MQTT's DUP flag)
+    drill: str | None = None  # a fire drill's id (MQTT 5 user property, ilagent.drills)
 
 
 class MqttConnection:
@@ -140,6 +142,17 @@ class MqttConnection:
             return False
         self._metrics.mqtt_acks.inc()
         return True
+
+    def publish_drill(self, topic: str, payload: bytes, drill: str) -> str:
+        """Publish a fire drill's message at QoS 1 on this connection, marked by an MQTT 5
+        user property; "" when the client took it, else why not."""
+        client = self._client
+        if client is None or not self.connected:
+            return f"not connected to {self.settings.host}:{self.settings.port}"
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.UserProperty = (MARK, drill)
+        info = client.publish(topic, payload, qos=1, properties=properties)
+        return "" if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else f"publish failed ({info.rc})"
 
     # ---- the connection loop -----------------------------------------------------------------
 
@@ -255,7 +268,8 @@ class MqttConnection:
             while not self._lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._lost.wait(), interval)
-                if interval is not None and not self._lost.is_set() and await self._changed():
+                if (interval is not None and not self._lost.is_set()
+                        and await tls.changed(self.settings, self._active_fingerprint)):
                     self._reload = True
                     break
         finally:
@@ -267,20 +281,6 @@ class MqttConnection:
     def _stop(client: Client) -> None:
         client.disconnect()
         client.loop_stop()
-
-    async def _changed(self) -> bool:
-        """True when the TLS files changed and the new set loads (a broken set is reported)."""
-        fingerprint = await asyncio.to_thread(tls.fingerprint, self.settings)
-        if not fingerprint or fingerprint == self._active_fingerprint:
-            return False
-        try:
-            await asyncio.to_thread(tls.context, self.settings)
-        except tls.TlsFilesError as exc:
-            logger.warning("the MQTT TLS files changed but cannot be used (%s); keeping the "
-                           "connection", exc)
-            return False
-        logger.info("the MQTT TLS files changed: reconnecting with them")
-        return True
 
     async def _back_off(self) -> None:
         self._attempt += 1
@@ -323,9 +323,10 @@ class MqttConnection:
             topic = message.topic
         except UnicodeDecodeError:  # MQTT forbids it; a broken broker or client sent it
             topic = message._topic.decode("utf-8", "replace")
+        marks = getattr(message.properties, "UserProperty", None)  # MQTT 5 only
         self._handover(self._received, client, Received(
             topic=topic, payload=bytes(message.payload), qos=message.qos, mid=message.mid,
-            retain=bool(message.retain), dup=bool(message.dup)))
+            retain=bool(message.retain), dup=bool(message.dup), drill=header_mark(marks)))
 
     # ---- on the event loop -------------------------------------------------------------------
 

@@ -9,10 +9,14 @@ verification.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import ssl
 
 from ilagent.config import MqttSettings
+
+logger = logging.getLogger(__name__)
 
 
 class TlsFilesError(Exception):
@@ -54,3 +58,19 @@ def _describe(exc: OSError) -> str:
     reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{reason}".replace("_", " ").lower()
+
+
+async def changed(settings: MqttSettings, active: str) -> bool:
+    """True when the TLS files changed since ``active`` (their fingerprint then) and the new
+    set loads; a broken set is reported and counts as unchanged."""
+    new = await asyncio.to_thread(fingerprint, settings)
+    if not new or new == active:
+        return False
+    try:
+        await asyncio.to_thread(context, settings)
+    except TlsFilesError as exc:
+        logger.warning("the MQTT TLS files changed but cannot be used (%s); keeping the "
+                       "connection", exc)
+        return False
+    logger.info("the MQTT TLS files changed: reconnecting with them")
+    return True

@@ -6,6 +6,8 @@ The worker reads every row through :func:`read_row`, never by its path
 * ``event`` — posted to its path, on its alert's lane;
 * ``heartbeat`` — a ping of the key in ``integration_key``;
 * ``policy`` — an escalation-policy level update (``PolicyUpdate.to_json``);
+* ``drill`` — a fire drill's event (:mod:`ilagent.drills`): the worker hands it to the drills
+  and deletes it; never sent as it is;
 * ``mqtt`` — an MQTT message kept as received (topic in the path, payload as the body), read
   as if it arrived now with the daemon's current MQTT options (the converter the daemon hands
   over; the MQTT bridge's own reading): it becomes the event or policy update it maps to, is
@@ -69,6 +71,8 @@ def read_row(row: QueuedEvent, *, convert: Convert | None) -> Delivery | Ending:
             return _update(PolicyUpdate.from_json(row.event))
         if kind is RecordKind.HEARTBEAT:
             return Delivery(heartbeat_lane(row.integration_key), row.integration_key)
+        if kind is RecordKind.DRILL:  # the worker hands these to the drills: never sent as is
+            return Ending(None, "a fire drill's event")
         return _mqtt(row, convert)
     except ValueError as exc:  # json.JSONDecodeError, a policy update that does not read
         return Ending(CORRUPT, str(exc))

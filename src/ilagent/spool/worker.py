@@ -27,11 +27,14 @@ from dataclasses import replace
 from typing import Any
 
 from ilagent.delivery.engine import Deliverer, Job, Verdict
+from ilagent.drills.marks import DrillInbox, hand_over_row
 from ilagent.ilert import Result
 from ilagent.logs import EACH
 from ilagent.metrics import Metrics
+from ilagent.records import RecordKind
 from ilagent.spool.db import QueuedEvent, QueueStats
 from ilagent.spool.legacy import Convert
+from ilagent.spool.pending import PendingWrites
 from ilagent.spool.rows import CORRUPT, Ending, read_row
 from ilagent.spool.store import QueueStore
 from ilagent.spool.window import DEFAULT_SIZE, Window
@@ -81,7 +84,8 @@ class SpoolWorker:
         self._convert: Convert | None = None  # maps MQTT rows; None without MQTT
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._writes: set[asyncio.Future[Any]] = set()
+        self._writes = PendingWrites()  # writes nobody awaits: deletes, retry states
+        self.drills: DrillInbox | None = None  # fire drills take the intake's drill rows
         self._loading = True
         self.stats = QueueStats(0, None, 0)
 
@@ -116,8 +120,7 @@ class SpoolWorker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        await self._writes.wait()
 
     def readiness(self) -> dict[str, Any] | None:
         """None while the queue takes writes, else why not (for ``/ready``)."""
@@ -219,6 +222,10 @@ class SpoolWorker:
     def _job(self, row: QueuedEvent) -> Job | None:
         """The delivery job of a row; None when the row ends here instead (dead-lettered, or
         an MQTT message its mapping now filters)."""
+        if row.kind == RecordKind.DRILL:  # a fire drill's: the drills follow it from here
+            hand_over_row(self.drills, self._metrics, row.path, row.event)
+            self._writes.keep(self._store.delete(row.id))
+            return None
         try:
             what = read_row(row, convert=self._convert)
         except Exception:  # a bug in a mapping ends its row, never the loading
@@ -241,14 +248,14 @@ class SpoolWorker:
             logger.info("queue#%d: the MQTT message needs no delivery now (filtered, or a "
                         "heartbeat ping too old to matter); removed", row.id)
             self._metrics.filtered.labels(SOURCE, "").inc()
-            self._keep(self._store.delete(row.id))
+            self._writes.keep(self._store.delete(row.id))
             return
         what = "is not valid JSON" if ending.reason == CORRUPT else "cannot be delivered"
         logger.error("queue#%d %s; dead-lettering it (%s: %s)", row.id, what, ending.reason,
                      ending.detail, extra=EACH)
         self._metrics.dead_lettered.labels(SOURCE, ending.reason, "").inc()
-        self._keep(self._store.dead_letter(row.id, reason=ending.reason, status=None,
-                                           detail=ending.detail, attempts=row.attempts))
+        self._writes.keep(self._store.dead_letter(row.id, reason=ending.reason, status=None,
+                                                  detail=ending.detail, attempts=row.attempts))
 
     def _admit(self, job: Job) -> None:
         row: QueuedEvent = job.context
@@ -289,16 +296,6 @@ class SpoolWorker:
         if self._read != self._notified and len(self._window) <= self._window.size // 2:
             self._wake.set()
 
-    def _keep(self, future: asyncio.Future[Any]) -> None:
-        """Track a write nobody awaits, and log it if it fails."""
-        self._writes.add(future)
-        future.add_done_callback(self._written)
-
-    def _written(self, future: asyncio.Future[Any]) -> None:
-        self._writes.discard(future)
-        if not future.cancelled() and (error := future.exception()) is not None:
-            logger.error("queue write failed: %s", error)
-
     # ---- JobOwner ----------------------------------------------------------------------------
 
     def cancelled(self, job: Job) -> bool:
@@ -310,7 +307,7 @@ class SpoolWorker:
         """Delete a delivered row; move a rejected or exhausted one to the dead letters."""
         row: QueuedEvent = job.context
         if verdict is not Verdict.DEAD_LETTER:
-            self._keep(self._store.delete(row.id))
+            self._writes.keep(self._store.delete(row.id))
             self._settle(row.id)
             return
         try:
@@ -325,7 +322,7 @@ class SpoolWorker:
         """The engine stopped; keep the row, with the attempts it had so far."""
         row: QueuedEvent = job.context
         if job.attempts > row.attempts:
-            self._keep(self._store.record_attempt(
+            self._writes.keep(self._store.record_attempt(
                 row.id, attempts=job.attempts, next_attempt_at=row.next_attempt_at,
                 last_error=row.last_error))
         self._settle(row.id)
@@ -336,8 +333,8 @@ class SpoolWorker:
         error = f"{result.status_label} {result.detail}".strip()[:ERROR_EXCERPT]
         due = time.time() + delay
         job.context = replace(row, attempts=job.attempts, next_attempt_at=due, last_error=error)
-        self._keep(self._store.record_attempt(row.id, attempts=job.attempts,
-                                              next_attempt_at=due, last_error=error))
+        self._writes.keep(self._store.record_attempt(row.id, attempts=job.attempts,
+                                                     next_attempt_at=due, last_error=error))
 
     # ---- metrics -----------------------------------------------------------------------------
 

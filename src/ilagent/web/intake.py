@@ -2,7 +2,10 @@
 
 Events (``POST /api/events``, ``/api/v1/events``, ``/api/v1/events/{source}/{key}``) are
 checked with :func:`ilagent.events.validate_event`, the same rules the sandbox uses, and
-committed to the SQLite queue *before* the answer ``202 {"id", "status"}``.
+committed to the SQLite queue *before* the answer ``202 {"id", "status"}``. An event posted
+with the ``X-Ilagent-Drill`` header (a fire drill's, :mod:`ilagent.drills`) is stored as a
+``drill`` row, which the worker hands to the drills instead of sending it.
+
 Every refusal is JSON in ilert's shape ``{status, message, code}``:
 
 * 415 — a ``Content-Type`` that is not JSON (``application/json`` or ``…+json``; a request
@@ -30,6 +33,7 @@ from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
+from ilagent.drills.marks import INTAKE_HEADER
 from ilagent.events import EventError, encode_event, validate_event, with_path_key
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
@@ -98,8 +102,8 @@ class Intake:
             return self._full()
         try:
             row_id = await self._store.enqueue(
-                integration_key=key, path=path, event=text, kind=RecordKind.EVENT,
-                reserved=True)
+                integration_key=key, path=path, event=text, reserved=True,
+                kind=RecordKind.DRILL if INTAKE_HEADER in request.headers else RecordKind.EVENT)
         except sqlite3.Error as exc:
             logger.error("could not queue an event for %s: %s", mask_key(key), exc)
             return self._refuse(

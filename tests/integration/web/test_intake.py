@@ -16,8 +16,18 @@ from helpers import http as request
 METRIC_NAMES = [
     "ilagent_delivery_latency_seconds",
     "ilagent_delivery_retries_total",
+    "ilagent_drill_duration_seconds",
+    "ilagent_drill_failed_stage",
+    "ilagent_drill_failures_total",
+    "ilagent_drill_last_timestamp_seconds",
+    "ilagent_drill_success",
+    "ilagent_drill_unknown_messages_total",
+    "ilagent_drills_total",
     "ilagent_events_delivered_total",
     "ilagent_events_in_flight",
+    "ilagent_fallback_alarms_total",
+    "ilagent_fallback_failures_total",
+    "ilagent_fallback_raised",
     "ilagent_gate_waits_total",
     "ilagent_heartbeats_coalesced_total",
     "ilagent_heartbeats_sent_total",
@@ -34,6 +44,7 @@ METRIC_NAMES = [
     "ilagent_kafka_paused_partitions",
     "ilagent_kafka_rebalances_total",
     "ilagent_key_blocked_seconds",
+    "ilagent_mapping_missing_total",
     "ilagent_messages_consumed_total",
     "ilagent_messages_dead_lettered_total",
     "ilagent_messages_filtered_total",
@@ -49,6 +60,8 @@ METRIC_NAMES = [
     "ilagent_queue_oldest_age_seconds",
     "ilagent_rate_limit_waits_total",
     "ilagent_ready",
+    "ilagent_route_matched_total",
+    "ilagent_template_errors_total",
 ]
 
 
