@@ -225,7 +225,7 @@ def test_a_renamed_alert_key_field_is_counted_warned_once_and_fires_the_alert(
                if name == MISSING and ("route", "line3") in labels) == 6, "other fields missing"
     by = rule.numerator.by
     expected_group = tuple((label, "line3" if label == "route" else "") for label in by)
-    assert rule.firing(before, after, after_at - before_at) == {expected_group: 0.75}
+    assert rule.firing(before, after, after_at - before_at) == {expected_group: pytest.approx(0.75)}
 
     wait_until(lambda: len(sandbox.events(key)) == 16, what="all sixteen events sent")
     assert sum("alertKey" not in body for body in sandbox.bodies(key)) == 6
