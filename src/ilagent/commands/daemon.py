@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ilagent.commands import drill_options
 from ilagent.commands.common import (
+    ROUTE_REPLACES,
     Parser,
     Subparsers,
     add_global_options,
@@ -278,9 +279,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 CONSUMER_ONLY = ("event_topic", "heartbeat_topic", "policy_topic")
-MAPPING_ONLY = ("event_key", "map_key_etype", "map_key_alert_key", "map_key_summary",
-                "map_val_etype_alert", "map_val_etype_accept", "map_val_etype_resolve",
-                "filter_key", "filter_val", "forward_message_payload")
+MAPPING_ONLY = ("event_key", *ROUTE_REPLACES)
 POLICY_ONLY = ("policy_routing_keys", "map_key_email", "map_key_shift", "shift_offset")
 
 

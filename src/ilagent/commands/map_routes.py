@@ -16,8 +16,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ilagent.errors import EventError
-from ilagent.events import encode_event
 from ilagent.mapping.messages import Dropped, Mapped, parse_object
 
 if TYPE_CHECKING:
@@ -42,6 +40,7 @@ class Sample:
 def route_samples(routes: Sequence[Route], samples: Iterable[Sample], *, source: str,
                   default_key: str | None, api_url: str, check: bool, out: TextIO) -> int:
     """Run every route over each sample and write one JSON result per sample to ``out``."""
+    from ilagent.mapping.reading import Event, Refused, encoded  # Jinja2: only with routes
     from ilagent.mapping.routes import route_message
 
     failed = False
@@ -58,12 +57,13 @@ def route_samples(routes: Sequence[Route], samples: Iterable[Sample], *, source:
                                 message_key=sample.message_key, default_key=default_key)
         events, refused = [], []
         for name, outcome in routing.taken:
-            problem = outcome.detail if isinstance(outcome, Dropped) else _unsendable(outcome)
-            if isinstance(outcome, Mapped) and problem is None:
-                events.append(_event(name, outcome, api_url))
+            reading = encoded(outcome) if isinstance(outcome, Mapped) else Refused(
+                outcome.reason.value, outcome.detail, name)
+            if isinstance(reading, Event):
+                events.append(_event(name, reading.mapped, api_url))
             else:
-                reason = outcome.reason.value if isinstance(outcome, Dropped) else "unserialisable"
-                refused.append({"route": name, "reason": reason, "detail": problem})
+                refused.append({"route": name, "reason": reading.reason,
+                                "detail": reading.detail})
         passed = [{"route": name, "why": why} for name, why in routing.passed]
         if events:
             report.update(result="events", events=events)
@@ -88,10 +88,3 @@ def _event(route: str, mapped: Mapped, api_url: str) -> dict[str, Any]:
         shown["warnings"] = list(mapped.warnings)
     return shown
 
-
-def _unsendable(mapped: Mapped) -> str | None:
-    try:
-        encode_event(mapped.event)
-    except EventError as exc:
-        return str(exc)
-    return None

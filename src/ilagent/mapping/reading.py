@@ -83,7 +83,7 @@ def read(kind: Kind | None, payload: bytes | None, *, topic: str, rules: Mapping
         mapped = map_message(rules, payload, topic=topic, message_key=message_key,
                              source=source)
         if isinstance(mapped, Mapped):
-            return _encoded(mapped)
+            return encoded(mapped)
         outcome = mapped
     else:
         return Refused("unrouted", f"{topic} matches no topic option")
@@ -102,14 +102,15 @@ def read_routed(routes: Sequence[Route], payload: bytes | None, *, topic: str, s
         return Refused(document.reason.value, document.detail)
     routing = route_message(routes, document, topic=topic, source=source,
                             message_key=message_key, default_key=default_key)
-    parts = tuple(_encoded(outcome) if isinstance(outcome, Mapped)
+    parts = tuple(encoded(outcome) if isinstance(outcome, Mapped)
                   else Refused(outcome.reason.value, outcome.detail, name)
                   for name, outcome in routing.taken)
     detail = "; ".join(why for _name, why in routing.passed) or f"no route reads {topic}"
     return Fanout(parts, tuple(name for name, _why in routing.passed), detail)
 
 
-def _encoded(mapped: Mapped) -> Event | Refused:
+def encoded(mapped: Mapped) -> Event | Refused:
+    """A mapped event serialised once, or refused when JSON cannot carry it."""
     try:
         return Event(mapped, encode_event(mapped.event))
     except EventError as exc:
