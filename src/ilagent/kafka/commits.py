@@ -59,19 +59,33 @@ class CommitRounds:
     that busy, so the quiet cadence is the one that runs in production.
     """
 
-    def __init__(self, handoff: Handoff) -> None:
+    def __init__(self, handoff: Handoff, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._handoff = handoff
+        # the wall's monotonic clock, not the loop's: uvloop's is read once per turn of the
+        # loop, and a busy turn is exactly when a stale reading would hold commits back
+        self._clock = clock
         self._dirty: set[PartitionState] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._when = 0.0  # loop time the timer fires at
+        self._when = 0.0  # clock time the timer fires at
 
     def changed(self, state: PartitionState) -> None:
-        """Something of the partition finished: commit it when it is due."""
+        """Something of the partition finished: commit it now if it is due, else when it is.
+
+        Due now is committed right here rather than by the timer: while the loop is busy, one
+        of its turns can take tens of milliseconds and a timer fires that much late — every
+        event finished meanwhile would be sent again after a crash.
+        """
         if state.revoked:
             return
         state.finished_since += 1
+        due = self._due(state)
+        now = self._clock()
+        if due <= now:
+            self._dirty.discard(state)
+            self._commit(state, now)
+            return
         self._dirty.add(state)
-        self._schedule(self._due(state))
+        self._schedule(due)
 
     def forget(self, state: PartitionState) -> None:
         """The partition is being released: its commit is made by the revoke itself."""
@@ -87,18 +101,18 @@ class CommitRounds:
             if self._when <= when:
                 return
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._when = max(when, loop.time())
-        self._timer = loop.call_at(self._when, self._round)
+        now = self._clock()
+        self._when = max(when, now)
+        self._timer = asyncio.get_running_loop().call_later(self._when - now, self._round)
 
     def _round(self) -> None:
         self._timer = None
-        later = self.round(asyncio.get_running_loop().time())
+        later = self.round(self._clock())
         if later is not None:
             self._schedule(later)
 
     def round(self, now: float) -> float | None:
-        """Commit every changed partition that is due at loop time ``now``; when the next one
+        """Commit every changed partition that is due at clock time ``now``; when the next one
         is due (None: none waits)."""
         later: float | None = None
         for state in list(self._dirty):
@@ -110,12 +124,16 @@ class CommitRounds:
                 later = due if later is None else min(later, due)
                 continue
             self._dirty.discard(state)
-            state.last_commit, state.finished_since = now, 0
-            snapshot = state.snapshot()
-            if snapshot is not None and snapshot != state.sent:
-                state.sent = snapshot
-                self._handoff.commit(state, snapshot)
+            self._commit(state, now)
         return later
+
+    def _commit(self, state: PartitionState, now: float) -> None:
+        """Hand the partition's position and map to the poll thread, unless already sent."""
+        state.last_commit, state.finished_since = now, 0
+        snapshot = state.snapshot()
+        if snapshot is not None and snapshot != state.sent:
+            state.sent = snapshot
+            self._handoff.commit(state, snapshot)
 
 
 class Committer:

@@ -39,7 +39,7 @@ class PartitionState:
     held_by: str | None = None  # the masked key the held-back gauge names while paused
     restored_until: int = 0  # below this, the committed metadata may list finished offsets
     sent: Snapshot | None = None  # the last commit handed to the poll thread (loop side)
-    last_commit: float = 0.0  # loop time of that commit
+    last_commit: float = 0.0  # monotonic time of that commit
     finished_since: int = 0  # messages finished since then
 
     @property
@@ -63,6 +63,7 @@ class Handoff:
         self._outstanding: dict[TPKey, tuple[PartitionState, int]] = {}
         self._to_commit: dict[TPKey, tuple[PartitionState, Snapshot]] = {}
         self._unprocessed = 0  # messages handed to the loop and not yet mapped
+        self._commit_wanted = threading.Event()  # wakes the poll thread for a commit
 
     @property
     def unprocessed(self) -> int:
@@ -85,6 +86,11 @@ class Handoff:
         with self._lock:
             return bool(self._to_commit) or any(count for _, count in self._outstanding.values())
 
+    def wait_for_commit(self, timeout: float) -> None:
+        """On the poll thread: wait until the loop asks for a commit, at most ``timeout`` s."""
+        if self._commit_wanted.wait(timeout):
+            self._commit_wanted.clear()  # before the commits are taken: a later ask sets it again
+
     def take(self) -> tuple[dict[TPKey, tuple[PartitionState, Snapshot]], dict[TPKey, int]]:
         """The commits to make (taken) and the messages in delivery (a copy)."""
         with self._lock:
@@ -103,6 +109,7 @@ class Handoff:
             return
         with self._lock:
             self._to_commit[state.key] = (state, snapshot)
+        self._commit_wanted.set()
 
     def forget(self, key: TPKey) -> None:
         """The partition was released: drop what is known of it."""
