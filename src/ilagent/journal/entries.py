@@ -1,9 +1,11 @@
 """What the journal keeps of an event and how a row reads back (pure: no I/O).
 
-The event loop only copies references (:class:`Ended`, a tuple per answer); turning them into a
-row — reading the event body, masking the integration key — happens in the writer's thread.
-An event retried for a long outage keeps its first :data:`KEPT_FIRST` and its last
-:data:`KEPT_LAST` answers, and the count of all.
+The event loop only copies references (an :data:`Ended` tuple, a tuple per answer); turning
+them into a row — reading the event body, masking the integration key — happens in the writer's
+thread. Most events get one answer, kept as that tuple alone (:data:`Notes`); more become a
+:class:`Trail`, which for an event retried through a long outage keeps the first
+:data:`KEPT_FIRST` and the last :data:`KEPT_LAST` answers, and the count of all. Plain tuples,
+few objects: the journal must cost little per event (``bench/bench_journal.py``).
 """
 
 from __future__ import annotations
@@ -59,20 +61,27 @@ class Trail:
         return [*self.first, *self.last]
 
 
-@dataclass(slots=True)
-class Ended:
-    """An event as it ended, referenced as it is (nothing parsed or masked yet)."""
+# what the journal keeps on a job: nothing yet, its one answer, or a Trail of several
+Notes = Answer | Trail | None
 
-    ended_at: float
-    received_at: float
-    source: str
-    position: tuple[str, int | None, int | None] | None
-    route: str
-    integration_key: str
-    body: bytes
-    trail: Trail | None
-    verdict: str
-    reason: str
+# an event as it ended, referenced as it is (nothing parsed or masked yet): ended_at,
+# received_at, source, position (topic, partition, offset) or None, route, integration key,
+# body, notes, verdict, reason
+Ended = tuple[float, float, str, tuple[str, int | None, int | None] | None, str, str, bytes,
+              Notes, str, str]
+
+
+def noted(notes: Notes, answer: Answer) -> Notes:
+    """The notes of a job after one more answer."""
+    if notes is None:
+        return answer
+    if isinstance(notes, Trail):
+        notes.add(answer)
+        return notes
+    trail = Trail()
+    trail.add(notes)
+    trail.add(answer)
+    return trail
 
 
 def lookup(alert_key: str) -> str:
@@ -82,8 +91,9 @@ def lookup(alert_key: str) -> str:
 
 def to_row(ended: Ended) -> Row:
     """The journal row of an event: the key masked, the body read for key, type and summary."""
+    ended_at, received_at, source, spot, route, key, body, notes, verdict, reason = ended
     try:
-        event = orjson.loads(ended.body)
+        event = orjson.loads(body)
     except orjson.JSONDecodeError:
         event = None
     if not isinstance(event, dict):
@@ -91,20 +101,22 @@ def to_row(ended: Ended) -> Row:
     alert_key, kind, summary = (event.get("alertKey"), event.get("eventType"),
                                 event.get("summary"))
     alert_key = alert_key if isinstance(alert_key, str) else None
-    summary = (mask(summary[:SUMMARY_CHARS], ended.integration_key)
-               if isinstance(summary, str) else None)
-    topic, partition, position = ended.position or ("", None, None)
-    trail, key = ended.trail, ended.integration_key
-    answers = trail.answers() if trail is not None else []
+    summary = mask(summary[:SUMMARY_CHARS], key) if isinstance(summary, str) else None
+    topic, partition, position = spot or ("", None, None)
+    if notes is None:
+        answers, count = [], 0
+    elif isinstance(notes, Trail):
+        answers, count = notes.answers(), notes.count
+    else:
+        answers, count = [notes], 1
     attempts = orjson.dumps([
         {"at": round(at, 3), "status": status, "outcome": outcome, "reason": reason,
          "ms": round(seconds * 1000, 1),
          **({"detail": mask(detail[:DETAIL_CHARS], key)} if detail else {})}
         for at, status, outcome, reason, seconds, detail in answers]).decode()
-    return (ended.ended_at, ended.received_at, ended.source, topic, partition, position,
-            ended.route, mask_key(ended.integration_key), alert_key,
-            kind if isinstance(kind, str) else None, summary, ended.verdict, ended.reason,
-            trail.count if trail is not None else 0, attempts)
+    return (ended_at, received_at, source, topic, partition, position, route, mask_key(key),
+            alert_key, kind if isinstance(kind, str) else None, summary, verdict, reason, count,
+            attempts)
 
 
 def iso(at: float) -> str:

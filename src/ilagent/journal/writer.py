@@ -32,16 +32,16 @@ from ilagent.journal.entries import (
     STALE,
     STALE_REASON,
     Ended,
-    Trail,
     as_json,
+    noted,
     to_row,
 )
 from ilagent.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = 0.5  # seconds between writes while events end
-BATCH = 500  # events that make a write start at once
+FLUSH_INTERVAL = 1.0  # seconds between writes while events end
+BATCH = 2000  # events that make a write start at once
 MAX_BUFFERED = 20_000  # events waiting for a write; beyond this they are dropped
 REPORT_EVERY = 60.0  # seconds between summarised lines about failing writes
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # --journal_max_mb's default (64 MiB)
@@ -71,11 +71,9 @@ class Journal:
         """Keep ilert's answer to an attempt of ``job`` on the job."""
         if job.body is None or job.policy is not None:
             return
-        trail = job.notes
-        if trail is None:
-            trail = job.notes = Trail()
-        trail.add((time.time(), result.status, result.outcome.value, result.reason, seconds,
-                   "" if 200 <= (result.status or 0) < 300 else result.detail))
+        job.notes = noted(job.notes, (
+            time.time(), result.status, result.outcome.value, result.reason, seconds,
+            "" if 200 <= (result.status or 0) < 300 else result.detail))
 
     def ended(self, job: Job, verdict: Verdict, result: Result | None, reason: str) -> None:
         """Queue the event for the next write."""
@@ -88,9 +86,9 @@ class Journal:
         now = time.time()
         shown = (DELIVERED if verdict is Verdict.DELIVERED
                  else STALE if reason == STALE_REASON else DEAD_LETTERED)
-        pending.append(Ended(now, now - (time.monotonic() - job.received), job.source,
-                             job.position, job.route, job.integration_key, job.body,
-                             job.notes, shown, reason))
+        pending.append((now, now - (time.monotonic() - job.received), job.source,
+                        job.position, job.route, job.integration_key, job.body, job.notes,
+                        shown, reason))
         if len(pending) >= BATCH:
             self._full.set()
 

@@ -19,7 +19,7 @@ def ended(n: int, *, alert: str = "door", body: bytes | None = None, verdict: st
           reason: str = "", trail: Trail | None = None) -> Ended:
     event = {"integrationKey": KEY, "eventType": "ALERT", "alertKey": alert,
              "summary": f"event {n} of {KEY}"}
-    return Ended(1_000_000.0 + n, 1_000_000.0 + n - 0.5, "kafka", ("alarms", 2, n), "default",
+    return (1_000_000.0 + n, 1_000_000.0 + n - 0.5, "kafka", ("alarms", 2, n), "default",
                  KEY, body if body is not None else orjson.dumps(event), trail, verdict, reason)
 
 
