@@ -57,7 +57,7 @@ def test_trace_tells_alert_accept_resolve_with_answers_and_times(
     assert done.returncode == 0, done.stderr
     out = done.stdout
     heads = [line.split() for line in out.splitlines() if f"kafka {topic}" in line]
-    assert [(words[2], words[3]) for words in heads] == [
+    assert [(words[2], words[4]) for words in heads] == [
         ("ALERT", f"{topic}[0]@0"), ("ACCEPT", f"{topic}[0]@2"), ("RESOLVE", f"{topic}[0]@3")]
     assert "503 retry" in out and out.count("202 delivered") == 3, out
     assert "'Oven 3 over temperature (312 °C)'" in out and key not in out
