@@ -7,7 +7,8 @@ and records its figures in its own section of ``bench/RESULTS.md``:
 * ``bench/bench_intake.py`` — the HTTP intake (issue 4), when that file exists;
 * ``bench/bench_mqtt.py`` — MQTT mode (issue 13);
 * ``bench/bench_restart.py`` — what a crash costs: events sent twice, alerts opened again (issue 19);
-* ``bench/bench_routes.py`` — render cost per event of routes and templates (issue 23).
+* ``bench/bench_routes.py`` — render cost per event of routes and templates (issue 23);
+* ``bench/bench_journal.py`` — what the journal costs per delivered event, on against off (issue 25).
 
     .venv/bin/python bench/run.py [--only kafka,intake]
 """
@@ -23,7 +24,8 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = {"kafka": "bench_kafka.py", "intake": "bench_intake.py", "mqtt": "bench_mqtt.py",
-              "restart": "bench_restart.py", "routes": "bench_routes.py"}
+              "restart": "bench_restart.py", "routes": "bench_routes.py",
+              "journal": "bench_journal.py"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,7 +30,8 @@ from ilagent.secret_options import register_secrets
 # each command's module under ilagent.commands, imported only inside main's guard: a Ctrl+C
 # while they load (aiohttp takes a while) ends quietly, not in a traceback
 MODULES = {"daemon": "daemon", "event": "send", "heartbeat": "send", "queue": "queue",
-           "map": "map", "sandbox": "sandbox", "config": "config", "drill": "drill"}
+           "map": "map", "sandbox": "sandbox", "config": "config", "drill": "drill",
+           "trace": "trace"}
 CONNECTION = frozenset({"integration_key", "ilert_api_url", "ilert_beat_url", "ilert_timeout",
                         "retries"})
 # per command: which of its options the environment and the file may set (None: all)
@@ -41,6 +42,7 @@ FROM_OUTSIDE: dict[str, frozenset[str] | None] = {
     "event": CONNECTION,
     "heartbeat": CONNECTION,
     "map": frozenset({"ilert_api_url", *KAFKA_CONNECTION}),  # --last: Kafka as the daemon has it
+    "trace": frozenset({"journal"}),  # the daemon's journal, wherever its settings put it
 }
 
 
@@ -55,14 +57,14 @@ def build_parser() -> Parser:
     parser.add_argument("--config", metavar="FILE",
                         help="TOML file with settings (env ILAGENT_CONFIG); flags and "
                              "ILAGENT_* variables take precedence over it")
-    from ilagent.commands import config, daemon, drill, queue, sandbox, send
+    from ilagent.commands import config, daemon, drill, queue, sandbox, send, trace
     from ilagent.commands import map as mapping
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands = {"daemon": daemon.add_parser(sub), **send.add_parsers(sub),
                 "queue": queue.add_parser(sub), "map": mapping.add_parser(sub),
                 "sandbox": sandbox.add_parser(sub), "config": config.add_parser(sub),
-                "drill": drill.add_parser(sub)}
+                "drill": drill.add_parser(sub), "trace": trace.add_parser(sub)}
     parser.commands = commands  # type: ignore[attr-defined]
     return parser
 

@@ -68,6 +68,10 @@ DEFAULT_HTTP_MAX_BODY = 1024 * 1024
 # once passes and a loop gone wrong is slowed to 10 a second
 DEFAULT_HTTP_RATE_LIMIT = 600
 DEFAULT_DB_FILE = "./ilagent.db3"
+JOURNAL_SUFFIX = ".journal.db"  # the journal beside a spool file: <spool>.journal.db
+DEFAULT_JOURNAL_MAX_MB = 64
+# where the sandbox page's "trace" links point: a daemon on this machine with the guide's port
+DEFAULT_AGENT_URL = "http://127.0.0.1:8977"
 # transient failures never exhaust an event by default, on any source (0 = never give up)
 DEFAULT_MAX_RETRIES = 0
 HEARTBEAT_INTERVAL = 30.0
@@ -321,6 +325,8 @@ class DaemonConfig:
     # the TOML file whose [[route]]s map the events (read again on SIGHUP); None: the flags map
     config_file: str | None = None
     fallback: FallbackSettings | None = None  # None: no local alarm channel configured
+    journal: str | None = None  # the journal file (--journal); None: no journal
+    journal_max_bytes: int = DEFAULT_JOURNAL_MAX_MB * 1024 * 1024
 
     def validate(self) -> None:
         """Refuse combinations that cannot work, with a message naming the flag."""
@@ -361,6 +367,11 @@ class DaemonConfig:
                           (self.ilert.beat_url, "--ilert_beat_url")):
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"{flag} must be an http:// or https:// URL, got {url!r}")
+
+
+def default_journal(db_file: str) -> str:
+    """The journal file a daemon keeps beside its spool file (and ``trace`` reads by default)."""
+    return db_file + JOURNAL_SUFFIX
 
 
 def load_toml(path: str) -> dict[str, Any]:

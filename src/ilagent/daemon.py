@@ -34,6 +34,7 @@ from ilagent.drills.sending import DrillSender, IntakeDrills
 from ilagent.errors import EXIT_USAGE, ConfigError, ResourceError
 from ilagent.fallback.runner import build as build_fallback
 from ilagent.ilert import IlertClient
+from ilagent.journal.writer import Journal
 from ilagent.metrics import Metrics
 from ilagent.reload import reload_routes
 from ilagent.secret_options import register_secrets, secrets_of
@@ -46,6 +47,7 @@ from ilagent.web.access import Access
 from ilagent.web.heartbeats import HeartbeatProxy, ping_while_ready
 from ilagent.web.intake import Intake
 from ilagent.web.server import ACCESS, AccessLogger, Probes, build_app
+from ilagent.web.trace import TraceRoute
 
 if TYPE_CHECKING:
     from ilagent.kafka.bridge import KafkaBridge
@@ -81,9 +83,11 @@ class Daemon:
         self.gate.listeners.append(self._circuit_moved)
         policies = (PolicySync(client=self.client, metrics=self.metrics)
                     if config.api_key else None)
+        self.journal = (Journal(config.journal, max_bytes=config.journal_max_bytes,
+                                metrics=self.metrics) if config.journal else None)
         self.deliverer = Deliverer(client=self.client, policy=config.retry, pacer=self.pacer,
                                    metrics=self.metrics, max_in_flight=config.max_in_flight,
-                                   gate=self.gate, policies=policies)
+                                   gate=self.gate, policies=policies, recorder=self.journal)
         self.bridge: KafkaBridge | None = None
         if config.kafka is not None:
             from ilagent.kafka.bridge import KafkaBridge  # librdkafka only when Kafka is used
@@ -151,6 +155,9 @@ class Daemon:
             # what can refuse the configuration goes first, before anything needs undoing
             if self.lock is not None:
                 self.lock.acquire()
+            if self.journal is not None:  # before any event can end
+                await self.journal.open()
+                tasks.append(loop.create_task(self.journal.run()))
             if self.bridge is not None:
                 self.bridge.start()
                 self.probes.parts["kafka"] = self.bridge.readiness
@@ -251,6 +258,7 @@ class Daemon:
             return None
         app = build_app(metrics=self.metrics, probes=self.probes, settings=http)
         self._access = app[ACCESS]
+        TraceRoute(self.journal).add_routes(app)
         if http.intake and self.store is not None and self.worker is not None:
             Intake(store=self.store, worker=self.worker, metrics=self.metrics,
                    max_body=http.max_body).add_routes(app)
@@ -302,11 +310,13 @@ class Daemon:
             await self.mqtt.close(timeout=deadline - time.monotonic())
         if self.worker is not None:
             await self.worker.close()
-        step("shutdown 4/4: stop the HTTP server and close the queue file")
+        step("shutdown 4/4: stop the HTTP server, close the queue file and the journal")
         if runner is not None:
             await runner.cleanup()
         if self.store is not None:
             await self.store.close()
+        if self.journal is not None:  # what ended since its last write, then the file
+            await self.journal.close()
         await self.client.close()
         if self.lock is not None:
             self.lock.release()

@@ -32,7 +32,7 @@ import enum
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
@@ -74,6 +74,8 @@ class Result:
     detail: str = ""
     retry_after: float | None = None
     reason: str = ""  # why a REJECTED job is dead-lettered, when more precise than "rejected"
+    # seconds the request took, from sending to the answer (None: no request was made)
+    elapsed: float | None = field(default=None, compare=False)
 
     @property
     def status_label(self) -> str:
@@ -197,6 +199,7 @@ class IlertClient:
         headers = {**(_JSON if body is not None else {}), **(self._auth if auth else {}),
                    **(extra or {})}
         answer: object = None
+        started = time.monotonic()
         try:
             async with self._session.request(
                 method, url, data=body, allow_redirects=False, headers=headers or None,
@@ -211,7 +214,9 @@ class IlertClient:
             self.last_connection_failure = self.last_connection_failure or time.monotonic()
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self.last_failure = mask(reason)
-            return Result(Outcome.RETRY, None, self.last_failure), None
+            return Result(Outcome.RETRY, None, self.last_failure,
+                          elapsed=time.monotonic() - started), None
+        elapsed = time.monotonic() - started
         self.last_connection_failure = None
         outcome, reason = classify(status), ""
         if status == 404:
@@ -232,6 +237,7 @@ class IlertClient:
             mask(text[:BODY_EXCERPT]) if text else "",
             retry_after=retry_after if status == 429 else None,
             reason=reason,
+            elapsed=elapsed,
         ), answer
 
     def _not_found(self, method: str, url: str, text: str, not_found: str,

@@ -173,6 +173,10 @@ class Metrics:
         self.fallback_raised = Gauge("ilagent_fallback_raised",
                                      "1 while the local alarm is raised (the circuit open longer "
                                      "than --fallback_after).", registry=r)
+        self.journal = Counter("ilagent_journal_events",
+                               "Events the journal (--journal) wrote, or dropped because its "
+                               "file refused the write or its buffer was full.", ["result"],
+                               registry=r)
 
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format."""

@@ -50,6 +50,7 @@ from ilagent.config import (
     DEFAULT_HTTP_HOST,
     DEFAULT_HTTP_MAX_BODY,
     DEFAULT_HTTP_RATE_LIMIT,
+    DEFAULT_JOURNAL_MAX_MB,
     DEFAULT_KAFKA_GROUP_ID,
     DEFAULT_MAX_BUFFERED,
     DEFAULT_MAX_IN_FLIGHT,
@@ -63,6 +64,7 @@ from ilagent.config import (
     IlertSettings,
     KafkaSettings,
     RetryPolicy,
+    default_journal,
 )
 from ilagent.errors import ConfigError
 
@@ -118,6 +120,15 @@ def add_options(daemon: Parser) -> None:
     daemon.add_argument("--intake", type=str.lower, choices=("on", "off"), default="on",
                         help="with -p: 'on' also takes events and heartbeats (into the spool "
                              "file -f), 'off' serves only /health, /ready and /metrics "
+                             "(default %(default)s)")
+    daemon.add_argument("--journal", metavar="PATH|off",
+                        help="keep what happened to each event sent or dead-lettered (for "
+                             "`ilagent trace` and /trace) in this SQLite file; 'off': none "
+                             "(default: beside the spool file, -f + '.journal.db', when the "
+                             "daemon has one; else off)")
+    daemon.add_argument("--journal_max_mb", type=more_than_zero, default=DEFAULT_JOURNAL_MAX_MB,
+                        metavar="MB",
+                        help="the journal's size: beyond it the oldest events are dropped "
                              "(default %(default)s)")
     daemon.add_argument("-b", "--heartbeat", metavar="KEY",
                         help="ping this heartbeat every 30 s while the daemon is ready")
@@ -262,7 +273,10 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
         policy=policy_rules(args), api_key=api_key(args),
         db_file=db_file(args), spool_max_bytes=args.spool_max_bytes,
         config_file=sources.config_file if routes else None,
-        fallback=fallback_settings(args, sources, mqtt))
+        fallback=fallback_settings(args, sources, mqtt),
+        journal=journal_file(args, db_file(args), spool=bool(
+            (http is not None and http.intake) or (mqtt is not None and mqtt.buffer))),
+        journal_max_bytes=args.journal_max_mb * 1024 * 1024)
     config.validate()
     return config
 
@@ -316,6 +330,17 @@ def _refuse_what_cannot_take_effect(args: argparse.Namespace, sources: Sources) 
         if not api_key(args):
             raise ConfigError("--policy_topic needs ILERT_API_KEY: an ilert user API key that "
                               "may edit escalation policies (or --ilert_api_key)")
+
+
+def journal_file(args: argparse.Namespace, spool_file: str, *, spool: bool) -> str | None:
+    """The journal's file: ``--journal PATH``; by default beside the spool file when the daemon
+    keeps one (the intake, MQTT's buffer); None for ``off`` and a daemon without a spool."""
+    given = (args.journal or "").strip()
+    if given.lower() == "off":
+        return None
+    if given:
+        return given
+    return default_journal(spool_file) if spool else None
 
 
 def token_file(path: str | None) -> str | None:

@@ -7,8 +7,10 @@ import asyncio
 import json
 import sqlite3
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from ilagent.commands.common import Parser, Subparsers, port
+from ilagent.config import DEFAULT_AGENT_URL
 from ilagent.errors import EXIT_USAGE, ConfigError, ResourceError
 
 if TYPE_CHECKING:
@@ -33,6 +35,9 @@ def add_parser(sub: Subparsers) -> Parser:
     sandbox.add_argument("--seed", metavar="FILE",
                          help="JSON file of users, escalation policies and API keys to start "
                               "with (and to go back to on reset)")
+    sandbox.add_argument("--agent_url", metavar="URL|off", default=DEFAULT_AGENT_URL,
+                         help="the page links each alert to its story at this daemon's "
+                              "/trace (default %(default)s; off: no links)")
     sandbox.add_argument("--api_key", metavar="KEY", action="append", default=[],
                          help="accept this user API key as 'Authorization: Bearer KEY' on the "
                               "policy calls (repeatable)")
@@ -44,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from ilagent.sandbox import SandboxConfig, serve
 
     config = SandboxConfig(host=args.host, port=args.port, db_path=args.db,
-                           rate_limit=args.rate_limit, seed=startup_seed(args))
+                           rate_limit=args.rate_limit, seed=startup_seed(args),
+                           agent_url=agent_url(args.agent_url))
     try:
         asyncio.run(serve(config))
     except sqlite3.Error as exc:
@@ -53,6 +59,17 @@ def run(args: argparse.Namespace) -> int:
         raise ResourceError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
                             exit_code=EXIT_USAGE) from None
     return 0
+
+
+def agent_url(text: str) -> str:
+    """``--agent_url``: an http(s) URL without a trailing slash; "" for ``off``."""
+    if text.strip().lower() == "off":
+        return ""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise ConfigError(f"--agent_url must be an http:// or https:// URL of the daemon "
+                          f"(or off), got {text!r}")
+    return text.strip().rstrip("/")
 
 
 def startup_seed(args: argparse.Namespace) -> Seed:

@@ -18,6 +18,10 @@ The engine never finishes a job silently: it calls its owner back with ``DELIVER
 job stays unfinished, so its offset or queue row is not committed and it is delivered again.
 
 ``--max_retries`` counts failed attempts: a 429 is a wait, not a failure, and does not count.
+
+A :class:`~ilagent.delivery.job.Recorder` (the journal), when given, is told of each answer
+a job got and of its end, right where the engine learns them; drills and the heartbeat proxy's
+``send_now`` are not recorded.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 from ilagent.config import RetryPolicy
 from ilagent.delivery import backoff
 from ilagent.delivery.gate import Gate
-from ilagent.delivery.job import EXPIRED, STALE, Job, JobOwner, Verdict
+from ilagent.delivery.job import EXPIRED, STALE, Job, JobOwner, Recorder, Verdict
 from ilagent.delivery.pacing import Pacer
 from ilagent.delivery.policy_sync import KEY_REFUSED, PolicySync
 from ilagent.delivery.sender import Sender
@@ -60,8 +64,10 @@ class Deliverer:
         max_in_flight: int = 64,
         gate: Gate | None = None,
         policies: PolicySync | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self._policy = policy
+        self._recorder = recorder
         self._metrics = metrics
         self.gate = gate or Gate(rate_limit_delay=policy.rate_limit_delay)
         self._sender = Sender(client=client, gate=self.gate, pacer=pacer, metrics=metrics,
@@ -201,7 +207,7 @@ class Deliverer:
                              job.origin, job.shown_key, extra=EACH)
             self._metrics.dead_lettered.labels(job.source, "internal_error", job.route).inc()
             try:
-                await job.owner.finished(job, Verdict.DEAD_LETTER, None, "internal_error")
+                await self._finish(job, Verdict.DEAD_LETTER, None, "internal_error")
             except Exception:
                 logger.exception("could not dead-letter %s; it stays unfinished", job.origin)
                 job.owner.abandoned(job)
@@ -213,6 +219,7 @@ class Deliverer:
             if job.expires_at is not None and time.time() >= job.expires_at:
                 await self._stale(job)
                 return
+            asked = time.monotonic()
             result = await self._sender.send(job)
             if result is None:
                 job.owner.abandoned(job)
@@ -221,6 +228,9 @@ class Deliverer:
                 await self._stale(job)
                 return
             job.last_result = result
+            if self._recorder is not None:
+                self._recorder.answered(job, result, time.monotonic() - asked
+                                        if result.elapsed is None else result.elapsed)
             self._count_response(result)
             if result.outcome is Outcome.DELIVERED:
                 if job.heartbeat:
@@ -232,7 +242,7 @@ class Deliverer:
                     self._metrics.latency.labels(source).observe(
                         time.monotonic() - job.received)
                 self._report_delivered(job)
-                await job.owner.finished(job, Verdict.DELIVERED, result, "")
+                await self._finish(job, Verdict.DELIVERED, result, "")
                 return
             if result.outcome is Outcome.REJECTED:
                 reason = result.reason or "rejected"
@@ -240,7 +250,7 @@ class Deliverer:
                 logger.error("ilert rejected %s (%s) with HTTP %s, a dead letter %s: %s",
                              job.origin, job.shown_key, result.status, reason, result.detail,
                              extra=EACH)
-                await job.owner.finished(job, Verdict.DEAD_LETTER, result, reason)
+                await self._finish(job, Verdict.DEAD_LETTER, result, reason)
                 return
             if (result.outcome is not Outcome.RATE_LIMITED and result.reason != KEY_REFUSED
                     and self._exhausted(job)):
@@ -248,8 +258,7 @@ class Deliverer:
                 logger.error("giving up on %s (%s) after %d attempts, last: %s %s",
                              job.origin, job.shown_key, job.attempts,
                              result.status_label, result.detail, extra=EACH)
-                await job.owner.finished(job, Verdict.DEAD_LETTER, result,
-                                         "retries_exhausted")
+                await self._finish(job, Verdict.DEAD_LETTER, result, "retries_exhausted")
                 return
             await self._back_off(job, result)
 
@@ -260,8 +269,15 @@ class Deliverer:
                        job.shown_key, extra=EACH)
         expired = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.expires_at or 0))
         detail = f"older than --max_event_age since {expired}: not sent"
-        await job.owner.finished(job, Verdict.DEAD_LETTER,
-                                 Result(Outcome.REJECTED, None, detail, reason=STALE), STALE)
+        await self._finish(job, Verdict.DEAD_LETTER,
+                           Result(Outcome.REJECTED, None, detail, reason=STALE), STALE)
+
+    async def _finish(self, job: Job, verdict: Verdict, result: Result | None,
+                      reason: str) -> None:
+        """The job ended: the recorder hears it first, then its owner."""
+        if self._recorder is not None:
+            self._recorder.ended(job, verdict, result, reason)
+        await job.owner.finished(job, verdict, result, reason)
 
     def _report_delivered(self, job: Job) -> None:
         """One INFO line per delivery (``-vv``), at most :data:`LINES_PER_SECOND` a second;

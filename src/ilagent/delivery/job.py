@@ -10,7 +10,7 @@ import enum
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ilagent.ilert import Outcome, Result
 from ilagent.logs import mask_key
@@ -45,6 +45,26 @@ class JobOwner(Protocol):
 
     def attempted(self, job: Job, result: Result, delay: float) -> None:
         """An attempt failed and will be retried after ``delay`` s (a chance to persist it)."""
+
+
+class Position(NamedTuple):
+    """Where a job's message is, for the journal: a Kafka topic, partition and offset; an
+    MQTT topic and packet id (``offset``); a spool row, the intake's request id (``offset``)."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+
+
+class Recorder(Protocol):
+    """Who keeps the story of each event (the journal): told of every answer ilert gave to
+    it and of how it ended. Both are called on the event loop and must return at once."""
+
+    def answered(self, job: Job, result: Result, seconds: float) -> None:
+        """ilert answered an attempt of ``job`` after ``seconds``."""
+
+    def ended(self, job: Job, verdict: Verdict, result: Result | None, reason: str) -> None:
+        """``job`` ended: delivered, or dead-lettered for ``reason``."""
 
 
 @dataclass(eq=False)
@@ -82,6 +102,8 @@ class Job:
     expires_at: float | None = None
     last_result: Result | None = None  # the answer to its last attempt, for stuck reports
     route: str = ""  # the route whose event it is ("default": the flags'; "": no route)
+    position: Position | None = None  # where its message is (the journal shows it)
+    notes: Any = None  # the recorder's notes on it so far (the journal's: its answers)
 
     @property
     def heartbeat(self) -> bool:

@@ -34,7 +34,7 @@ from confluent_kafka import Message
 from ilagent.config import KafkaSettings, MappingRules, PolicyRules, RetryPolicy
 from ilagent.delivery.drift import RouteWatch
 from ilagent.delivery.engine import Deliverer, Job, Verdict
-from ilagent.delivery.job import Parts
+from ilagent.delivery.job import Parts, Position
 from ilagent.delivery.lanes import POLICY_KEY, heartbeat_lane, message_lane, policy_lane
 from ilagent.delivery.stuck import Head
 from ilagent.drills.marks import DrillInbox, hand_over, header_mark
@@ -298,7 +298,8 @@ class KafkaBridge:
             owner=self, source=SOURCE, lane=message_lane(mapped, message.key()),
             integration_key=mapped.integration_key, path=mapped.path, body=event.body,
             origin=origin(message), context=(state, message, parts),
-            expires_at=expiry(message, mapped.event, self._max_event_age), route=mapped.route))
+            expires_at=expiry(message, mapped.event, self._max_event_age), route=mapped.route,
+            position=Position(state.topic, message.partition(), offset)))
 
     def _submit(self, state: PartitionState, offset: int, job: Job) -> None:
         state.waiting.setdefault(offset, job)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from ilagent.config import MappingRules, MqttSettings, PolicyRules
 from ilagent.delivery.drift import RouteWatch
 from ilagent.delivery.engine import Deliverer, Job, Verdict
-from ilagent.delivery.job import Parts
+from ilagent.delivery.job import Parts, Position
 from ilagent.delivery.lanes import POLICY_KEY, POLICY_PATH, alert_lane, heartbeat_lane, policy_lane
 from ilagent.delivery.stuck import Head
 from ilagent.drills.marks import DrillInbox, hand_over
@@ -222,7 +222,8 @@ class MqttBridge:
             owner=self, source=SOURCE, lane=alert_lane(mapped.integration_key, mapped.alert_key),
             integration_key=mapped.integration_key, path=mapped.path, body=event.body,
             origin=message.topic, context=(unacked, parts), route=mapped.route,
-            expires_at=time.time() + self._max_event_age if pages else None))
+            expires_at=time.time() + self._max_event_age if pages else None,
+            position=Position(message.topic, None, message.mid)))
 
     def _submit(self, job: Job) -> None:
         unacked: Unacked | None = job.context[0]

@@ -52,7 +52,7 @@ async def index(request: web.Request) -> web.StreamResponse:
     sandbox = request.app[SANDBOX]
     state = {"alerts": sandbox.alerts(status=None, limit=PAGE_ALERTS), "stats": sandbox.stats(),
              "requests": sandbox.store.requests(last=PAGE_REQUESTS),
-             "policies": sandbox.policies.policies()}
+             "policies": sandbox.policies.policies(), "agentUrl": sandbox.config.agent_url}
     # "<" escaped: no text of an event can close the script element it is embedded in
     embedded = json.dumps(state).replace("<", "\\u003c")
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")

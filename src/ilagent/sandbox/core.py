@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..config import DEFAULT_AGENT_URL
 from ..events import EventError
 from ..logs import register_secret
 from .faults import FaultBook, FixedWindowLimiter
@@ -74,6 +75,7 @@ class SandboxConfig:
     rate_limit_per_minute: int = EVENTS_PER_MINUTE
     api_rate_limit_per_minute: int = API_CALLS_PER_MINUTE
     seed: Seed = field(default_factory=Seed)
+    agent_url: str = DEFAULT_AGENT_URL  # the page links each alert to its /trace there; "": none
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -27,11 +27,12 @@ from dataclasses import replace
 from typing import Any
 
 from ilagent.delivery.engine import Deliverer, Job, Verdict
+from ilagent.delivery.job import Position
 from ilagent.drills.marks import DrillInbox, hand_over_row
 from ilagent.ilert import Result
 from ilagent.logs import EACH
 from ilagent.metrics import Metrics
-from ilagent.records import RecordKind
+from ilagent.records import RecordKind, mqtt_topic
 from ilagent.spool.db import QueuedEvent, QueueStats
 from ilagent.spool.legacy import Convert
 from ilagent.spool.pending import PendingWrites
@@ -240,7 +241,9 @@ class SpoolWorker:
                    path=what.path, body=what.body, policy=what.policy, origin=f"queue#{row.id}",
                    received=time.monotonic() - age, attempts=row.attempts, context=row,
                    max_retries=self._max_retries,
-                   expires_at=expires if self._max_event_age and what.pages else None)
+                   expires_at=expires if self._max_event_age and what.pages else None,
+                   position=Position(
+                       mqtt_topic(row.path) if row.kind == RecordKind.MQTT else "", None, row.id))
 
     def _end(self, row: QueuedEvent, ending: Ending) -> None:
         """A row that never becomes a job: filtered (deleted) or dead-lettered."""

@@ -20,6 +20,16 @@ const counts = { accepted: 0, rejected: 0 };
 
 const $ = (id) => document.getElementById(id);
 
+// the daemon whose /trace tells an alert's story (ilagent sandbox --agent_url); "": no links
+let agentUrl = "";
+
+function traceCell(alertKey) {
+  if (!agentUrl || !alertKey) return el("td", { className: "trace" });
+  const href = `${agentUrl}/trace?alert_key=${encodeURIComponent(alertKey)}`;
+  return el("td", { className: "trace" },
+    el("a", { href, target: "_blank", rel: "noopener", title: `the daemon's journal of ${alertKey}`, text: "trace" }));
+}
+
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(props || {})) {
@@ -53,6 +63,7 @@ function alertCells(alert) {
     el("td", { className: "num", text: String(alert.eventCount) }),
     timeCell(alert.firstAt),
     timeCell(alert.lastAt),
+    traceCell(alert.alertKey),
   ];
 }
 
@@ -271,6 +282,7 @@ function showSnapshot({ alerts, stats, requests, policies }, { exact = false } =
 function showInitialState() {
   const node = $("initial-state");
   const state = node ? JSON.parse(node.textContent || "null") : null;
+  if (state && typeof state.agentUrl === "string") agentUrl = state.agentUrl;
   if (state) showSnapshot(state, { exact: true });
 }
 
