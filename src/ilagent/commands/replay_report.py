@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ilagent.events import EVENT_TYPES
 from ilagent.logs import hide_secrets, mask_key
 from ilagent.mapping.replaying import (
     Book,
@@ -140,16 +141,18 @@ def _source_words(source: Source | None) -> str:
     if source is None:
         return "nothing"
     numbers = source.summary()
-    types = ", ".join(f"{n} {kind}" for kind, n in numbers["byType"].items())
-    still = source.still_open
-    names = ", ".join(f"{alert.alert_key or '(no key)'} ({alert.status})"
-                      for alert in still[:SHOWN_OPEN])
-    more = f" and {len(still) - SHOWN_OPEN} more" if len(still) > SHOWN_OPEN else ""
+    types = ", ".join(f"{source.events[kind]} {kind}" for kind in EVENT_TYPES
+                      if source.events[kind])
+    still = [alert for alert in source.still_open if alert.alert_key is not None]
+    keyless = len(source.still_open) - len(still)
+    names = ", ".join([f"{alert.alert_key} ({alert.status})" for alert in still[:SHOWN_OPEN]]
+                      + ([f"{len(still) - SHOWN_OPEN} more"] if len(still) > SHOWN_OPEN else [])
+                      + ([f"{keyless} without an alert key"] if keyless else []))
     unmatched = (f"; {numbers['unmatched']} ACCEPT/RESOLVE without an open alert"
                  if numbers["unmatched"] else "")
     return (f"{numbers['events']} events ({types}); {numbers['opened']} alerts opened, "
             f"{numbers['accepted']} accepted, {numbers['resolved']} resolved, "
-            f"{numbers['stillOpen']} still open{': ' + names + more if still else ''}"
+            f"{numbers['stillOpen']} still open{': ' + names if names else ''}"
             f"{unmatched}")
 
 
