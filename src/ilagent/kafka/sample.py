@@ -23,7 +23,7 @@ from typing import Any
 import confluent_kafka as kafka
 from confluent_kafka import KafkaError, KafkaException
 
-from ilagent.errors import ConfigError, NotFoundError, UsageError
+from ilagent.errors import ConfigError, IlagentError, NotFoundError, UsageError
 from ilagent.kafka.consumer import misconfiguration
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def read_range(properties: Mapping[str, str], *, brokers: str, topic: str, since
             raise UsageError(f"{topic} holds {total} messages in that time range, more than "
                              f"{MAX_READ} read at once: give a shorter range")
         consumer.assign(assigned)
-        read = _read(consumer, topic, ends, deadline, errors)
+        read = _read(consumer, topic, ends, deadline, errors, whole=True)
         return sorted(read, key=lambda m: (m.timestamp, m.partition, m.offset))
     except KafkaException as exc:
         raise _unreachable(errors, _words(exc), timeout) from None
@@ -205,8 +205,9 @@ def _spans(partitions: list[int]) -> str:
 
 
 def _read(consumer: kafka.Consumer, topic: str, ends: dict[int, int], deadline: float,
-          errors: list[KafkaError]) -> list[Sampled]:
-    """Consume until every partition reached its end (or the deadline passed)."""
+          errors: list[KafkaError], *, whole: bool = False) -> list[Sampled]:
+    """Consume until every partition reached its end (or the deadline passed: with ``whole``,
+    an ``IlagentError``, since a range read in part would tell a wrong story)."""
     read: list[Sampled] = []
     pending = set(ends)
     while pending and (left := deadline - time.monotonic()) > 0:
@@ -228,6 +229,10 @@ def _read(consumer: kafka.Consumer, topic: str, ends: dict[int, int], deadline: 
                         value=message.value() or b""))
                 if offset >= ends[partition] - 1:
                     pending.discard(partition)
+    if pending and whole:
+        raise IlagentError(f"partitions {', '.join(map(str, sorted(pending)))} of {topic} were "
+                           "not read to the end in time: give a longer --timeout or a shorter "
+                           "range")
     if pending:
         logger.warning("Kafka: partitions %s of %s not read to the end in time: shown as far as "
                        "read (%s)", sorted(pending), topic, errors[-1].str() if errors else "")
