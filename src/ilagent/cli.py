@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
 from ilagent import __version__
-from ilagent.commands.common import Parser, secret_values
+from ilagent.commands.common import ROUTE_REPLACES, Parser, secret_values
 from ilagent.commands.kafka_options import CONNECTION as KAFKA_CONNECTION
 from ilagent.commands.sources import Sources, resolve, settable
 from ilagent.errors import EXIT_INTERRUPTED, EXIT_USAGE, IlagentError
@@ -31,7 +31,7 @@ from ilagent.secret_options import register_secrets
 # while they load (aiohttp takes a while) ends quietly, not in a traceback
 MODULES = {"daemon": "daemon", "event": "send", "heartbeat": "send", "queue": "queue",
            "map": "map", "sandbox": "sandbox", "config": "config", "drill": "drill",
-           "trace": "trace"}
+           "replay": "replay", "trace": "trace"}
 CONNECTION = frozenset({"integration_key", "ilert_api_url", "ilert_beat_url", "ilert_timeout",
                         "retries"})
 # per command: which of its options the environment and the file may set (None: all)
@@ -42,7 +42,13 @@ FROM_OUTSIDE: dict[str, frozenset[str] | None] = {
     "event": CONNECTION,
     "heartbeat": CONNECTION,
     "map": frozenset({"ilert_api_url", *KAFKA_CONNECTION}),  # --last: Kafka as the daemon has it
-    "trace": frozenset({"journal"}),  # the daemon's journal, wherever its settings put it
+    # the daemon's Kafka connection, topics and mapping settings: its own file works as it is
+    "replay": frozenset({"event_topic", "ilert_api_url", "event_key", *ROUTE_REPLACES,
+                         *KAFKA_CONNECTION}),
+    # the daemon's journal (--alert_key) and, for --offset, its Kafka and mapping settings
+    "trace": frozenset({"journal", "event_topic", "heartbeat_topic", "policy_topic",
+                        "event_key", *ROUTE_REPLACES, "policy_routing_keys", "map_key_email",
+                        "map_key_shift", "shift_offset", *KAFKA_CONNECTION}),
 }
 
 
@@ -57,14 +63,15 @@ def build_parser() -> Parser:
     parser.add_argument("--config", metavar="FILE",
                         help="TOML file with settings (env ILAGENT_CONFIG); flags and "
                              "ILAGENT_* variables take precedence over it")
-    from ilagent.commands import config, daemon, drill, queue, sandbox, send, trace
+    from ilagent.commands import config, daemon, drill, queue, replay, sandbox, send, trace
     from ilagent.commands import map as mapping
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands = {"daemon": daemon.add_parser(sub), **send.add_parsers(sub),
                 "queue": queue.add_parser(sub), "map": mapping.add_parser(sub),
                 "sandbox": sandbox.add_parser(sub), "config": config.add_parser(sub),
-                "drill": drill.add_parser(sub), "trace": trace.add_parser(sub)}
+                "drill": drill.add_parser(sub), "replay": replay.add_parser(sub),
+                "trace": trace.add_parser(sub)}
     parser.commands = commands  # type: ignore[attr-defined]
     return parser
 

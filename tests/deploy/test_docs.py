@@ -140,6 +140,8 @@ def test_the_reference_check_fails_for_a_missing_option() -> None:
         "ilagent map --kafka_brokers",  # map --last reads a topic
         "ilagent config show --kafka_brokers",
         "ilagent drill --kafka_brokers",
+        "ilagent replay --kafka_brokers",  # replay and trace --offset read a topic too
+        "ilagent trace --kafka_brokers",
         "ILAGENT_KAFKA_BROKERS",
     ]
 

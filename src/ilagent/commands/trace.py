@@ -6,21 +6,20 @@ event with where its message was, its route and type, each answer of ilert with 
 latency, and the verdict. ``--json`` prints the same as the daemon's ``/trace``. The journal is
 read-only here and may be read beside a running daemon.
 
-``--offset TOPIC:PARTITION:OFFSET`` (re-reading one Kafka message to explain what today's
-config decides for it) lives in :mod:`ilagent.commands.trace_offset`, which exposes
-``add_arguments(parser)`` and ``run(args) -> int``; a build without it refuses ``--offset``.
+``--offset TOPIC:PARTITION:OFFSET`` — one Kafka message read again and explained with today's
+config, for what is not in the journal (a filtered message) — is
+:mod:`ilagent.commands.trace_offset`'s.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sqlite3
 import time
-from types import ModuleType
 from typing import Any
 
+from ilagent.commands import trace_offset
 from ilagent.commands.common import (
     Parser,
     Subparsers,
@@ -32,16 +31,6 @@ from ilagent.config import default_journal
 from ilagent.errors import ConfigError, ResourceError
 
 DEFAULT_LIMIT = 1000
-
-
-def _offset_module() -> ModuleType | None:
-    """``trace --offset``'s module, when this build has it."""
-    try:
-        return importlib.import_module("ilagent.commands.trace_offset")
-    except ModuleNotFoundError as exc:
-        if exc.name != "ilagent.commands.trace_offset":
-            raise
-        return None
 
 
 def since_seconds(text: str) -> float:
@@ -57,14 +46,18 @@ def since_seconds(text: str) -> float:
 def add_parser(sub: Subparsers) -> Parser:
     """Add ``trace`` and its options."""
     trace: Parser = sub.add_parser(
-        "trace", help="tell what happened to an alert's events (from the daemon's journal)",
+        "trace", help="tell what happened to an alert's events (the daemon's journal), or "
+                      "explain one Kafka message (--offset)",
         description="The story of one alert from the daemon's journal (--journal): each event "
                     "with its source position, route and type, each answer of ilert with its "
-                    "time and latency, and the verdict. Filtered messages are not journaled.",
+                    "time and latency, and the verdict. Filtered messages are not journaled: "
+                    "--offset reads one message again (no consumer group joined or committed) "
+                    "and explains what today's config makes of it; nothing is sent.",
         epilog="example: ilagent trace --alert_key PRESS-01\n"
-               "         ilagent trace --since 30m --json -f /var/lib/ilagent/ilagent.db3")
+               "         ilagent trace --since 30m --json -f /var/lib/ilagent/ilagent.db3\n"
+               "         ilagent --config ilagent.toml trace --offset plant-alarms:0:1234")
     add_global_options(trace)
-    trace.add_argument("--alert_key", metavar="KEY",
+    trace.add_argument("--alert_key", "--alert-key", metavar="KEY",
                        help="the alert whose events to show (trimmed, any case, as ilert "
                             "compares alert keys)")
     trace.add_argument("--since", type=since_seconds, metavar="DURATION",
@@ -77,14 +70,7 @@ def add_parser(sub: Subparsers) -> Parser:
                        help="the newest N events at most (default %(default)s)")
     trace.add_argument("--json", action="store_true",
                        help="one JSON document, as the daemon's /trace answers")
-    # ---- trace --offset: built in ilagent.commands.trace_offset (see the module docstring) ----
-    offset = _offset_module()
-    if offset is not None:
-        offset.add_arguments(trace)
-    else:
-        trace.add_argument("--offset", metavar="TOPIC:PARTITION:OFFSET",
-                           help="explain what today's config decides for one Kafka message "
-                                "(not in this build)")
+    trace_offset.add_arguments(trace)
     return trace
 
 
@@ -94,11 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if args.alert_key is not None or args.since is not None:
             raise ConfigError("--offset reads one Kafka message: give it without --alert_key "
                               "and --since")
-        offset = _offset_module()
-        if offset is None:
-            raise ConfigError("--offset is not available in this build of ilagent (it re-reads "
-                              "a Kafka message); --alert_key and --since read the journal")
-        return int(offset.run(args))
+        return trace_offset.run(args)
     if args.alert_key is None and args.since is None:
         raise ConfigError("give --alert_key KEY, --since DURATION (e.g. 1h), or both")
     path = (args.journal or "").strip() or default_journal(db_file(args))
