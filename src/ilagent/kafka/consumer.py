@@ -7,10 +7,9 @@ back up (polling goes on, so the membership survives an ilert outage), resume th
 
 Commits (see :mod:`ilagent.kafka.commits`) carry the position and the map of finished offsets
 above it; on assignment the map is read back, so the offsets it lists are skipped instead of
-sent again. While messages are in delivery the thread does not block in ``consume()``: it
-waits on an event the loop sets when it asks for a commit, so the commit goes out at once (a
-commit made from another thread would wait for ``consume()`` to return), and polls again
-after at most ``BUSY_POLL_TIMEOUT`` for new messages.
+sent again. While messages are in delivery the thread polls with a short timeout, so that a
+commit the loop asks for goes out within milliseconds (a commit made from another thread would
+wait for ``consume()`` to return).
 
 Rebalance callbacks run inside ``consume()`` on this thread. On revoke, the partition's
 in-flight requests all finish or time out on the loop (the revoke waits at least
@@ -179,14 +178,13 @@ class PollThread:
                 # take what is queued at once; only wait (for the first message) when idle,
                 # so a trickle of messages is never held back to fill a batch
                 messages = consumer.consume(num_messages=BATCH_SIZE, timeout=0)
-                if not messages and self._handoff.busy:
-                    # while messages are in delivery, what finished and is not committed yet
-                    # is what a crash sends again: wait for the loop to ask for a commit (it
-                    # wakes this thread at once), at most BUSY_POLL_TIMEOUT for new messages
-                    self._handoff.wait_for_commit(BUSY_POLL_TIMEOUT)
-                    continue
                 if not messages:
-                    messages = consumer.consume(num_messages=1, timeout=POLL_TIMEOUT)
+                    # while messages are in delivery wait briefly: their commits go out with
+                    # the next turn, and what finished and is not committed yet is what a
+                    # crash sends again
+                    messages = consumer.consume(
+                        num_messages=1,
+                        timeout=BUSY_POLL_TIMEOUT if self._handoff.busy else POLL_TIMEOUT)
                 if messages:
                     self._hand_over(messages)
             self._apply_requests(consumer)

@@ -63,7 +63,6 @@ class Handoff:
         self._outstanding: dict[TPKey, tuple[PartitionState, int]] = {}
         self._to_commit: dict[TPKey, tuple[PartitionState, Snapshot]] = {}
         self._unprocessed = 0  # messages handed to the loop and not yet mapped
-        self._commit_wanted = threading.Event()  # wakes the poll thread for a commit
 
     @property
     def unprocessed(self) -> int:
@@ -86,11 +85,6 @@ class Handoff:
         with self._lock:
             return bool(self._to_commit) or any(count for _, count in self._outstanding.values())
 
-    def wait_for_commit(self, timeout: float) -> None:
-        """On the poll thread: wait until the loop asks for a commit, at most ``timeout`` s."""
-        if self._commit_wanted.wait(timeout):
-            self._commit_wanted.clear()  # before the commits are taken: a later ask sets it again
-
     def take(self) -> tuple[dict[TPKey, tuple[PartitionState, Snapshot]], dict[TPKey, int]]:
         """The commits to make (taken) and the messages in delivery (a copy)."""
         with self._lock:
@@ -109,7 +103,6 @@ class Handoff:
             return
         with self._lock:
             self._to_commit[state.key] = (state, snapshot)
-        self._commit_wanted.set()
 
     def forget(self, key: TPKey) -> None:
         """The partition was released: drop what is known of it."""
