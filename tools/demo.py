@@ -195,7 +195,9 @@ def main() -> int:
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         seed = work / "seed.json"
         seed.write_text(json.dumps(SEED))
-        with process([*python, "sandbox", "--port", str(sandbox_port), "--seed", str(seed)],
+        # the sandbox page links each alert to this daemon's /trace (its journal)
+        with process([*python, "sandbox", "--port", str(sandbox_port), "--seed", str(seed),
+                      "--agent_url", f"http://127.0.0.1:{daemon_port}"],
                      work / "sandbox.log") as sandbox:
             wait_for(f"{sandbox_url}/sandbox/stats", "the sandbox", sandbox)
             daemon_args = [*python, "daemon", "-p", str(daemon_port), "--http_host", "127.0.0.1",
@@ -212,7 +214,9 @@ def main() -> int:
                 wait_for(f"http://127.0.0.1:{daemon_port}/ready", "the daemon", daemon)
                 print(f"\n  ilert sandbox:  {sandbox_url}/   ← open this page", flush=True)
                 print(f"  daemon:         http://127.0.0.1:{daemon_port}/metrics", flush=True)
-                print(f"  logs:           {work}/\n", flush=True)
+                print(f"  logs:           {work}/", flush=True)
+                print(f"  an alert's story: ilagent trace --alert_key OVEN-03 -f "
+                      f"{work / 'ilagent.db3'}\n", flush=True)
                 produce_story(kafka.bootstrap)
                 publish_story(mqtt_port)
                 print(f"\ndemo: story told; produce to Kafka topic '{TOPIC}' at "

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                               "and --since")
         return trace_offset.run(args)
     if args.alert_key is None and args.since is None:
-        raise ConfigError("give --alert_key KEY, --since DURATION (e.g. 1h), or both")
+        raise ConfigError("give --alert_key KEY, --since DURATION (e.g. 1h) or both (the journal), "
+                          "or --offset TOPIC:PARTITION:OFFSET (one Kafka message explained)")
     path = (args.journal or "").strip() or default_journal(db_file(args))
     if path.lower() == "off":
         raise ConfigError("--journal off: give the journal file the daemon writes "

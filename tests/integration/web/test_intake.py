@@ -36,6 +36,7 @@ METRIC_NAMES = [
     "ilagent_ilert_circuit_transitions_total",
     "ilagent_ilert_reachable",
     "ilagent_ilert_responses_total",
+    "ilagent_journal_events_total",
     "ilagent_kafka_commit_failures_total",
     "ilagent_kafka_consumer_lag",
     "ilagent_kafka_errors_total",
