@@ -1,7 +1,8 @@
 """Kafka/MQTT message bytes → ilert event, or the reason it is dropped (pure; ilagent 0.9 rules).
 
-The order of the steps is ilagent's and matters: parse, typed check of the known fields, filter
-(top-level key, string-only comparison), ``--event_key`` override, field mappings (dot paths),
+The order of the steps matters: the filter (top-level key, string-only comparison) first —
+on the raw bytes when they rule the message out (:func:`raw_filter_reason`), else on the parsed
+object — then the typed check of the known fields, ``--event_key`` override, field mappings (dot paths),
 event-type value mappings (compared only with the raw value the ``--map_key_etype`` path found;
 RESOLVE beats ACCEPT beats ALERT), default summary, then ``customDetails`` defaults.
 
@@ -11,11 +12,21 @@ path and refused, and a payload carrying both ``integrationKey`` and ``apiKey`` 
 ``integrationKey`` instead of being rejected as a duplicate field (any other repeated field
 keeps its last value). The key is percent-encoded
 in the URL path (ilagent inserts it raw), which changes nothing for ilert's key alphabet.
+
+A message the filter cannot let through is *filtered*, whatever else is wrong with it: one that
+is not JSON, or has a field of the wrong type, and does not hold the filter's value is dropped
+as filtered — as ilagent 0.9 drops it — rather than dead-lettered (ilagent 0.9 checks types
+before the filter; a dead letter is for a message that passes the filter and still cannot be
+sent). Most messages of a busy topic are not alarms, and most of them are never parsed: when
+the raw bytes do not hold the filter's key and value as JSON strings (``"type"``, ``"ALARM"``)
+and hold no backslash (an escape such as ``\u0041`` could spell them otherwise), no string in
+the message can be equal to them.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,15 +136,18 @@ def map_message(
     source: str = "kafka",
 ) -> Mapped | Dropped:
     """Turn one consumed message into an ilert event, or say why it is dropped."""
+    reason = raw_filter_reason(rules, payload)
+    if reason:
+        return Dropped(DropReason.FILTERED, reason)
     document = parse_object(payload)
     if isinstance(document, Dropped):
         return document
-    problem = _type_problem(document)
-    if problem:
-        return Dropped(DropReason.INVALID_MESSAGE, problem)
     reason = filter_reason(rules, document)
     if reason:
         return Dropped(DropReason.FILTERED, reason)
+    problem = _type_problem(document)
+    if problem:
+        return Dropped(DropReason.INVALID_MESSAGE, problem)
 
     warnings: list[str] = []
     missing: list[str] = []
@@ -236,6 +250,37 @@ def parse_json(data: bytes | str) -> Any:
     """Strict JSON, as ilagent's parser reads it: UTF-8 only, no NaN/Infinity, no numbers out
     of range, no lone surrogates, nesting at most 1,024 deep. Raises ``ValueError``."""
     return orjson.loads(data)
+
+
+def raw_filter_reason(rules: MappingRules, payload: bytes | None) -> str | None:
+    """Why the filter drops a message, told from its raw bytes alone; None when they cannot
+    tell (then the parsed message decides). Never drops a message the filter would pass."""
+    if rules.filter_key is None:
+        return None
+    needles = _needles(rules.filter_key, rules.filter_val)
+    data = payload or b""
+    if needles is None or b"\\" in data:  # an escape could spell the key or the value
+        return None
+    key, value = needles
+    if key not in data:
+        return f"no '{rules.filter_key}' key"
+    if value is not None and value not in data:
+        return f"'{rules.filter_key}' is not {rules.filter_val!r}"
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _needles(key: str, value: str | None) -> tuple[bytes, bytes | None] | None:
+    """The filter's key and value as JSON strings in UTF-8, as a message without escapes holds
+    them; None when JSON needs an escape for one of them (then no message is ruled out)."""
+    try:  # a lone surrogate (from a command line that was not UTF-8) cannot be encoded
+        key_needle = orjson.dumps(key)
+        value_needle = orjson.dumps(value) if value is not None else None
+    except orjson.JSONEncodeError:
+        return None
+    if b"\\" in key_needle or (value_needle is not None and b"\\" in value_needle):
+        return None
+    return key_needle, value_needle
 
 
 def filter_reason(rules: MappingRules, document: dict[str, Any]) -> str | None:

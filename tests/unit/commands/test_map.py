@@ -68,8 +68,10 @@ def test_event_line_prints_the_url_and_body_that_would_be_posted() -> None:
     ("line", "reason"),
     [
         pytest.param('{"type": "INFO", "state": "SET"}', "filtered", id="filtered"),
-        pytest.param("not json", "invalid_json", id="invalid-json"),
-        pytest.param('["ALARM"]', "invalid_message", id="not-an-object"),
+        # the filter first: what cannot hold type=ALARM is filtered, whatever else it is
+        pytest.param("not json", "filtered", id="not-json-cannot-match"),
+        pytest.param('{"type": "ALARM", oops', "invalid_json", id="invalid-json"),
+        pytest.param('["type", "ALARM"]', "invalid_message", id="not-an-object"),
         pytest.param('{"type": "ALARM", "state": "???"}', "invalid_event_type", id="bad-type"),
     ],
 )

@@ -56,7 +56,8 @@ def test_a_message_two_routes_take_yields_a_drill_event_for_each() -> None:
 
 @pytest.mark.parametrize(("payload", "says"), [
     (b'{"type": "INFO", "mCode": "M1"}', "filtered: "),
-    (b"not json", "dead-lettered: invalid_json"),
+    (b"not json", "filtered: "),  # cannot hold type=ALARM: filtered, not a dead letter
+    (b'{"type": "ALARM", oops', "dead-lettered: invalid_json"),
 ])
 def test_a_message_the_mapping_filters_or_refuses_makes_no_drill_event(
         payload: bytes, says: str) -> None:

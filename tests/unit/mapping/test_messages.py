@@ -7,6 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guide import guide_rules
 from ilagent.mapping.messages import (
@@ -14,8 +16,10 @@ from ilagent.mapping.messages import (
     DropReason,
     Mapped,
     MappingRules,
+    filter_reason,
     heartbeat_key,
     map_message,
+    raw_filter_reason,
 )
 
 TOPIC = "plant/alarms"
@@ -186,11 +190,71 @@ def test_unknown_fields_of_any_type_and_null_known_fields_are_accepted() -> None
         assert absent not in event
 
 
-def test_type_check_runs_before_the_filter() -> None:
-    """A message the filter would drop is still reported invalid when a field has the wrong type."""
+def test_the_filter_runs_before_the_type_check() -> None:
+    """A message the filter drops is filtered even when a field has the wrong type (a dead
+    letter is for a message that passes the filter); one that passes is still refused."""
     rules = MappingRules(event_key=KEY, filter_key="type", filter_val="ALARM")
-    result = dropped({"type": "INFO", "alertKey": 123}, rules)
-    assert result.reason is DropReason.INVALID_MESSAGE
+    assert dropped({"type": "INFO", "alertKey": 123}, rules).reason is DropReason.FILTERED
+    assert dropped({"type": "ALARM", "alertKey": 123}, rules).reason is \
+        DropReason.INVALID_MESSAGE
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    pytest.param(b"not json at all", DropReason.FILTERED, id="not-json-without-the-value"),
+    pytest.param(b"\xff\xfe type ALARM", DropReason.FILTERED, id="bad-utf8-without-quotes"),
+    pytest.param(b"", DropReason.FILTERED, id="empty"),
+    pytest.param(b'{"type": "ALARM", oops', DropReason.INVALID_JSON, id="not-json-with-the-value"),
+    pytest.param(b'{"kind": "ALARM"}', DropReason.FILTERED, id="value-without-the-key"),
+    pytest.param(b'{"type": "INFO", "note": "ALARM"}', DropReason.FILTERED,
+                 id="both-strings-elsewhere-parsed-and-filtered"),
+])
+def test_what_cannot_match_the_filter_is_filtered(payload: bytes, reason: DropReason) -> None:
+    """Bytes that cannot hold type=ALARM are filtered without parsing, JSON or not; bytes that
+    hold both strings are parsed and judged as before."""
+    rules = MappingRules(event_key=KEY, filter_key="type", filter_val="ALARM")
+    assert dropped(payload, rules).reason is reason
+
+
+@pytest.mark.parametrize("payload", [
+    pytest.param(b'{"type": "\\u0041LARM"}', id="value-spelled-with-an-escape"),
+    pytest.param(b'{"\\u0074ype": "ALARM"}', id="key-spelled-with-an-escape"),
+])
+def test_escapes_never_hide_a_message_from_the_filter(payload: bytes) -> None:
+    """A message that spells the key or the value with a JSON escape still passes."""
+    rules = MappingRules(event_key=KEY, filter_key="type", filter_val="ALARM")
+    assert mapped(payload, rules).event["eventType"] == "ALERT"
+
+
+@pytest.mark.parametrize(("key", "value"), [("ty\"pe", "ALARM"), ("type", "A\\B"),
+                                            ("type", "line\nbreak"), ("type", "\udcff")])
+def test_a_filter_json_must_escape_rules_out_nothing_raw(key: str, value: str) -> None:
+    """Filter strings that JSON writes with an escape (or cannot write) rule nothing out on
+    the raw bytes: the parsed message decides."""
+    rules = MappingRules(event_key=KEY, filter_key=key, filter_val=value)
+    assert raw_filter_reason(rules, b"anything") is None
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                               max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=st.dictionaries(st.sampled_from(["type", "tÿpe", "kind", "t\"y"]) | st.text(
+           max_size=6), _JSON_VALUES, max_size=4),
+       key=st.sampled_from(["type", "tÿpe", "t\"y"]),
+       value=st.none() | st.sampled_from(["ALARM", "ÄLARM", "", "a/b"]),
+       ascii_only=st.booleans())
+def test_the_raw_check_never_drops_what_the_filter_passes(
+        document: dict[str, Any], key: str, value: str | None, ascii_only: bool) -> None:
+    """Property: whatever the message and however JSON writes it, bytes the raw check rules
+    out are bytes the parsed filter would drop too."""
+    rules = MappingRules(event_key=KEY, filter_key=key, filter_val=value)
+    payload = json.dumps(document, ensure_ascii=ascii_only).encode()
+    if raw_filter_reason(rules, payload) is not None:
+        assert filter_reason(rules, json.loads(payload)) is not None
 
 
 # --- filter ---------------------------------------------------------------------------------
