@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -288,25 +288,33 @@ def produce_slowly(bootstrap: str, topic: str, events: list[dict[str, Any]], *,
         failures.append("not all produced")
 
 
+COORDINATOR_MOVING = frozenset({
+    KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT, KafkaError._TRANSPORT})
+
+
 def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> list[int]:
     """The committed offsets of ``group`` on ``topic`` (-1001 when none)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        result = consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
-                                    timeout=10)
-        return [tp.offset for tp in result]
-    finally:
-        consumer.close()
+    return [offset for offset, _metadata in committed_maps(bootstrap, group, topic, partitions)]
 
 
 def committed_maps(bootstrap: str, group: str, topic: str, partitions: int = 1
                    ) -> list[tuple[int, str]]:
-    """The committed offsets of ``group`` on ``topic`` with their metadata strings."""
+    """The committed offsets of ``group`` on ``topic`` with their metadata strings; asked
+    again while the coordinator moves or loads (NOT_COORDINATOR right after a group's first
+    commit), for up to 20 s."""
+    deadline = time.monotonic() + 20
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        result = consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
-                                    timeout=10)
-        return [(tp.offset, tp.metadata or "") for tp in result]
+        while True:
+            try:
+                result = consumer.committed(
+                    [TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+                return [(tp.offset, tp.metadata or "") for tp in result]
+            except KafkaException as exc:
+                if exc.args[0].code() not in COORDINATOR_MOVING or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)  # a poll: the coordinator answers again within moments
     finally:
         consumer.close()
 

@@ -20,7 +20,8 @@ from helpers import Sandbox, committed, create_topic, produce, unique, wait_unti
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
 from demo import GUIDE_FLAGS, STORY
 
-NOISE: list[Any] = ["not json at all", {"type": "ALARM", "mCode": "PRESS-09", "state": "WHAT"},
+# the first holds the filter's strings, so it is no JSON the filter lets through: a dead letter
+NOISE: list[Any] = ['{"type": "ALARM", not json', {"type": "ALARM", "mCode": "PRESS-09", "state": "WHAT"},
                     {"type": "INFO", "mCode": "OVEN-03", "comment": "Door opened", "state": "SET"}]
 MESSAGES = [message for _pause, message in STORY] + NOISE
 # the guide's flags as a config file, with and without the filter

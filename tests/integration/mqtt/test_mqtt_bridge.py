@@ -191,7 +191,9 @@ def test_mqtt_messages_ilagent_0_9_buffered_are_taken_over(
         rows = [(topic, {"type": "ALARM", "mCode": "M-1", "state": state, "comment": state})
                 for state in ("CLR", "ACK", "SET")]  # inserted in reverse order
         rows += [(topic, {"type": "INFO", "mCode": "M-1", "state": "SET"}),
-                 (topic, "not json"), (f"{topic}-beat", {"integrationKey": "il1hbt123"})]
+                 # passes the filter (holds "type" and "ALARM") and is no JSON: a dead letter
+                 (topic, '{"type": "ALARM", not json'),
+                 (f"{topic}-beat", {"integrationKey": "il1hbt123"})]
         for n, (where, payload) in enumerate(rows):
             conn.execute("INSERT INTO mqtt_queue VALUES (?, ?, ?, ?)",
                          (f"m{n}", where, payload if isinstance(payload, str)
