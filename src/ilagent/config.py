@@ -340,11 +340,6 @@ class DaemonConfig:
     # the broker's ack an intake event waits for with --spool kafka:TOPIC (kafka.spool_topic)
     spool_produce_timeout: float = DEFAULT_SPOOL_PRODUCE_TIMEOUT
 
-    @property
-    def spool_topic(self) -> str | None:
-        """The Kafka topic of the spool (``--spool kafka:TOPIC``); None: the SQLite file."""
-        return self.kafka.spool_topic if self.kafka is not None else None
-
     def validate(self) -> None:
         """Refuse combinations that cannot work, with a message naming the flag."""
         if (self.http is None and self.kafka is None and self.mqtt is None

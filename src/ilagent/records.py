@@ -68,7 +68,7 @@ VERSION_HEADER = "ilagent-spool"
 KIND_HEADER = "ilagent-kind"
 PATH_HEADER = "ilagent-path"
 SPOOL_FORMAT_REASON = "spool_format"  # the dead-letter reason of a record that does not read
-Headers = Sequence[tuple[str, bytes | None]]
+Headers = Sequence[tuple[str, str | bytes | None]]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ def spool_record(kind: RecordKind, *, integration_key: str, path: str,
 def read_spool_record(key: bytes | None, value: bytes | None,
                       headers: Headers | None) -> StoredRecord | Unreadable:
     """A consumed Kafka spool record as a :class:`StoredRecord`, or why it cannot be read."""
-    found = {name: raw or b"" for name, raw in headers or ()}
+    found = {name: raw.encode() if isinstance(raw, str) else raw or b""
+             for name, raw in headers or ()}
     version = found.get(VERSION_HEADER)
     if version is None:
         return Unreadable(SPOOL_FORMAT_REASON, f"no {VERSION_HEADER} header: not a record "

@@ -23,7 +23,7 @@ def config_of(*argv: str) -> DaemonConfig:
 def test_without_spool_the_sqlite_file_is_the_spool() -> None:
     """The default stays as it was: the SQLite file -f (or ./ilagent.db3), no spool topic."""
     config = config_of("daemon", "-p", "1")
-    assert config.db_file == DEFAULT_DB_FILE and config.spool_topic is None
+    assert config.db_file == DEFAULT_DB_FILE and config.kafka is None
     assert config.spool_produce_timeout == DEFAULT_SPOOL_PRODUCE_TIMEOUT
 
 
@@ -38,7 +38,7 @@ def test_spool_kafka_needs_brokers_but_no_event_topic() -> None:
     config = config_of("daemon", "-p", "1", *BROKERS, "--spool", "kafka:intake-spool",
                        "--spool_produce_timeout", "2.5")
     assert config.kafka is not None and config.kafka.event_topics == ()
-    assert config.spool_topic == "intake-spool"
+    assert config.kafka.spool_topic == "intake-spool"
     assert config.kafka.topics == ("intake-spool",)
     assert config.spool_produce_timeout == 2.5
     assert config.journal is None  # no spool file to keep it beside
