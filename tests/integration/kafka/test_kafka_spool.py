@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import defaultdict
@@ -11,16 +12,28 @@ from typing import Any
 
 import pytest
 
-from helpers import FAST, Sandbox, create_topic, http, unique, wait_until
+from helpers import (
+    FAST,
+    Sandbox,
+    committed,
+    create_topic,
+    http,
+    read_all,
+    status_or_none,
+    unique,
+    wait_until,
+)
 
 KEYS, ALERTS, PER_ALERT = 10, 5, 40  # 2,000 events over 50 alerts
 TOTAL = KEYS * ALERTS * PER_ALERT
 
 
-def spool_daemon(run_ilagent: Any, bootstrap: str, group: str, topic: str, port: int) -> Any:
+def spool_daemon(run_ilagent: Any, bootstrap: str, group: str, topic: str, port: int,
+                 *extra: str) -> Any:
     return run_ilagent("daemon", "-v", "-v", "-p", str(port), "--http_rate_limit", "0",
                        "--kafka_brokers", bootstrap, "--kafka_group_id", group,
-                       "--kafka_offset_reset", "earliest", *FAST, "--spool", f"kafka:{topic}")
+                       "--kafka_offset_reset", "earliest", *FAST, "--spool", f"kafka:{topic}",
+                       *extra)
 
 
 def test_two_daemons_on_a_kafka_spool_lose_nothing_when_one_is_killed(
@@ -103,3 +116,33 @@ def test_two_daemons_on_a_kafka_spool_lose_nothing_when_one_is_killed(
               f"{twice} sent twice (posting took {took_posting:.1f} s)")
     assert twice <= 300
     assert daemons[1].stop() == 0
+
+
+def test_spool_records_that_do_not_read_are_dead_letters_and_the_rest_is_delivered(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """A record without the version header, one of a newer version and one of an unknown kind
+    go to the DLQ with their reasons; an event posted after them is delivered; all committed."""
+    import broker
+    from confluent_kafka import Producer
+
+    topic = create_topic(kafka_bootstrap, unique("spool"))
+    dlq = create_topic(kafka_bootstrap, unique("dlq"))
+    group, key, port = unique("g"), unique("il1api"), broker.free_port()
+    event = {"integrationKey": key, "eventType": "ALERT", "alertKey": "a", "summary": "s"}
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for headers in ([], [("ilagent-spool", b"2"), ("ilagent-kind", b"event")],
+                    [("ilagent-spool", b"1"), ("ilagent-kind", b"sms")]):
+        producer.produce(topic, key=key.encode(), value=json.dumps(event).encode(),
+                         headers=headers)
+    assert producer.flush(30) == 0
+    daemon = spool_daemon(run_ilagent, kafka_bootstrap, group, topic, port, "--dlq_topic", dlq)
+    wait_until(lambda: status_or_none("GET", f"http://127.0.0.1:{port}/ready") == 204,
+               timeout=60, what="the daemon ready")
+    status, body = http("POST", f"http://127.0.0.1:{port}/api/events", event)
+    assert status == 202 and body["id"].startswith(f"{topic}[0]@"), body
+    wait_until(lambda: committed(kafka_bootstrap, group, topic) == [4], what="all committed")
+    assert [b["summary"] for b in sandbox.bodies(key)] == ["s"]
+    letters = read_all(kafka_bootstrap, dlq, expect=3)
+    reasons = [dict(letter.headers())["ilagent.reason"] for letter in letters]
+    assert reasons == [b"spool_format", b"spool_format", b"unknown_kind"]
+    assert daemon.stop() == 0
