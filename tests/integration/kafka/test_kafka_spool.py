@@ -48,7 +48,8 @@ def test_two_daemons_on_a_kafka_spool_lose_nothing_when_one_is_killed(
     group, ports = unique("g"), [broker.free_port(), broker.free_port()]
     keys = [unique("il1api") for _ in range(KEYS)]
     daemons = [spool_daemon(run_ilagent, kafka_bootstrap, group, topic, port) for port in ports]
-    wait_until(lambda: all("assigned " in d.output() for d in daemons), timeout=60,
+    # each with partitions of its own ("assigned nothing" is the rebalance's first round)
+    wait_until(lambda: all(f"assigned {topic}[" in d.output() for d in daemons), timeout=60,
                what="both daemons in the group with partitions")
     for port in ports:
         wait_until(lambda port=port: http("GET", f"http://127.0.0.1:{port}/ready")[0] == 204,
