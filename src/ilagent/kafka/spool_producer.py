@@ -8,6 +8,10 @@ its own up to ``--spool_produce_timeout``. A refusal or no answer in time is
 :class:`~ilagent.errors.SpoolUnavailable` (the intake's 503 with ``Retry-After``); a record not
 confirmed in time may still be written later — at-least-once: the client's retry can make it
 arrive twice, never not at all. The record's format is :mod:`ilagent.records`'.
+
+At start the topic's settings are read once (:func:`topic_warnings`): a retention shorter than
+:data:`MIN_RETENTION_MS` or compaction could delete events answered 202 before they were sent,
+and is one WARNING (the daemon runs on: the topic is the operator's).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import threading
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource  # not re-exported by admin's stubs
 
 from ilagent.config import KafkaSettings
 from ilagent.errors import ConfigError, SpoolUnavailable
@@ -30,6 +36,21 @@ logger = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.1  # seconds the poll thread blocks waiting for delivery reports
 CLOSE_FLUSH = 5.0  # the most a shutdown waits for records still on their way
+MIN_RETENTION_MS = 7 * 24 * 3600 * 1000  # an ilert outage over a long weekend, and then some
+CHECK_TIMEOUT = 10.0  # reading the topic's settings at start
+
+
+def topic_warnings(settings: dict[str, str]) -> list[str]:
+    """What in a spool topic's settings could delete events answered 202 before they were
+    sent (``retention.ms``, ``cleanup.policy``)."""
+    found = []
+    retention = int(settings.get("retention.ms", "-1") or "-1")
+    if 0 <= retention < MIN_RETENTION_MS:
+        found.append(f"retention.ms={retention} (under 7 days)")
+    if "compact" in settings.get("cleanup.policy", ""):
+        found.append(f"cleanup.policy={settings['cleanup.policy']} (compaction keeps only the "
+                     "last record of each integration key)")
+    return found
 
 
 class SpoolProducer:
@@ -58,6 +79,24 @@ class SpoolProducer:
         self._thread = threading.Thread(target=self._poll, args=(self._producer,),
                                         name="ilagent-spool-producer", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._check_topic, name="ilagent-spool-check",
+                         daemon=True).start()
+
+    def _check_topic(self) -> None:
+        """Warn once of topic settings that could lose events (a thread: network I/O)."""
+        resource = ConfigResource(ConfigResource.Type.TOPIC, self._topic)
+        try:
+            admin = AdminClient(producer_config(self._settings))
+            entries = admin.describe_configs([resource])[resource].result(CHECK_TIMEOUT)
+        except Exception as exc:  # a missing topic or ACL: the first write says more
+            logger.warning("could not read the settings of the Kafka spool topic %s: %s",
+                           self._topic, exc)
+            return
+        found = topic_warnings({name: str(entry.value) for name, entry in entries.items()})
+        if found:
+            logger.warning("the Kafka spool topic %s could delete events answered 202 before "
+                           "they are sent: %s; use cleanup.policy=delete and a retention of "
+                           "7 days or more", self._topic, ", ".join(found))
 
     def _poll(self, producer: Producer) -> None:
         while not self._closing.is_set():

@@ -147,3 +147,22 @@ def test_spool_records_that_do_not_read_are_dead_letters_and_the_rest_is_deliver
     reasons = [dict(letter.headers())["ilagent.reason"] for letter in letters]
     assert reasons == [b"spool_format", b"spool_format", b"unknown_kind"]
     assert daemon.stop() == 0
+    assert "could delete events answered 202" not in daemon.output()
+
+
+def test_a_spool_topic_that_could_delete_unsent_events_is_one_warning(
+        kafka_bootstrap: str, sandbox: Sandbox, run_ilagent: Any) -> None:
+    """A compacted topic with an hour's retention: one WARNING at start naming both."""
+    import broker
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = unique("spool")
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={
+        "retention.ms": "3600000", "cleanup.policy": "compact"})])[topic].result(30)
+    daemon = spool_daemon(run_ilagent, kafka_bootstrap, unique("g"), topic, broker.free_port())
+    wait_until(lambda: "could delete events answered 202" in daemon.output(), timeout=30,
+               what="the warning")
+    [line] = [x for x in daemon.output().splitlines() if "could delete events" in x]
+    assert "WARNING" in line and "retention.ms=3600000" in line and "cleanup.policy=compact" in line
+    assert daemon.stop() == 0

@@ -11,7 +11,7 @@ import pytest
 from ilagent.config import KafkaSettings
 from ilagent.errors import SpoolUnavailable
 from ilagent.kafka.settings import producer_config
-from ilagent.kafka.spool_producer import SpoolProducer
+from ilagent.kafka.spool_producer import SpoolProducer, topic_warnings
 from ilagent.records import RecordKind
 
 
@@ -58,3 +58,18 @@ async def test_a_closed_producer_refuses_at_once() -> None:
     await producer.close(timeout=0.1)
     with pytest.raises(SpoolUnavailable):
         await producer.put(RecordKind.EVENT, integration_key="k", path="/events", event="{}")
+
+
+@pytest.mark.parametrize(("settings", "warned"), [
+    ({"retention.ms": "604800000", "cleanup.policy": "delete"}, []),
+    ({"retention.ms": "-1", "cleanup.policy": "delete"}, []),
+    ({"retention.ms": "3600000", "cleanup.policy": "delete"}, ["retention.ms=3600000"]),
+    ({"retention.ms": "604800000", "cleanup.policy": "compact,delete"}, ["cleanup.policy"]),
+    ({"retention.ms": "0", "cleanup.policy": "compact"}, ["retention.ms=0", "cleanup.policy"]),
+])
+def test_topic_settings_that_could_delete_unsent_events_are_named(
+        settings: dict[str, str], warned: list[str]) -> None:
+    """A retention under 7 days or compaction is named; infinite retention is fine."""
+    found = topic_warnings(settings)
+    assert len(found) == len(warned)
+    assert all(line.startswith(start) for line, start in zip(found, warned, strict=True))
