@@ -50,6 +50,8 @@ DEFAULT_OFFSET_RESET = "latest"
 DEFAULT_MAX_BUFFERED = 2000  # per partition; above it the partition is paused
 DEFAULT_CIRCUIT_FAILURES = 5
 DEFAULT_CIRCUIT_PROBE_INTERVAL = 5.0
+# --spool kafka:TOPIC: how long the intake waits for the broker's ack before it answers 503
+DEFAULT_SPOOL_PRODUCE_TIMEOUT = 5.0
 
 DEFAULT_MQTT_PORT = 1883
 DEFAULT_MQTT_CERT_RELOAD = 30.0  # as ilagent 0.9
@@ -162,6 +164,14 @@ class KafkaSettings:
     max_buffered: int = DEFAULT_MAX_BUFFERED
     revoke_timeout: float = 10.0
     connect_timeout: float = 0.0  # > 0: exit 2 when no broker is reached at start by then
+    # --spool kafka:TOPIC: the intake's spool, consumed like any topic (ilagent.spool_records)
+    spool_topic: str | None = None
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic (or pattern) the consumer subscribes to."""
+        spool = (self.spool_topic,) if self.spool_topic else ()
+        return (*self.event_topics, *self.heartbeat_topics, *self.policy_topics, *spool)
 
     def secrets(self) -> list[str]:
         """The values of secret properties (to keep them out of every log line)."""
@@ -327,6 +337,8 @@ class DaemonConfig:
     fallback: FallbackSettings | None = None  # None: no local alarm channel configured
     journal: str | None = None  # the journal file (--journal); None: no journal
     journal_max_bytes: int = DEFAULT_JOURNAL_MAX_MB * 1024 * 1024
+    # the broker's ack an intake event waits for with --spool kafka:TOPIC (kafka.spool_topic)
+    spool_produce_timeout: float = DEFAULT_SPOOL_PRODUCE_TIMEOUT
 
     def validate(self) -> None:
         """Refuse combinations that cannot work, with a message naming the flag."""
@@ -339,8 +351,7 @@ class DaemonConfig:
             raise ConfigError("nothing to run: with --intake off the HTTP server only answers "
                               "probes; give --kafka_brokers, --mqtt_host or --heartbeat too")
         if self.kafka is not None:
-            if not (self.kafka.event_topics or self.kafka.heartbeat_topics
-                    or self.kafka.policy_topics):
+            if not self.kafka.topics:
                 raise ConfigError("--kafka_brokers needs at least one topic: "
                                   "--event_topic, --heartbeat_topic or --policy_topic")
             if self.kafka.offset_reset not in ("earliest", "latest"):

@@ -42,6 +42,7 @@ from ilagent.spool.lock import SpoolLock
 from ilagent.spool.opening import open_queue
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
+from ilagent.spool_wiring import intake_sink, kafka_spool, spool_reader
 from ilagent.summary import log_summary
 from ilagent.web.access import Access
 from ilagent.web.heartbeats import HeartbeatProxy, ping_while_ready
@@ -96,12 +97,13 @@ class Daemon:
                                       policy_rules=config.policy,
                                       deliverer=self.deliverer, metrics=self.metrics,
                                       policy=config.retry, max_event_age=config.max_event_age,
-                                      routes=routes)
+                                      routes=routes, spool_reader=spool_reader)
+        self.producer = kafka_spool(config)  # --spool kafka:TOPIC; None: the SQLite file
         self.store: QueueStore | None = None
         self.worker: SpoolWorker | None = None
         self.lock: SpoolLock | None = None
-        if ((config.http is not None and config.http.intake)
-                or (config.mqtt is not None and config.mqtt.buffer)):
+        if self.producer is None and ((config.http is not None and config.http.intake)
+                                      or (config.mqtt is not None and config.mqtt.buffer)):
             self.lock = SpoolLock(config.db_file)
             # one engine for every source: one --max_in_flight, one pacing towards ilert;
             # queued events carry the queue's own retry limit
@@ -162,6 +164,9 @@ class Daemon:
                 self.bridge.start()
                 self.probes.parts["kafka"] = self.bridge.readiness
                 tasks.append(loop.create_task(self._watch_bridge()))
+            if self.producer is not None:
+                self.producer.start()
+                self.probes.parts["intake"] = self.producer.readiness
             if self.store is not None:
                 await open_queue(self.store,
                                  convert_mqtt=self.mqtt.convert_legacy if self.mqtt else None)
@@ -183,8 +188,10 @@ class Daemon:
             tasks.append(loop.create_task(self.drills.run(self._stop)))
         self.probes.details = self._details
         tasks.append(loop.create_task(self._watch_stuck()))
-        if self.config.heartbeat_key:
-            tasks.append(loop.create_task(self._heartbeat_loop(self.config.heartbeat_key)))
+        if self.config.heartbeat_key:  # our own heartbeat (-b), every interval while ready
+            tasks.append(loop.create_task(ping_while_ready(
+                self.config.heartbeat_key, client=self.client, probes=self.probes,
+                metrics=self.metrics, interval=self.config.heartbeat_interval, stop=self._stop)))
         if self.fallback is not None:  # cancelled with the others at shutdown step 2
             tasks.append(loop.create_task(self.fallback.run()))
         log_summary(self.config, self.routes)
@@ -259,9 +266,9 @@ class Daemon:
         app = build_app(metrics=self.metrics, probes=self.probes, settings=http)
         self._access = app[ACCESS]
         TraceRoute(self.journal).add_routes(app)
-        if http.intake and self.store is not None and self.worker is not None:
-            Intake(store=self.store, worker=self.worker, metrics=self.metrics,
-                   max_body=http.max_body).add_routes(app)
+        sink = intake_sink(store=self.store, worker=self.worker, producer=self.producer)
+        if http.intake and sink is not None:
+            Intake(sink=sink, metrics=self.metrics, max_body=http.max_body).add_routes(app)
             HeartbeatProxy(deliverer=self.deliverer, gate=self.gate, pacer=self.pacer,
                            metrics=self.metrics).add_routes(app)
         runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
@@ -313,6 +320,8 @@ class Daemon:
         step("shutdown 4/4: stop the HTTP server, close the queue file and the journal")
         if runner is not None:
             await runner.cleanup()
+        if self.producer is not None:
+            await self.producer.close()
         if self.store is not None:
             await self.store.close()
         if self.journal is not None:  # what ended since its last write, then the file
@@ -376,17 +385,11 @@ class Daemon:
         messages that are stuck."""
         failing_since = self.client.last_connection_failure
         self.metrics.ilert_reachable.set(1 if failing_since is None else 0)
-        unreachable = (None if failing_since is None
-                       else round(time.monotonic() - failing_since, 1))
+        unreachable = None if failing_since is None else round(time.monotonic() - failing_since, 1)
         return {"ilert": {"url": self.config.ilert.api_url, "reachable": failing_since is None,
                           "unreachable_seconds": unreachable,
                           "circuit": "open" if self.gate.open else "closed"},
                 "stuck": self.watch.stuck}
-
-    async def _heartbeat_loop(self, key: str) -> None:
-        """Ping our own heartbeat (``-b``) every interval while ready, until the stop."""
-        await ping_while_ready(key, client=self.client, probes=self.probes, metrics=self.metrics,
-                               interval=self.config.heartbeat_interval, stop=self._stop)
 
 def run(config: DaemonConfig, routes: tuple[Route, ...] = ()) -> int:
     """Run the daemon until it is stopped; return its exit code (on uvloop where installed)."""

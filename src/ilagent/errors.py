@@ -6,7 +6,9 @@
     ├── UsageError               exit 2   the command line asks for something that cannot work
     │   └── ConfigError          exit 2   a configuration the daemon cannot run with
     ├── ResourceError            exit 1   the machine refused at run time: a file, a database
-    │                                     (a port in use: exit 2, for the daemon and the sandbox)
+    │   │                                 (a port in use: exit 2, for the daemon and the sandbox)
+    │   └── SpoolUnavailable     (503)    the spool did not take or confirm an intake's write
+    │       └── SpoolFull        (503)    the SQLite spool holds --spool_max_bytes already
     ├── NotFoundError            exit 1   a file or row the command names is not there
     └── EventError               (400)    an event body ilert would refuse; a value, not a crash
 
@@ -48,6 +50,24 @@ class ResourceError(IlagentError):
     def __init__(self, message: str, *, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class SpoolUnavailable(ResourceError):
+    """The spool did not take (or did not confirm in time) an event: the intake answers 503
+    ``QUEUE_UNAVAILABLE``, with ``Retry-After`` when ``retry_after`` is set."""
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SpoolFull(SpoolUnavailable):
+    """The SQLite spool holds ``limit`` bytes already (``used``): 503 ``QUEUE_FULL``."""
+
+    def __init__(self, *, used: int, limit: int) -> None:
+        super().__init__(f"the spool is full ({used} of {limit} bytes): nothing was queued, "
+                         "retry later")
+        self.used, self.limit = used, limit
 
 
 class NotFoundError(IlagentError):

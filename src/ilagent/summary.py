@@ -18,8 +18,7 @@ logger = logging.getLogger("ilagent.daemon")
 def log_summary(config: DaemonConfig, routes: Sequence[Route] = ()) -> None:
     """What the daemon runs with, one INFO line each."""
     if config.kafka is not None:
-        topics = ", ".join([*config.kafka.event_topics, *config.kafka.heartbeat_topics,
-                            *config.kafka.policy_topics])
+        topics = ", ".join(config.kafka.topics)
         logger.info("Kafka: %s as group %s from %s", topics, config.kafka.group_id,
                     config.kafka.brokers)
     if config.mqtt is not None:
@@ -36,8 +35,10 @@ def log_summary(config: DaemonConfig, routes: Sequence[Route] = ()) -> None:
                     ",".join(config.policy.routing_keys), config.policy.map_key_email,
                     config.policy.map_key_shift, config.policy.shift_offset)
     if config.http is not None and config.http.intake:
-        logger.info("HTTP intake on %s:%d, spool file %s", config.http.host,
-                    config.http.port, config.db_file)
+        spool = (f"Kafka spool topic {config.kafka.spool_topic}"
+                 if config.kafka is not None and config.kafka.spool_topic
+                 else f"spool file {config.db_file}")
+        logger.info("HTTP intake on %s:%d, %s", config.http.host, config.http.port, spool)
     elif config.http is not None:
         logger.info("HTTP probes and metrics on %s:%d (intake off, no spool file)",
                     config.http.host, config.http.port)

@@ -11,7 +11,7 @@ import argparse
 import re
 from typing import TYPE_CHECKING
 
-from ilagent.commands import drill_options
+from ilagent.commands import drill_options, spool_options
 from ilagent.commands.common import (
     ROUTE_REPLACES,
     Parser,
@@ -117,6 +117,7 @@ def add_options(daemon: Parser) -> None:
                              "full the intake answers 503 QUEUE_FULL and MQTT's buffer holds "
                              "its acknowledgements (default 1G, or half the free space at "
                              "start when less)")
+    spool_options.add(daemon)
     daemon.add_argument("--intake", type=str.lower, choices=("on", "off"), default="on",
                         help="with -p: 'on' also takes events and heartbeats (into the spool "
                              "file -f), 'off' serves only /health, /ready and /metrics "
@@ -232,6 +233,8 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
     _refuse_what_cannot_take_effect(args, sources)
     check_url(args.ilert_api_url, "--ilert_api_url")
     check_url(args.ilert_beat_url, "--ilert_beat_url")
+    spool = spool_options.spool_choice(args)
+    spool_file = spool.file or db_file(args)
     kafka = None
     if args.kafka_brokers:
         properties = kafka_properties(args, sources)
@@ -244,7 +247,7 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
             policy_topics=topics(args.policy_topic),
             offset_reset=args.kafka_offset_reset, extra=tuple(properties.items()),
             dlq_topic=args.dlq_topic, max_buffered=args.max_buffered,
-            connect_timeout=args.kafka_connect_timeout,
+            connect_timeout=args.kafka_connect_timeout, spool_topic=spool.topic,
             # a revoked partition is handed over only once its requests finished or timed out
             revoke_timeout=max(args.shutdown_timeout, args.ilert_timeout + 1.0))
     mqtt = mqtt_settings(args, sources, (*mqtt_routes, *drill_mqtt))
@@ -271,10 +274,12 @@ def daemon_config(args: argparse.Namespace, sources: Sources | None = None,
         drill=drill_options.settings(args, sources, kafka=kafka, mqtt=mqtt, http=http),
         http=http, kafka=kafka, mqtt=mqtt, rules=mapping_rules(args), heartbeat_key=args.heartbeat,
         policy=policy_rules(args), api_key=api_key(args),
-        db_file=db_file(args), spool_max_bytes=args.spool_max_bytes,
+        db_file=spool_file, spool_max_bytes=args.spool_max_bytes,
+        spool_produce_timeout=args.spool_produce_timeout,
         config_file=sources.config_file if routes else None,
         fallback=fallback_settings(args, sources, mqtt),
-        journal=journal_file(args, db_file(args), spool=bool(
+        # a Kafka spool has no file to put the journal beside: --journal PATH names one
+        journal=journal_file(args, spool_file, spool=spool.topic is None and bool(
             (http is not None and http.intake) or (mqtt is not None and mqtt.buffer))),
         journal_max_bytes=args.journal_max_mb * 1024 * 1024)
     config.validate()

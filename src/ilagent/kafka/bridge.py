@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -36,8 +37,9 @@ from ilagent.delivery.drift import RouteWatch
 from ilagent.delivery.engine import Deliverer, Job, Verdict
 from ilagent.delivery.job import Parts, Position
 from ilagent.delivery.lanes import POLICY_KEY, heartbeat_lane, message_lane, policy_lane
+from ilagent.delivery.stored import Ending
 from ilagent.delivery.stuck import Head
-from ilagent.drills.marks import DrillInbox, hand_over, header_mark
+from ilagent.drills.marks import DrillInbox, hand_over, hand_over_row, header_mark
 from ilagent.ilert import Result
 from ilagent.kafka.commits import CommitRounds
 from ilagent.kafka.consumer import FINAL_COMMIT_TIMEOUT, Batch, PollThread
@@ -52,6 +54,8 @@ from ilagent.kafka.partitions import (
     offset_of,
     origin,
 )
+from ilagent.kafka.pauses import clear_held_back, report_pause
+from ilagent.kafka.spool_reading import SpoolReader, spool_job
 from ilagent.kafka.stats import readiness
 from ilagent.logs import EACH, Sampled
 from ilagent.mapping.messages import FLAG_ROUTE, Dropped
@@ -80,11 +84,13 @@ class KafkaBridge:
         policy: RetryPolicy,
         max_event_age: float = 0.0,
         routes: tuple[Route, ...] = (),
+        spool_reader: SpoolReader | None = None,
     ) -> None:
         self.settings = settings
         self.routes = routes  # [[route]]s; none: the mapping flags (replaced on a reload)
         self.drills: DrillInbox | None = None  # fire drills hand their messages here
         self._max_event_age = max_event_age
+        self._spool_reader = spool_reader  # reads settings.spool_topic's records (the daemon's)
         self._rules = rules
         self._policy_rules = policy_rules or PolicyRules()
         self._deliverer = deliverer
@@ -110,7 +116,7 @@ class KafkaBridge:
         self._poller = PollThread(
             settings=self.settings, handoff=self._handoff, metrics=self._metrics,
             loop=asyncio.get_running_loop(), on_batch=self._on_batch, drain=self._drain,
-            on_pause=self._on_pause)
+            on_pause=functools.partial(report_pause, self._metrics))
         self._poller.start()
 
     @property
@@ -178,7 +184,7 @@ class KafkaBridge:
             state.drained = asyncio.Event()
             if state.live == 0:
                 state.drained.set()
-            self._clear_held_back(state)
+            clear_held_back(self._metrics, state)
             self._rounds.forget(state)
         self._deliverer.wake()  # jobs of these partitions waiting out a backoff give up now
         if not wait:
@@ -187,31 +193,6 @@ class KafkaBridge:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*waits), self.settings.revoke_timeout)
         return {state.key: snap for state in states if (snap := state.snapshot()) is not None}
-
-    def _on_pause(self, state: PartitionState, paused: bool, count: int) -> None:
-        """Name the message that holds a paused partition back (its lane: log; key: metric)."""
-        if not paused:
-            logger.info("resumed %s[%d]", *state.key)
-            self._clear_held_back(state)
-            return
-        head = state.tracker.oldest()
-        oldest = head[0] if head is not None else None
-        job = state.waiting.get(oldest) if oldest is not None else None
-        key, lane = (job.shown_key, job.lane) if job is not None else ("", None)
-        logger.warning("paused %s[%d]: %d messages wait behind offset %s of lane %s (key %s); "
-                       "raise --max_buffered to buffer more", state.topic, state.partition,
-                       count, oldest, lane, key)
-        self._metrics.held_back.labels(state.topic, str(state.partition), key).set(count)
-        state.held_by = key
-
-    def _clear_held_back(self, state: PartitionState) -> None:
-        """Remove the held-back gauge a pause set (its key, not the keys waiting now: the
-        message that held the partition back has usually finished by the time it resumes)."""
-        if state.held_by is not None:
-            with contextlib.suppress(KeyError):
-                self._metrics.held_back.remove(state.topic, str(state.partition),
-                                               state.held_by)
-            state.held_by = None
 
     # ---- dispatch ----------------------------------------------------------------------------
 
@@ -231,6 +212,9 @@ class KafkaBridge:
                 state.tracker.skip(offset)  # finished before a restart or a rebalance
                 skipped += 1
                 done[state.key] = state
+                continue
+            if state.topic == self.settings.spool_topic and self._spool_reader is not None:
+                self._spool(state, offset, message, started, done, now)
                 continue
             try:
                 reading = read(self._classify(state.topic), message.value(), topic=state.topic,
@@ -288,6 +272,25 @@ class KafkaBridge:
             self._metrics.finished_skipped.inc(skipped)
         if done or started:
             self._settle(done.values(), started.values())
+
+    def _spool(self, state: PartitionState, offset: int, message: Message,
+               started: dict[TPKey, list[Any]], done: dict[TPKey, PartitionState],
+               now: float) -> None:
+        """An intake event from the Kafka spool (:mod:`ilagent.kafka.spool_reading`)."""
+        assert self._spool_reader is not None
+        what = spool_job(message, self._spool_reader, owner=self,
+                         context=(state, message, None), max_event_age=self._max_event_age,
+                         drill=lambda path, text: hand_over_row(self.drills, self._metrics,
+                                                                 path, text))
+        if isinstance(what, Ending) and what.reason is None:  # a drill's: nothing to send
+            state.tracker.skip(offset)
+            done[state.key] = state
+            return
+        self._start(state, offset, started, now)
+        if isinstance(what, Ending):
+            self._reject(state, message, what.reason or "", what.detail)
+        else:
+            self._submit(state, offset, what)
 
     def _submit_event(self, state: PartitionState, offset: int, message: Message,
                       event: Event, parts: Parts | None) -> None:

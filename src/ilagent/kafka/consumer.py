@@ -166,8 +166,7 @@ class PollThread:
 
     def _run(self, consumer: Consumer) -> None:
         try:
-            topics = [*self._settings.event_topics, *self._settings.heartbeat_topics,
-                      *self._settings.policy_topics]
+            topics = list(self._settings.topics)
             consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                on_lost=self._on_lost)
             logger.info("subscribed to %s as group %s", ", ".join(topics),

@@ -22,39 +22,18 @@ never one retried for ever. Pure: the worker does the writing.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable
-from dataclasses import dataclass
 
 from ilagent.delivery.lanes import POLICY_KEY, event_lane, heartbeat_lane, policy_lane
+from ilagent.delivery.stored import Delivery, Ending
 from ilagent.mapping.policy import PolicyUpdate
-from ilagent.records import POLICY_PATH, RecordKind, mqtt_topic
+from ilagent.records import POLICY_PATH, RecordKind, StoredRecord, mqtt_topic
 from ilagent.spool.db import QueuedEvent
 from ilagent.spool.legacy import Convert
 
 NO_MQTT = ("an MQTT message kept as received, and this daemon runs no MQTT: retry it "
            "(ilagent queue retry ID) with a daemon that has the MQTT options")
 CORRUPT = "corrupt"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What to send for a row: the fields of its delivery job."""
-
-    lane: Hashable | None
-    integration_key: str
-    path: str = ""
-    body: bytes | None = None  # None (and no policy): a heartbeat ping
-    policy: PolicyUpdate | None = None
-    pages: bool = False  # an ALERT event (the one kind --max_event_age keeps from going late)
-
-
-@dataclass(frozen=True)
-class Ending:
-    """A row that ends without a request: a dead letter with ``reason``, or (``reason`` None)
-    a message its mapping now filters."""
-
-    reason: str | None
-    detail: str = ""
+__all__ = ["CORRUPT", "NO_MQTT", "Delivery", "Ending", "read_record", "read_row"]
 
 
 def read_row(row: QueuedEvent, *, convert: Convert | None) -> Delivery | Ending:
@@ -76,6 +55,13 @@ def read_row(row: QueuedEvent, *, convert: Convert | None) -> Delivery | Ending:
         return _mqtt(row, convert)
     except ValueError as exc:  # json.JSONDecodeError, a policy update that does not read
         return Ending(CORRUPT, str(exc))
+
+
+def read_record(record: StoredRecord, *, convert: Convert | None) -> Delivery | Ending:
+    """What a record of the Kafka spool becomes: read as the SQLite row it would have been."""
+    return read_row(QueuedEvent(id=0, integration_key=record.integration_key, path=record.path,
+                                event=record.event, received_at=0.0, kind=record.kind),
+                    convert=convert)
 
 
 def _mqtt(row: QueuedEvent, convert: Convert | None) -> Delivery | Ending:

@@ -16,7 +16,12 @@ Every refusal is JSON in ilert's shape ``{status, message, code}``:
 * 503 ``QUEUE_FULL`` with ``Retry-After`` — the spool holds ``--spool_max_bytes`` already
   (:mod:`ilagent.spool.space`); it takes events again as deliveries make room;
 * 503 ``QUEUE_UNAVAILABLE`` — the queue file refused the write (the client should retry;
-  nothing was stored).
+  nothing was stored); with ``--spool kafka:TOPIC``, also with ``Retry-After``, when the
+  brokers did not acknowledge the event within ``--spool_produce_timeout`` (it may still have
+  been stored: at-least-once, a retry can make it arrive twice).
+
+Where the event is kept is the :class:`~ilagent.web.spooling.SpoolSink`'s business: the SQLite
+file (``-f``) or the Kafka spool's producer, handed over by the daemon.
 
 Who may post at all is :mod:`ilagent.web.access`'s to decide; the heartbeat proxy is
 :mod:`ilagent.web.heartbeats`.
@@ -27,20 +32,19 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sqlite3
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
 from ilagent.drills.marks import INTAKE_HEADER
+from ilagent.errors import SpoolFull, SpoolUnavailable
 from ilagent.events import EventError, encode_event, validate_event, with_path_key
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.records import RecordKind
-from ilagent.spool.space import row_bytes
-from ilagent.spool.store import QueueStore
-from ilagent.spool.worker import SOURCE, SpoolWorker
+from ilagent.spool.worker import SOURCE
+from ilagent.web.spooling import SpoolSink
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +58,8 @@ MAX_DEPTH = 100
 class Intake:
     """The request handlers; :meth:`add_routes` puts them on the daemon's app."""
 
-    def __init__(self, *, store: QueueStore, worker: SpoolWorker, metrics: Metrics,
-                 max_body: int) -> None:
-        self._store = store
-        self._worker = worker
+    def __init__(self, *, sink: SpoolSink, metrics: Metrics, max_body: int) -> None:
+        self._sink = sink
         self._metrics = metrics
         self._max_body = max_body
         self._consumed = metrics.consumed.labels(SOURCE)
@@ -98,31 +100,24 @@ class Intake:
         except EventError as error:
             return self._answer(400, error.as_body(400))
         key, path = event["integrationKey"], _forward_path(request)
-        if not self._store.space.take(row_bytes(key, path, text)):
-            return self._full()
+        kind = RecordKind.DRILL if INTAKE_HEADER in request.headers else RecordKind.EVENT
         try:
-            row_id = await self._store.enqueue(
-                integration_key=key, path=path, event=text, reserved=True,
-                kind=RecordKind.DRILL if INTAKE_HEADER in request.headers else RecordKind.EVENT)
-        except sqlite3.Error as exc:
-            logger.error("could not queue an event for %s: %s", mask_key(key), exc)
-            return self._refuse(
-                503,
-                "QUEUE_UNAVAILABLE",
-                "the event could not be stored; nothing was queued, retry later",
-            )
+            row_id = await self._sink.put(kind, integration_key=key, path=path, event=text)
+        except SpoolFull as full:
+            return self._full(full)
+        except SpoolUnavailable as exc:
+            answer = self._refuse(503, "QUEUE_UNAVAILABLE", str(exc))
+            if exc.retry_after is not None:
+                answer.headers["Retry-After"] = str(exc.retry_after)
+            return answer
         self._consumed.inc()
-        self._worker.notify()
-        logger.debug("queued queue#%d for %s", row_id, mask_key(key))
-        return self._answer(202, {"id": str(row_id), "status": "queued"})
+        logger.debug("queued %s for %s", row_id, mask_key(key))
+        return self._answer(202, {"id": row_id, "status": "queued"})
 
-    def _full(self) -> web.Response:
-        space = self._store.space
+    def _full(self, full: SpoolFull) -> web.Response:
         logger.warning("the spool is full (%d of %d bytes, --spool_max_bytes): events are "
-                       "refused with 503 until deliveries make room", space.used,
-                       space.limit or 0)
-        answer = self._refuse(503, "QUEUE_FULL", f"the spool is full ({space.used} of "
-                              f"{space.limit} bytes): nothing was queued, retry later")
+                       "refused with 503 until deliveries make room", full.used, full.limit)
+        answer = self._refuse(503, "QUEUE_FULL", str(full))
         answer.headers["Retry-After"] = str(FULL_RETRY_AFTER)
         return answer
 
