@@ -167,7 +167,7 @@ def exported(
             [
                 {"type": "alarm", "summary": "obs", "eventType": "ALERT"},
                 {"summary": "no type: filtered"},
-                b"not json",
+                b'{"type": not json',  # passes the filter (holds "type"), no JSON
             ],
         )
         status, _ = http(
