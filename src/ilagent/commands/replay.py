@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import sys
 import time
@@ -48,8 +49,6 @@ from ilagent.mapping.topics import Kind
 
 DEFAULT_TIMEOUT = 60.0  # reaching the brokers and reading the whole range
 ILERT_HOSTS = re.compile(r"(^|\.)ilert\.(com|eu|de)$")  # ilert's own API hosts
-_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
 def add_parser(sub: Subparsers) -> Parser:
@@ -150,9 +149,11 @@ def run(args: argparse.Namespace) -> int:
 def when(text: str, *, now: float, option: str) -> int:
     """``--since``/``--until`` as ms since the epoch: a duration back from ``now`` (s) or an
     ISO 8601 time (UTC when it names no zone); ``UsageError`` otherwise."""
-    relative = _RELATIVE.fullmatch(text.strip().lower())
-    if relative:
-        return int((now - float(relative[1]) * _UNIT[relative[2]]) * 1000)
+    from ilagent.journal.entries import parse_since  # the one reading of durations
+
+    if text.strip()[-1:].isalpha():  # a bare number is no time here: seconds, or hours?
+        with contextlib.suppress(ValueError):
+            return int((now - parse_since(text)) * 1000)
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
