@@ -9,6 +9,10 @@ its own up to ``--spool_produce_timeout``. A refusal or no answer in time is
 confirmed in time may still be written later — at-least-once: the client's retry can make it
 arrive twice, never not at all. The record's format is :mod:`ilagent.records`'.
 
+``/ready/intake`` follows the connection: librdkafka's ``ALL_BROKERS_DOWN`` error marks the
+spool unavailable at once, and the next statistics report (every :data:`STATS_INTERVAL_MS`)
+showing a connected broker, or the next acknowledgement, marks it available again.
+
 At start the topic's settings are read once (:func:`topic_warnings`): a retention shorter than
 :data:`MIN_RETENTION_MS` or compaction could delete events answered 202 before they were sent,
 and is one WARNING (the daemon runs on: the topic is the operator's).
@@ -17,6 +21,8 @@ and is one WARNING (the daemon runs on: the topic is the operator's).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import math
 import threading
@@ -38,6 +44,7 @@ POLL_INTERVAL = 0.1  # seconds the poll thread blocks waiting for delivery repor
 CLOSE_FLUSH = 5.0  # the most a shutdown waits for records still on their way
 MIN_RETENTION_MS = 7 * 24 * 3600 * 1000  # an ilert outage over a long weekend, and then some
 CHECK_TIMEOUT = 10.0  # reading the topic's settings at start
+STATS_INTERVAL_MS = 1000  # how soon /ready/intake sees the brokers back after an outage
 
 
 def topic_warnings(settings: dict[str, str]) -> list[str]:
@@ -53,6 +60,14 @@ def topic_warnings(settings: dict[str, str]) -> list[str]:
     return found
 
 
+def brokers_up(raw: str) -> int | None:
+    """How many brokers a librdkafka statistics report shows connected (None: unreadable)."""
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        brokers = json.loads(raw).get("brokers", {})
+        return sum(1 for broker in brokers.values() if broker.get("state") == "UP")
+    return None
+
+
 class SpoolProducer:
     """Writes intake events to the spool topic; a :class:`~ilagent.web.spooling.SpoolSink`."""
 
@@ -66,12 +81,16 @@ class SpoolProducer:
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
         self.last_error = ""  # what the brokers last refused, or "" since the last ack
+        self._down = ""  # librdkafka's word that every broker is down, until one is back
+        self._fatal = ""  # the producer can no longer write (librdkafka's fatal error)
 
     def start(self) -> None:
         """Create the producer and its poll thread; ``ConfigError`` for a property librdkafka
         refuses (no network I/O: the first write connects)."""
         try:
-            self._producer = Producer(producer_config(self._settings),
+            self._producer = Producer({**producer_config(self._settings),
+                                       "statistics.interval.ms": STATS_INTERVAL_MS,
+                                       "stats_cb": self._on_stats, "error_cb": self._on_error},
                                       logger=logging.getLogger("ilagent.librdkafka"))
         except (KafkaException, ValueError, TypeError) as exc:
             raise ConfigError(f"Kafka refused the spool producer's configuration: {exc}") \
@@ -97,6 +116,26 @@ class SpoolProducer:
             logger.warning("the Kafka spool topic %s could delete events answered 202 before "
                            "they are sent: %s; use cleanup.policy=delete and a retention of "
                            "7 days or more", self._topic, ", ".join(found))
+
+    def _on_error(self, error: KafkaError) -> None:  # poll thread
+        if error.fatal():
+            self._fatal = error.str()
+            logger.error("the Kafka spool producer failed for good: %s; the intake answers "
+                         "503 until the daemon is restarted", self._fatal)
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            if not self._down:
+                logger.warning("the Kafka spool %s is unavailable: %s; the intake answers 503",
+                               self._topic, error.str())
+            self._down = error.str()
+
+    def _on_stats(self, raw: str) -> None:  # poll thread
+        if self._down and brokers_up(raw):
+            self._back()
+
+    def _back(self) -> None:
+        if self._down:
+            logger.warning("the Kafka spool %s is available again", self._topic)
+        self._down = ""
 
     def _poll(self, producer: Producer) -> None:
         while not self._closing.is_set():
@@ -143,6 +182,7 @@ class SpoolProducer:
             self.last_error = error.str()
         else:
             self.last_error = ""
+            self._back()
         if acked.done():  # the wait timed out (the 503 is out) or was cancelled
             return
         if error is not None:
@@ -154,10 +194,12 @@ class SpoolProducer:
             acked.set_result(f"{message.topic()}[{message.partition()}]@{message.offset()}")
 
     def readiness(self) -> dict[str, Any] | None:
-        """None while the producer runs and its last write was acknowledged (or none was made),
-        else why not, for ``/ready/intake``."""
+        """None while the producer runs, a broker is connected and its last write was
+        acknowledged (or none was made), else why not, for ``/ready/intake``."""
         if self._producer is None or self._closing.is_set():
             return {"error": "the spool producer is not running"}
+        if self._fatal or self._down:
+            return {"error": self._fatal or self._down, "topic": self._topic}
         if self.last_error:
             return {"error": self.last_error, "topic": self._topic}
         return None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -11,7 +12,7 @@ import pytest
 from ilagent.config import KafkaSettings
 from ilagent.errors import SpoolUnavailable
 from ilagent.kafka.settings import producer_config
-from ilagent.kafka.spool_producer import SpoolProducer, topic_warnings
+from ilagent.kafka.spool_producer import SpoolProducer, brokers_up, topic_warnings
 from ilagent.records import RecordKind
 
 
@@ -73,3 +74,33 @@ def test_topic_settings_that_could_delete_unsent_events_are_named(
     found = topic_warnings(settings)
     assert len(found) == len(warned)
     assert all(line.startswith(start) for line, start in zip(found, warned, strict=True))
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ('{"brokers": {"b:9092/1": {"state": "UP", "nodeid": 1}}}', 1),
+    ('{"brokers": {"b:9092/bootstrap": {"state": "INIT", "nodeid": -1}}}', 0),
+    ('{"brokers": {"a/1": {"state": "UP"}, "b/2": {"state": "CONNECT"}, "c/3": '
+     '{"state": "UP"}}}', 2),
+    ("{}", 0),
+    ("not json", None),
+    ("[]", None),
+])
+def test_brokers_up_counts_the_connected_brokers_of_a_statistics_report(
+        raw: str, expected: int | None) -> None:
+    """A statistics report's connected brokers; one that does not read is None."""
+    assert brokers_up(raw) == expected
+
+
+async def test_no_broker_reachable_makes_the_producer_not_ready() -> None:
+    """librdkafka's all-brokers-down error reaches /ready/intake within seconds."""
+    producer = SpoolProducer(settings=KafkaSettings(brokers=f"127.0.0.1:{closed_port()}",
+                                                    spool_topic="spool"), timeout=1)
+    producer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while producer.readiness() is None:
+            assert time.monotonic() < deadline, "still ready with no broker"
+            await asyncio.sleep(0.05)
+        assert "down" in str(producer.readiness())
+    finally:
+        await producer.close(timeout=0.1)
