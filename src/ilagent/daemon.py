@@ -42,7 +42,7 @@ from ilagent.spool.lock import SpoolLock
 from ilagent.spool.opening import open_queue
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
-from ilagent.spool_wiring import intake_sink, kafka_spool, spool_reader
+from ilagent.spool_wiring import intake_sink, kafka_spool, spool_part, spool_reader
 from ilagent.summary import log_summary
 from ilagent.web.access import Access
 from ilagent.web.heartbeats import HeartbeatProxy, ping_while_ready
@@ -89,15 +89,6 @@ class Daemon:
         self.deliverer = Deliverer(client=self.client, policy=config.retry, pacer=self.pacer,
                                    metrics=self.metrics, max_in_flight=config.max_in_flight,
                                    gate=self.gate, policies=policies, recorder=self.journal)
-        self.bridge: KafkaBridge | None = None
-        if config.kafka is not None:
-            from ilagent.kafka.bridge import KafkaBridge  # librdkafka only when Kafka is used
-
-            self.bridge = KafkaBridge(settings=config.kafka, rules=config.rules,
-                                      policy_rules=config.policy,
-                                      deliverer=self.deliverer, metrics=self.metrics,
-                                      policy=config.retry, max_event_age=config.max_event_age,
-                                      routes=routes, spool_reader=spool_reader)
         self.producer = kafka_spool(config)  # --spool kafka:TOPIC; None: the SQLite file
         self.store: QueueStore | None = None
         self.worker: SpoolWorker | None = None
@@ -117,9 +108,19 @@ class Daemon:
             self.mqtt = MqttBridge(settings=config.mqtt, rules=config.rules,
                                    policy_rules=config.policy,
                                    deliverer=self.deliverer, metrics=self.metrics,
-                                   store=self.store,
+                                   store=self.store, sink=self.producer,
                                    notify=self.worker.notify if self.worker else None,
                                    max_event_age=config.max_event_age, routes=routes)
+        self.bridge: KafkaBridge | None = None
+        if config.kafka is not None:
+            from ilagent.kafka.bridge import KafkaBridge  # librdkafka only when Kafka is used
+
+            self.bridge = KafkaBridge(settings=config.kafka, rules=config.rules,
+                                      policy_rules=config.policy,
+                                      deliverer=self.deliverer, metrics=self.metrics,
+                                      policy=config.retry, max_event_age=config.max_event_age,
+                                      routes=routes, spool_reader=spool_reader(
+                                          self.mqtt.convert_legacy if self.mqtt else None))
         self.drills = self._drill_desk()  # fire drills; None when off
         heads: list[Callable[[], Iterable[Head]]] = []
         if self.bridge is not None:
@@ -166,7 +167,7 @@ class Daemon:
                 tasks.append(loop.create_task(self._watch_bridge()))
             if self.producer is not None:
                 self.producer.start()
-                self.probes.parts["intake"] = self.producer.readiness
+                self.probes.parts[spool_part(self.config)] = self.producer.readiness
             if self.store is not None:
                 await open_queue(self.store,
                                  convert_mqtt=self.mqtt.convert_legacy if self.mqtt else None)
@@ -177,9 +178,7 @@ class Daemon:
             raise
         if self.worker is not None:
             self.worker.start(convert_mqtt=self.mqtt.convert_legacy if self.mqtt else None)
-            # the spool takes writes: the intake's, or (without it) MQTT's buffer's
-            intake = self.config.http is not None and self.config.http.intake
-            self.probes.parts["intake" if intake else "spool"] = self.worker.readiness
+            self.probes.parts[spool_part(self.config)] = self.worker.readiness
         if self.mqtt is not None:
             self.mqtt.start()
             self.probes.parts["mqtt"] = self.mqtt.connection.readiness

@@ -1,8 +1,8 @@
 """The spool's parts of ``ilagent daemon`` (wiring, beside :mod:`ilagent.daemon`): the SQLite
 file or the Kafka topic, the sink the intake writes to, the reader of the Kafka bridge.
 
-With ``--spool kafka:TOPIC`` there is no spool file: the intake writes through the
-:class:`~ilagent.kafka.spool_producer.SpoolProducer`, and the Kafka bridge of the same daemon
+With ``--spool kafka:TOPIC`` there is no spool file: the intake (and MQTT's buffer) writes
+through the :class:`~ilagent.kafka.spool_producer.SpoolProducer`, and the Kafka bridge of the same daemon
 (every daemon of ``--kafka_group_id``) reads TOPIC's records with :func:`spool_reader` — the
 SQLite worker's own reading (:func:`ilagent.spool.rows.read_row`), so that a record is
 delivered as its row would be.
@@ -10,11 +10,13 @@ delivered as its row would be.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ilagent.config import DaemonConfig
 from ilagent.delivery.stored import Delivery, Ending
 from ilagent.records import StoredRecord
+from ilagent.spool.legacy import Convert
 from ilagent.spool.rows import read_record
 from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
@@ -33,10 +35,21 @@ def kafka_spool(config: DaemonConfig) -> SpoolProducer | None:
     return SpoolProducer(settings=config.kafka, timeout=config.spool_produce_timeout)
 
 
-def spool_reader(record: StoredRecord) -> Delivery | Ending:
-    """What a Kafka spool record becomes (MQTT's buffer is not kept on Kafka yet: without a
-    converter an ``mqtt`` record ends as the dead letter ``no_mqtt``)."""
-    return read_record(record, convert=None)
+def spool_reader(convert: Convert | None) -> Callable[[StoredRecord], Delivery | Ending]:
+    """How the Kafka bridge reads a spool record: as the SQLite worker reads its row, with
+    the same MQTT converter (the MQTT bridge's, with the daemon's MQTT options; None: no MQTT
+    here, and an ``mqtt`` record ends as the dead letter ``no_mqtt``)."""
+
+    def read(record: StoredRecord) -> Delivery | Ending:
+        return read_record(record, convert=convert)
+
+    return read
+
+
+def spool_part(config: DaemonConfig) -> str:
+    """The readiness part of the spool, whichever it is: ``intake`` when the HTTP intake writes
+    to it, else ``spool`` (MQTT's buffer alone)."""
+    return "intake" if config.http is not None and config.http.intake else "spool"
 
 
 def intake_sink(*, store: QueueStore | None, worker: SpoolWorker | None,

@@ -4,7 +4,8 @@
 SQLite (the file ``-f``) stays the embedded default, and ``--spool sqlite:PATH`` means the same
 as ``-f PATH``; giving both is a usage error, whichever agrees. ``kafka:TOPIC`` keeps every
 intake event as a record of TOPIC (:mod:`ilagent.spool_records`), consumed by the group of
-``--kafka_group_id``: it needs ``--kafka_brokers`` (not ``-e``) and the HTTP intake.
+``--kafka_group_id``: it needs ``--kafka_brokers`` (not ``-e``) and the HTTP intake or
+``--mqtt_buffer`` (whose messages it then keeps, acknowledged once the brokers have them).
 """
 
 from __future__ import annotations
@@ -57,10 +58,8 @@ def spool_choice(args: argparse.Namespace) -> SpoolChoice:
         return SpoolChoice(file=where)
     if not args.kafka_brokers:
         raise ConfigError(f"--spool {given} needs --kafka_brokers (the cluster of the topic)")
-    if args.port is None or args.intake != "on":
-        raise ConfigError(f"--spool {given} needs the HTTP intake (--port, --intake on): it "
-                          "spools the events posted to it")
-    if getattr(args, "mqtt_buffer", False):
-        raise ConfigError(f"--spool {given} does not keep MQTT's buffer yet: run "
-                          "--mqtt_buffer with a SQLite spool (-f)")
+    intake = args.port is not None and args.intake == "on"
+    if not intake and not getattr(args, "mqtt_buffer", False):
+        raise ConfigError(f"--spool {given} needs what it spools: the HTTP intake (--port, "
+                          "--intake on) or MQTT's buffer (--mqtt_buffer)")
     return SpoolChoice(topic=where)

@@ -9,7 +9,10 @@ before that makes the broker send it again.
 With ``--mqtt_buffer`` an event is committed to the daemon's SQLite queue first and then
 acknowledged; the queue worker delivers it like an event of the HTTP intake (same order per
 alert, pacing, retries, ``--max_retries`` and dead letters); policy updates are queued as
-their own kind. A queue file that cannot be written holds the acknowledgement back (see
+their own kind. With ``--spool kafka:TOPIC`` the same records go to the Kafka spool instead
+(through the daemon's :class:`~ilagent.mqtt.writes.RecordSink`), each acknowledged once the
+brokers have it, and the Kafka bridge delivers them; dead letters are then logged at ERROR,
+as without the buffer. A queue file that cannot be written holds the acknowledgement back (see
 :mod:`ilagent.mqtt.writes`, also for the bounded shutdown), and so does a full spool
 (``--spool_max_bytes``): the message waits unacknowledged, the broker keeps it, until
 deliveries make room (:mod:`ilagent.spool.space`; woken, not polled). Heartbeat messages are never
@@ -46,7 +49,7 @@ from ilagent.mapping.topics import Classifier, Kind, mqtt_filters
 from ilagent.metrics import Metrics
 from ilagent.mqtt.acks import AckWindow, Unacked
 from ilagent.mqtt.connection import MqttConnection, Received
-from ilagent.mqtt.writes import QueueWrites
+from ilagent.mqtt.writes import QueueWrites, RecordSink
 from ilagent.records import RecordKind, mqtt_path
 from ilagent.spool.legacy import Converted
 from ilagent.spool.space import row_bytes
@@ -66,7 +69,7 @@ class MqttBridge:
 
     def __init__(self, *, settings: MqttSettings, rules: MappingRules, deliverer: Deliverer,
                  metrics: Metrics, policy_rules: PolicyRules | None = None,
-                 store: QueueStore | None = None,
+                 store: QueueStore | None = None, sink: RecordSink | None = None,
                  notify: Callable[[], None] | None = None, max_event_age: float = 0.0,
                  routes: tuple[Route, ...] = ()) -> None:
         self.settings = settings
@@ -78,6 +81,8 @@ class MqttBridge:
         self._deliverer = deliverer
         self._metrics = metrics
         self._store = store if settings.buffer else None
+        self._sink = sink if settings.buffer else None  # the Kafka spool, instead of the file
+        self._buffered = self._store is not None or self._sink is not None
         self._notify = notify
         self._window = AckWindow(remember=settings.receive_maximum)
         self._classify = Classifier([(Kind.HEARTBEAT, mqtt_filters(settings.heartbeat_topics)),
@@ -200,7 +205,7 @@ class MqttBridge:
         elif isinstance(reading, Event):
             self._watch.mapped(reading.mapped)
             self._event(message, reading, unacked, None)
-        elif self._store is not None:
+        elif self._buffered:
             self._queue(POLICY_KEY, POLICY_PATH, reading.to_json(), unacked, RecordKind.POLICY)
         else:
             self._submit(Job(
@@ -213,7 +218,7 @@ class MqttBridge:
         mapped = event.mapped
         for warning in mapped.warnings:
             logger.warning("MQTT %s: %s", message.topic, warning)
-        if self._store is not None:
+        if self._buffered:
             self._queue(mapped.integration_key, mapped.path, event.body.decode(), unacked,
                         RecordKind.EVENT, parts)
             return
@@ -254,11 +259,15 @@ class MqttBridge:
 
     def _queue(self, key: str, path: str, text: str, unacked: Unacked | None,
                kind: RecordKind, parts: Parts | None = None) -> None:
-        """Commit an event (or policy update) to the queue, then acknowledge it."""
-        assert self._store is not None
-        store = self._store
+        """Commit an event (or policy update) to the spool, then acknowledge it."""
+        store, sink = self._store, self._sink
 
         async def write() -> None:
+            if sink is not None:
+                where = await sink.put(kind, integration_key=key, path=path, event=text)
+                logger.debug("spooled MQTT message as %s", where)
+                return
+            assert store is not None
             await self._room(store, row_bytes(key, path, text))
             row_id = await store.enqueue(integration_key=key, path=path, event=text, kind=kind,
                                          reserved=True)

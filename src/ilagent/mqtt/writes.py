@@ -1,9 +1,12 @@
-"""Buffer mode's queue-file writes: retried while the daemon runs, reported together, bounded
-at shutdown.
+"""Buffer mode's spool writes: retried while the daemon runs, reported together, bounded at
+shutdown.
 
-With ``--mqtt_buffer`` a message is acknowledged only once its queue-file write committed. A
-write that fails (a full disk, a file that cannot grow) is retried while the daemon runs, since
-the cause may clear. All failing writes share one log line per ``report_interval`` at most,
+With ``--mqtt_buffer`` a message is acknowledged only once its spool write committed (to the
+queue file) or was acknowledged by the brokers (``--spool kafka:TOPIC``, through a
+:class:`RecordSink`). A write that fails (a full disk, a file that cannot grow, brokers that
+do not answer within ``--spool_produce_timeout``) is retried while the daemon runs, since the
+cause may clear; on Kafka a write that timed out may still be stored, so a retry can keep a
+message twice (at-least-once, as for the intake). All failing writes share one log line per ``report_interval`` at most,
 saying how many messages wait (the log's repeat filter folds those lines further, into one per
 30 s): a full disk under a steady stream of messages must not write a line per attempt per
 message. At shutdown the writes get what is left of the deadline; those still unfinished then
@@ -19,11 +22,25 @@ import math
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from ilagent.errors import SpoolUnavailable
+from ilagent.records import RecordKind
 
 logger = logging.getLogger(__name__)
 
 RETRY_DELAY = 1.0
 REPORT_INTERVAL = 1.0
+
+
+class RecordSink(Protocol):
+    """The Kafka spool, as buffer mode writes to it (the daemon's
+    :class:`~ilagent.kafka.spool_producer.SpoolProducer`)."""
+
+    async def put(self, kind: RecordKind, *, integration_key: str, path: str,
+                  event: str) -> str:
+        """Keep the record; return where once the brokers acknowledged it, else raise
+        :class:`~ilagent.errors.SpoolUnavailable`."""
 
 
 class QueueWrites:
@@ -71,7 +88,7 @@ class QueueWrites:
                 try:
                     await write()
                     break
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, SpoolUnavailable) as exc:
                     if not failed:
                         failed = True
                         self._failing += 1
@@ -82,16 +99,16 @@ class QueueWrites:
                 self._failing -= 1
         if failed and not self._failing:
             self._last_error = ""
-            logger.warning("the queue file takes writes again: the MQTT messages that waited "
+            logger.warning("the spool takes writes again: the MQTT messages that waited "
                            "are queued and acknowledged")
         then()
 
-    def _report(self, exc: sqlite3.Error) -> None:
+    def _report(self, exc: sqlite3.Error | SpoolUnavailable) -> None:
         self._last_error = str(exc)
         now = time.monotonic()
         if now - self._reported_at < self._report_interval:
             return
         self._reported_at = now
-        logger.error("cannot write to the queue file (%s): %d MQTT message(s) wait to be "
+        logger.error("cannot write to the spool (%s): %d MQTT message(s) wait to be "
                      "queued, unacknowledged; retrying every %g s", exc, len(self._tasks),
                      self._retry_delay)

@@ -49,7 +49,7 @@ def test_spool_kafka_needs_brokers_but_no_event_topic() -> None:
     (("-p", "1", "--spool", "kafka:t"), "needs --kafka_brokers"),
     (("-p", "1", "--spool", "redis:t"), "give kafka:TOPIC or sqlite:PATH"),
     (("-p", "1", "--spool", "kafka:"), "give kafka:TOPIC or sqlite:PATH"),
-    (("--intake", "off", "-p", "1", *BROKERS, "--spool", "kafka:t"), "needs the HTTP intake"),
+    (("--intake", "off", "-p", "1", *BROKERS, "--spool", "kafka:t"), "needs what it spools"),
 ])
 def test_a_spool_that_cannot_work_is_a_config_error(argv: tuple[str, ...], says: str) -> None:
     """Each refusal names what is wrong; ConfigError is exit 2."""
@@ -74,3 +74,12 @@ def test_a_bad_produce_timeout_is_refused_by_the_parser(
         build_parser().parse_args(["daemon", "-p", "1", "--spool_produce_timeout", "0"])
     assert exited.value.code == EXIT_USAGE
     assert "--spool_produce_timeout" in capsys.readouterr().err
+
+
+def test_spool_kafka_keeps_the_mqtt_buffer_without_an_intake() -> None:
+    """--mqtt_buffer on a Kafka spool: MQTT's buffered messages go to the topic; no file."""
+    config = config_of("daemon", "-m", "h", "-e", "t", "--mqtt_buffer", *BROKERS,
+                       "--spool", "kafka:mqtt-spool")
+    assert config.mqtt is not None and config.mqtt.buffer
+    assert config.kafka is not None and config.kafka.spool_topic == "mqtt-spool"
+    assert config.http is None and config.journal is None

@@ -8,6 +8,7 @@ import sqlite3
 
 import pytest
 
+from ilagent.errors import SpoolUnavailable
 from ilagent.mqtt.writes import QueueWrites
 
 
@@ -64,3 +65,19 @@ async def test_drain_cancels_what_still_fails_at_the_deadline(
     assert line.startswith("shutdown: 3 MQTT message(s) could not be queued (database or disk "
                            "is full)")
     assert "the broker sends them again" in line
+
+
+async def test_a_kafka_spool_that_does_not_confirm_is_retried_until_it_does() -> None:
+    """SpoolUnavailable (the brokers did not acknowledge in time) is retried like a full disk:
+    the message is acknowledged only once a write was confirmed."""
+    attempts, acknowledged = [0], []
+
+    async def put() -> None:
+        attempts[0] += 1
+        if attempts[0] < 3:
+            raise SpoolUnavailable("the Kafka spool did not confirm the event", retry_after=1)
+
+    writes = QueueWrites(retry_delay=0.01, report_interval=60)
+    writes.start(put, then=lambda: acknowledged.append(1))
+    assert await writes.drain(10) == 0
+    assert attempts[0] == 3 and acknowledged == [1]
