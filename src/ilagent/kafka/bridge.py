@@ -206,14 +206,15 @@ class KafkaBridge:
         for state, message in batch:
             if state.revoked:  # never started; the partition's next owner reads it again
                 continue
-            consumed += 1
+            spooled = state.topic == self.settings.spool_topic and self._spool_reader is not None
+            consumed += not spooled  # a spool record was counted once: as http or mqtt
             offset = offset_of(message)
             if offset < state.restored_until and state.tracker.restored(offset):
                 state.tracker.skip(offset)  # finished before a restart or a rebalance
                 skipped += 1
                 done[state.key] = state
                 continue
-            if state.topic == self.settings.spool_topic and self._spool_reader is not None:
+            if spooled:
                 self._spool(state, offset, message, started, done, now)
                 continue
             try:
