@@ -137,6 +137,9 @@ def test_the_reference_check_fails_for_a_missing_option() -> None:
     )
     assert undocumented(page) == [
         "ilagent daemon --kafka_brokers",
+        # queue on a Kafka spool: each action reads the group's lag or the DLQ topic
+        *(f"ilagent queue {action} --kafka_brokers" for action in
+          ("list", "stats", "retry", "purge")),
         "ilagent map --kafka_brokers",  # map --last reads a topic
         "ilagent config show --kafka_brokers",
         "ilagent drill --kafka_brokers",

@@ -50,6 +50,7 @@ class Sampled:
     timestamp: int
     key: bytes | None
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def read_last(properties: Mapping[str, str], *, brokers: str, topic: str, count: int,
@@ -226,7 +227,7 @@ def _read(consumer: kafka.Consumer, topic: str, ends: dict[int, int], deadline: 
                     read.append(Sampled(
                         topic=topic, partition=partition, offset=offset, key=message.key(),
                         timestamp=-1 if kind == kafka.TIMESTAMP_NOT_AVAILABLE else stamp,
-                        value=message.value() or b""))
+                        value=message.value() or b"", headers=_headers(message)))
                 if offset >= ends[partition] - 1:
                     pending.discard(partition)
     if pending and whole:
@@ -237,6 +238,13 @@ def _read(consumer: kafka.Consumer, topic: str, ends: dict[int, int], deadline: 
         logger.warning("Kafka: partitions %s of %s not read to the end in time: shown as far as "
                        "read (%s)", sorted(pending), topic, errors[-1].str() if errors else "")
     return read
+
+
+def _headers(message: kafka.Message) -> tuple[tuple[str, bytes], ...]:
+    found = message.headers() or []
+    pairs = found.items() if isinstance(found, dict) else found
+    return tuple((name, raw.encode() if isinstance(raw, str) else raw or b"")
+                 for name, raw in pairs)
 
 
 def _unreachable(errors: list[KafkaError], words: str, timeout: float) -> ConfigError:

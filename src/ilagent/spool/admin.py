@@ -1,4 +1,4 @@
-"""``ilagent queue list|retry|purge``: inspect and manage the HTTP queue's SQLite file.
+"""``ilagent queue list|stats|retry|purge``: inspect and manage the HTTP queue's SQLite file.
 
 It works on the file of a running daemon too: WAL lets both read, and a write waits its turn
 (up to 5 s). ``list`` opens the file read-only; no command creates tables in a file that is
@@ -43,7 +43,7 @@ def run_queue(
             raise NotFoundError(f"there is no queue file {path} (the daemon's -f file; "
                                 "default ./ilagent.db3)")
         try:
-            db = QueueDB(path, create=False, read_only=args.action == "list")
+            db = QueueDB(path, create=False, read_only=args.action in ("list", "stats"))
         except NotASpool as exc:
             raise ResourceError(str(exc)) from None
         except sqlite3.Error as exc:
@@ -51,6 +51,8 @@ def run_queue(
         try:
             if args.action == "list":
                 _list(db, limit=args.limit, as_json=args.json, out=out)
+            elif args.action == "stats":
+                _stats(db, out=out)
             elif args.action == "retry":
                 _retry(db, None if args.all else args.ids, out=out)
                 _tell_owner(db, path, out=out)
@@ -136,6 +138,12 @@ def _list(db: QueueDB, *, limit: int, as_json: bool, out: TextIO) -> None:
               "mqtt_queue", file=out)
     if stats.depth > len(queued) or stats.dead_letters > len(dead):
         print(f"(first {limit} of each shown; --limit N for more)", file=out)
+
+
+def _stats(db: QueueDB, *, out: TextIO) -> None:
+    stats = db.stats() if db.has_own_tables() else QueueStats(0, None, 0)
+    print(f"queue: {stats.depth} event(s)", file=out)
+    print(f"dead letters: {stats.dead_letters}", file=out)
 
 
 def _retry(db: QueueDB, ids: list[int] | None, *, out: TextIO) -> None:
