@@ -89,7 +89,7 @@ class Daemon:
         self.deliverer = Deliverer(client=self.client, policy=config.retry, pacer=self.pacer,
                                    metrics=self.metrics, max_in_flight=config.max_in_flight,
                                    gate=self.gate, policies=policies, recorder=self.journal)
-        self.producer = kafka_spool(config)  # --spool kafka:TOPIC; None: the SQLite file
+        self.producer = kafka_spool(config, metrics=self.metrics)  # --spool kafka:TOPIC; None: the SQLite file
         self.store: QueueStore | None = None
         self.worker: SpoolWorker | None = None
         self.lock: SpoolLock | None = None

@@ -14,6 +14,10 @@ from prometheus_client import (
 # the *_created series double the output and no dashboard uses them
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
+# the brokers' acknowledgement of a spooled event: milliseconds on a healthy cluster, up to
+# --spool_produce_timeout (default 5 s) when it struggles
+PRODUCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                   30.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                    300.0, 900.0)
 
@@ -163,6 +167,14 @@ class Metrics:
                                         registry=r)
         self.intake = Counter("ilagent_http_intake", "Answers of the HTTP event intake by status.",
                               ["status"], registry=r)
+        self.spool_produced = Counter("ilagent_spool_produced",
+                                      "Events written to the Kafka spool (--spool kafka:TOPIC), "
+                                      "by result: acked, refused, timeout (may still be "
+                                      "stored), shutdown.", ["result"], registry=r)
+        self.spool_produce_seconds = Histogram("ilagent_spool_produce_seconds",
+                                               "Wait for the brokers' acknowledgement of an "
+                                               "event written to the Kafka spool (acked ones).",
+                                               buckets=PRODUCE_BUCKETS, registry=r)
         self.fallback_alarms = Counter("ilagent_fallback_alarms",
                                        "Local fallback notices sent while ilert was out of reach, "
                                        "by channel and kind (ilert_unreachable, reminder, "

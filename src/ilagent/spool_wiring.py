@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ilagent.config import DaemonConfig
 from ilagent.delivery.stored import Delivery, Ending
+from ilagent.metrics import Metrics
 from ilagent.records import StoredRecord
 from ilagent.spool.legacy import Convert
 from ilagent.spool.rows import read_record
@@ -26,13 +27,14 @@ if TYPE_CHECKING:
     from ilagent.kafka.spool_producer import SpoolProducer
 
 
-def kafka_spool(config: DaemonConfig) -> SpoolProducer | None:
+def kafka_spool(config: DaemonConfig, *, metrics: Metrics | None = None) -> SpoolProducer | None:
     """The Kafka spool's producer; None without ``--spool kafka:TOPIC``."""
     if config.kafka is None or not config.kafka.spool_topic:
         return None
     from ilagent.kafka.spool_producer import SpoolProducer  # librdkafka only when Kafka is used
 
-    return SpoolProducer(settings=config.kafka, timeout=config.spool_produce_timeout)
+    return SpoolProducer(settings=config.kafka, timeout=config.spool_produce_timeout,
+                         metrics=metrics)
 
 
 def spool_reader(convert: Convert | None) -> Callable[[StoredRecord], Delivery | Ending]:

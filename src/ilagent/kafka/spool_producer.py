@@ -36,6 +36,7 @@ from ilagent.config import KafkaSettings
 from ilagent.errors import ConfigError, SpoolUnavailable
 from ilagent.kafka.settings import producer_config
 from ilagent.logs import mask_key
+from ilagent.metrics import Metrics
 from ilagent.records import RecordKind, spool_record
 
 logger = logging.getLogger(__name__)
@@ -71,11 +72,13 @@ def brokers_up(raw: str) -> int | None:
 class SpoolProducer:
     """Writes intake events to the spool topic; a :class:`~ilagent.web.spooling.SpoolSink`."""
 
-    def __init__(self, *, settings: KafkaSettings, timeout: float) -> None:
+    def __init__(self, *, settings: KafkaSettings, timeout: float,
+                 metrics: Metrics | None = None) -> None:
         assert settings.spool_topic, "a SpoolProducer needs --spool kafka:TOPIC"
         self._topic = settings.spool_topic
         self._settings = settings
         self._timeout = timeout
+        self._metrics = metrics
         self._retry_after = max(1, math.ceil(timeout))
         self._producer: Producer | None = None
         self._thread: threading.Thread | None = None
@@ -146,6 +149,7 @@ class SpoolProducer:
         """Produce the record and wait for the brokers' acknowledgement; its position
         ``topic[partition]@offset``."""
         if self._producer is None or self._closing.is_set():
+            self._count("shutdown")
             raise SpoolUnavailable("the daemon is shutting down: nothing was queued, retry "
                                    "later", retry_after=self._retry_after)
         loop = asyncio.get_running_loop()
@@ -163,11 +167,17 @@ class SpoolProducer:
         except (BufferError, KafkaException) as exc:  # the local queue is full, or refused
             logger.error("could not spool an event for %s to %s: %s", mask_key(integration_key),
                          self._topic, exc)
+            self._count("refused")
             raise SpoolUnavailable("the event could not be spooled; nothing was queued, retry "
                                    "later", retry_after=self._retry_after) from None
+        started = loop.time()
         try:
-            return await asyncio.wait_for(acked, self._timeout)
+            position = await asyncio.wait_for(acked, self._timeout)
+        except SpoolUnavailable:
+            self._count("refused")
+            raise
         except TimeoutError:
+            self._count("timeout")
             logger.warning("the brokers did not acknowledge an event for %s on %s within %g s "
                            "(--spool_produce_timeout): answered 503; it may still be stored",
                            mask_key(integration_key), self._topic, self._timeout)
@@ -175,6 +185,14 @@ class SpoolProducer:
                                    f"{self._timeout:g} s; it may still be stored (a retry can "
                                    "deliver it twice), retry later",
                                    retry_after=self._retry_after) from None
+        self._count("acked", waited=loop.time() - started)
+        return position
+
+    def _count(self, result: str, *, waited: float | None = None) -> None:
+        if self._metrics is not None:
+            self._metrics.spool_produced.labels(result).inc()
+            if waited is not None:
+                self._metrics.spool_produce_seconds.observe(waited)
 
     def _settle(self, acked: asyncio.Future[str], error: KafkaError | None,
                 message: Message) -> None:

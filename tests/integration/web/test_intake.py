@@ -62,6 +62,8 @@ METRIC_NAMES = [
     "ilagent_rate_limit_waits_total",
     "ilagent_ready",
     "ilagent_route_matched_total",
+    "ilagent_spool_produce_seconds",
+    "ilagent_spool_produced_total",
     "ilagent_template_errors_total",
 ]
 
