@@ -3,7 +3,7 @@
 together (selectors, ports, secrets, volumes), fail closed (no optional secret, no placeholder
 secret applied), and run a daemon our own parser accepts with the ConfigMap's TOML: the
 Deployment Kafka-only with the intake off, the StatefulSet the intake with its spool on the
-claim."""
+claim, and the variant of intake-on-kafka/ the intake on a Kafka spool without a volume."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version() + ".0")
 MANIFESTS = sorted(p for p in KUBERNETES.glob("*.yaml")
                    if p.name != "kustomization.yaml" and not p.name.endswith(".example.yaml"))
 EXAMPLES = sorted(KUBERNETES.glob("*.example.yaml"))
+# the intake on a Kafka spool, applied instead of the StatefulSet (a kustomization of its own)
+VARIANT = KUBERNETES / "intake-on-kafka"
+VARIANT_MANIFESTS = sorted(p for p in VARIANT.glob("*.yaml") if p.name != "kustomization.yaml")
 # values nobody means to run with: a kustomization that ships one runs with it
 PLACEHOLDER = re.compile(r"replace[-_ ]?me|change[-_ ]?me|example|placeholder|your[-_]|<[^>]*>",
                          re.IGNORECASE)
@@ -38,11 +41,13 @@ def documents(paths: list[Path] = MANIFESTS) -> list[dict[str, Any]]:
     return [doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def resource(kind: str, name: str | None = None) -> dict[str, Any]:
-    """The one resource of that kind (and name), the example Secret included."""
+def resource(kind: str, name: str | None = None, *,
+             paths: list[Path] = MANIFESTS) -> dict[str, Any]:
+    """The one resource of that kind (and name) in ``paths`` (the base's by default), the
+    example Secret included."""
     found = [
         d
-        for d in documents([*MANIFESTS, *EXAMPLES])
+        for d in documents([*paths, *EXAMPLES])
         if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
     ]
     assert len(found) == 1, f"{kind} {name or ''}: {len(found)} found"
@@ -55,8 +60,9 @@ def container(workload: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("path", [*MANIFESTS, *EXAMPLES],
-                         ids=[p.name for p in [*MANIFESTS, *EXAMPLES]])
+@pytest.mark.parametrize("path", [*MANIFESTS, *EXAMPLES, *VARIANT_MANIFESTS],
+                         ids=[str(p.relative_to(KUBERNETES))
+                              for p in [*MANIFESTS, *EXAMPLES, *VARIANT_MANIFESTS]])
 def test_every_manifest_is_valid_against_the_kubernetes_schemas(path: Path, version: str) -> None:
     """Each resource passes strict schema validation for that Kubernetes version."""
     resources = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
@@ -77,10 +83,13 @@ def test_the_schema_check_can_fail() -> None:
             kubernetes_validate.validate(bad, VERSIONS[-1], strict=True)
 
 
-def test_the_kustomization_lists_every_manifest() -> None:
+@pytest.mark.parametrize(("folder", "manifests"), [(KUBERNETES, MANIFESTS),
+                                                    (VARIANT, VARIANT_MANIFESTS)],
+                         ids=["base", "intake-on-kafka"])
+def test_the_kustomization_lists_every_manifest(folder: Path, manifests: list[Path]) -> None:
     """kubectl apply -k applies all of them but the examples, and nothing that is not there."""
-    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
-    assert sorted(kustomization["resources"]) == [p.name for p in MANIFESTS]
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == [p.name for p in manifests]
 
 
 def walk(node: Any) -> Iterator[Any]:
@@ -96,7 +105,7 @@ def test_no_secret_reference_is_optional() -> None:
     """No secretKeyRef, envFrom secretRef or secret volume in deploy/kubernetes/ is optional:
     without the Secret or one of its keys the pod does not start, rather than run without
     authentication or credentials."""
-    paths = sorted(KUBERNETES.glob("*.yaml"))
+    paths = sorted(KUBERNETES.rglob("*.yaml"))
     optional = [(path.name, ref) for path in paths for doc in documents([path])
                 for node in walk(doc) if isinstance(node, dict)
                 for name, ref in node.items()
@@ -110,13 +119,15 @@ def test_the_kustomization_ships_no_placeholder_secret() -> None:
     """What `kubectl apply -k` applies holds no Secret and no placeholder value ("replace-me",
     "changeme", "example", …): the user creates the Secret; secret.example.yaml beside the
     kustomization shows it, with every key the workloads read (the bridge's event-key too)."""
-    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
-    assert "secretGenerator" not in kustomization
-    applied = documents()
-    assert [d["metadata"]["name"] for d in applied if d["kind"] == "Secret"] == []
-    placeholders = [value for value in walk(applied)
-                    if isinstance(value, str) and PLACEHOLDER.search(value)]
-    assert placeholders == []
+    for folder, manifests in ((KUBERNETES, MANIFESTS), (VARIANT, VARIANT_MANIFESTS)):
+        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+        assert "secretGenerator" not in kustomization
+        shipped = documents(manifests)
+        assert [d["metadata"]["name"] for d in shipped if d["kind"] == "Secret"] == []
+        placeholders = [value for value in walk(shipped)
+                        if isinstance(value, str) and PLACEHOLDER.search(value)]
+        assert placeholders == []
+    applied = documents([*MANIFESTS, *VARIANT_MANIFESTS])
     assert [p.name for p in EXAMPLES] == ["secret.example.yaml"]
     (example,) = documents(EXAMPLES)
     wanted = {n["secretKeyRef"]["key"] for n in walk(applied)
@@ -125,12 +136,17 @@ def test_the_kustomization_ships_no_placeholder_secret() -> None:
         example["stringData"])
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
-def test_workloads_run_hardened_with_probes_and_resources(kind: str) -> None:
+WORKLOADS = [("Deployment", MANIFESTS), ("StatefulSet", MANIFESTS),
+             ("Deployment", VARIANT_MANIFESTS)]
+WORKLOAD_IDS = ["bridge", "intake", "intake-on-kafka"]
+
+
+@pytest.mark.parametrize(("kind", "paths"), WORKLOADS, ids=WORKLOAD_IDS)
+def test_workloads_run_hardened_with_probes_and_resources(kind: str, paths: list[Path]) -> None:
     """Non-root, read-only root file system, no privilege escalation, no capabilities;
     readiness on /ready…, liveness on /health, both on the port the daemon serves; requests
     and a memory limit."""
-    workload = resource(kind)
+    workload = resource(kind, paths=paths)
     pod = workload["spec"]["template"]["spec"]
     main = container(workload)
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -182,11 +198,12 @@ def test_selectors_secrets_and_volumes_fit_together() -> None:
         assert {m["name"] for m in main["volumeMounts"]} <= volumes
 
 
-def effective_config(workload: dict[str, Any], tmp_path: Path) -> DaemonConfig:
+def effective_config(workload: dict[str, Any], tmp_path: Path, *,
+                     paths: list[Path] = MANIFESTS) -> DaemonConfig:
     """The configuration the workload's daemon starts with: its arguments, its Secret's values
     as environment, and the ConfigMap's file where --config points (read by our own code)."""
     main = container(workload)
-    config_map = resource("ConfigMap")
+    config_map = resource("ConfigMap", paths=paths)
     (mount,) = [m for m in main["volumeMounts"] if m["name"] == "config"]
     args = list(main["args"])
     path = args[args.index("--config") + 1]
@@ -229,8 +246,39 @@ def test_the_statefulset_runs_the_intake_with_its_spool_on_the_claim(tmp_path: P
     assert Path(config.db_file).parent == Path(mount["mountPath"])
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
-def test_pods_get_no_service_links(kind: str) -> None:
+@pytest.mark.parametrize(("kind", "paths"), WORKLOADS, ids=WORKLOAD_IDS)
+def test_pods_get_no_service_links(kind: str, paths: list[Path]) -> None:
     """enableServiceLinks is false: no <SERVICE>_PORT=tcp://… variables in our pods (ilagent
     ignores those shapes anyway, but other ILAGENT_* variables would only add noise)."""
-    assert resource(kind)["spec"]["template"]["spec"]["enableServiceLinks"] is False
+    assert resource(kind, paths=paths)["spec"]["template"]["spec"]["enableServiceLinks"] is False
+
+
+def test_the_intake_on_a_kafka_spool_keeps_nothing_in_the_pod(tmp_path: Path) -> None:
+    """The variant runs the intake with a token, its events spooled to a Kafka topic consumed
+    by a group of its own from the earliest offset, the SASL password from the Secret; several
+    replicas, readiness on /ready/intake, no volume but its config and /tmp, no -f."""
+    intake = resource("Deployment", paths=VARIANT_MANIFESTS)
+    config = effective_config(intake, tmp_path, paths=VARIANT_MANIFESTS)
+    assert config.http is not None and config.http.intake is True and config.http.tokens
+    assert config.kafka is not None and config.kafka.spool_topic
+    assert config.kafka.group_id != "ilagent"  # not the Kafka bridge's group
+    assert config.kafka.offset_reset == "earliest"
+    assert (dict(config.kafka.extra)["sasl.password"]
+            == resource("Secret")["stringData"]["kafka-sasl-password"])
+    assert intake["spec"]["replicas"] >= 2
+    main = container(intake)
+    assert main["readinessProbe"]["httpGet"]["path"] == "/ready/intake"
+    assert "-f" not in main["args"] and "volumeClaimTemplates" not in intake["spec"]
+    pod = intake["spec"]["template"]["spec"]
+    assert {v["name"]: set(v) - {"name"} for v in pod["volumes"]} == {
+        "config": {"configMap"}, "tmp": {"emptyDir"}}
+    assert {m["name"] for m in main["volumeMounts"]} == {"config", "tmp"}
+    pod_labels = intake["spec"]["template"]["metadata"]["labels"]
+    ports = {p["name"] for p in main["ports"]}
+    for other in documents(VARIANT_MANIFESTS):
+        if other["kind"] in ("Service", "PodDisruptionBudget"):
+            selector = other["spec"]["selector"]
+            wanted = selector.get("matchLabels", selector)
+            assert wanted.items() <= pod_labels.items(), other["metadata"]["name"]
+        if other["kind"] == "Service":
+            assert {p["targetPort"] for p in other["spec"]["ports"]} <= ports
