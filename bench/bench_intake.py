@@ -8,6 +8,9 @@ timed (after a warm-up of 500):
   most this machine and client can do at all;
 * ``paced``    — ``ilagent daemon -p`` with its defaults (ilert's 700/min pacing), so nearly
   every event stays queued: the intake on its own;
+* ``kafka``    — as ``paced``, on a Kafka spool (``--spool kafka:TOPIC``): each
+  202 waits for the broker's acknowledgement (``acks=all``); a broker is started for it, as
+  bench_kafka.py does;
 * ``draining`` — pacing off: the daemon delivers to the sandbox while it accepts, so the
   client, the daemon and the sandbox share the cores.
 
@@ -18,6 +21,7 @@ the machine only ever makes a run slower); the CPU pressure column is the share 
 during which some task waited for a core (Linux PSI), a measure of that contention.
 
     .venv/bin/python bench/bench_intake.py [--requests 20000] [--connections 64] [--repeat 3]
+        [--scenarios ceiling,paced,kafka,draining] [--no-record]
 
 Records the table, the machine and the date in the "HTTP intake (issue 4)" section of
 bench/RESULTS.md. Targets: ≥ 2,000 accepted/s with p99 ≤ 50 ms on 2 cores.
@@ -47,8 +51,10 @@ from bench.common import (
     Process,
     SandboxProcess,
     cpu_pressure_seconds,
+    create_topic,
     free_port,
     http,
+    load_broker_module,
     machine,
     percentile,
     replace_block,
@@ -61,7 +67,8 @@ BEGIN = "<!-- bench_intake:begin (written by bench/bench_intake.py; edits in her
 END = "<!-- bench_intake:end -->"
 KEY = "il1apibenchintake0000001"
 WARM_UP = 500
-SCENARIOS = ("ceiling", "paced", "draining")
+SCENARIOS = ("ceiling", "paced", "kafka", "draining")
+SPOOL_PARTITIONS = 1  # one integration key posts everything: its records share a partition
 Timings = tuple[list[float], int, float]  # answer times of the 202s, other answers, seconds
 Driver = Callable[[str, int, int, float, int], Awaitable[Timings]]
 
@@ -170,21 +177,12 @@ class Run:
     def cells(self) -> list[str]:
         pressure = "-" if self.pressure is None else f"{self.pressure:.0%}"
         depth = "-" if self.depth is None else f"{self.depth:.0f}"
-        return [
-            self.client,
-            self.scenario,
-            f"{self.accepted}",
-            f"{self.failed}",
-            f"{self.rate:,.0f}",
-            f"{self.p50_ms:.1f}",
-            f"{self.p99_ms:.1f}",
-            pressure,
-            depth,
-        ]
+        return [self.client, self.scenario, f"{self.accepted}", f"{self.failed}",
+                f"{self.rate:,.0f}", f"{self.p50_ms:.1f}", f"{self.p99_ms:.1f}", pressure, depth]
 
 
 def start_server(
-    scenario: str, *, sandbox: SandboxProcess, workdir: Path, name: str
+    scenario: str, *, sandbox: SandboxProcess, workdir: Path, name: str, bootstrap: str | None
 ) -> tuple[Process, str, DaemonProcess | None]:
     """The scenario's server process, its intake URL and (for ilagent) the daemon handle."""
     if scenario == "ceiling":
@@ -196,10 +194,15 @@ def start_server(
         daemon = None
     else:
         pacing = ["--rate_limit_per_key", "0", "--rate_limit_total", "0"]
+        spool = ["-f", str(workdir / f"{name}.db3")]
+        if scenario == "kafka":
+            assert bootstrap is not None, "the kafka scenario needs a broker"
+            topic = create_topic(bootstrap, f"bench-spool-{name}", partitions=SPOOL_PARTITIONS)
+            spool = ["--spool", f"kafka:{topic}", "--kafka_brokers", bootstrap,
+                     "--kafka_group_id", f"bench-{name}", "--kafka_offset_reset", "earliest"]
         daemon = DaemonProcess(
             # one client address posts everything: its rate limit would be all we measured
-            ["-f", str(workdir / f"{name}.db3"), "--http_rate_limit", "0",
-             *(pacing if scenario == "draining" else [])],
+            [*spool, "--http_rate_limit", "0", *(pacing if scenario == "draining" else [])],
             sandbox=sandbox,
             log=workdir / f"{name}.log",
         )
@@ -226,10 +229,12 @@ def measure(
     sandbox: SandboxProcess,
     workdir: Path,
     attempt: int,
+    bootstrap: str | None,
 ) -> Run:
     """Start the scenario's server, warm it up, post the events, stop it."""
     name = f"{scenario}-{client}-{attempt}"
-    server, url, daemon = start_server(scenario, sandbox=sandbox, workdir=workdir, name=name)
+    server, url, daemon = start_server(scenario, sandbox=sandbox, workdir=workdir, name=name,
+                                       bootstrap=bootstrap)
     drive = DRIVERS[client]
     try:
         asyncio.run(drive(url, WARM_UP, args.connections, time.monotonic() + 30, 10**9))
@@ -238,10 +243,7 @@ def measure(
             drive(url, args.requests, args.connections, time.monotonic() + args.max_seconds, 0)
         )
         pressure_after = cpu_pressure_seconds()
-        depth = None
-        if daemon is not None:
-            time.sleep(1.5)  # the queue gauges refresh every second
-            depth = daemon.metrics()["ilagent_queue_depth"]
+        depth = None if daemon is None else queue_depth(daemon, kafka=scenario == "kafka")
     finally:
         server.stop()
     pressure = None
@@ -258,6 +260,23 @@ def measure(
         pressure,
         depth,
     )
+
+
+def queue_depth(daemon: DaemonProcess, *, kafka: bool) -> float | None:
+    """What waits once the posting ended: the queue gauge, or the spool topic's lag once the
+    group reports it (after its first commit; None if not within 20 s)."""
+    time.sleep(1.5)  # the queue gauges refresh every second
+    if not kafka:
+        return daemon.metrics()["ilagent_queue_depth"]
+
+    def lags() -> list[float]:
+        found = [v for n, v in daemon.metrics().items() if n.startswith("ilagent_kafka_consumer_lag")]
+        return found
+
+    try:
+        return sum(wait_until(lags, timeout=20, interval=0.5, what="the spool topic's lag"))
+    except TimeoutError:
+        return None
 
 
 def serve_ceiling(port: int) -> None:
@@ -277,17 +296,8 @@ def serve_ceiling(port: int) -> None:
 
 
 def table(runs: Sequence[Run]) -> str:
-    header = [
-        "client",
-        "scenario",
-        "accepted",
-        "other answers",
-        "accepted/s",
-        "p50 ms",
-        "p99 ms",
-        "CPU pressure",
-        "queue depth after",
-    ]
+    header = ["client", "scenario", "accepted", "other answers", "accepted/s", "p50 ms",
+              "p99 ms", "CPU pressure", "queue depth after"]
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     lines += ["| " + " | ".join(run.cells()) + " |" for run in runs]
     return "\n".join(lines)
@@ -297,7 +307,8 @@ def record(best: Sequence[Run], every: Sequence[Run], args: argparse.Namespace) 
     """Write the tables, the machine and the date into our section of RESULTS.md."""
     lines = [
         f"Latest run: {utc_date()} — `.venv/bin/python bench/bench_intake.py --requests "
-        f"{args.requests} --connections {args.connections} --repeat {args.repeat}`: "
+        f"{args.requests} --connections {args.connections} --repeat {args.repeat}"
+        f"{'' if args.scenarios == ','.join(SCENARIOS) else ' --scenarios ' + args.scenarios}`: "
         f"{args.requests:,} POSTs over {args.connections} keep-alive connections after "
         f"{WARM_UP} warm-up, best of {args.repeat} runs (by accepted/s):",
         "",
@@ -324,20 +335,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=60.0,
         help="stop posting after this long (default %(default)s)",
     )
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="which, comma-separated (default %(default)s; kafka starts a "
+                             "broker)")
     parser.add_argument("--no-record", action="store_true", help="leave RESULTS.md alone")
     parser.add_argument("--serve-ceiling", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_ceiling:
         serve_ceiling(args.serve_ceiling)
         return 0
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = sorted(set(scenarios) - set(SCENARIOS))
+    if unknown or not scenarios:
+        parser.error(f"--scenarios: {', '.join(unknown) or 'none'} (known: {', '.join(SCENARIOS)})")
     every: list[Run] = []
+    broker = None
     with tempfile.TemporaryDirectory(prefix="ilagent-bench-intake-") as tmp:
         workdir = Path(tmp)
         sandbox = SandboxProcess(workdir=workdir).start()
         try:
+            if "kafka" in scenarios:
+                broker = load_broker_module().start()
             for attempt in range(max(1, args.repeat)):
                 for client in DRIVERS:
-                    for scenario in SCENARIOS:
+                    for scenario in scenarios:
                         sandbox.reset()
                         run = measure(
                             client,
@@ -346,15 +367,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                             sandbox=sandbox,
                             workdir=workdir,
                             attempt=attempt,
+                            bootstrap=broker.bootstrap if broker is not None else None,
                         )
                         every.append(run)
                         print("| " + " | ".join(run.cells()) + " |", flush=True)
         finally:
             sandbox.stop()
+            if broker is not None:
+                broker.destroy()
     best = [
         max((r for r in every if (r.client, r.scenario) == (c, s)), key=lambda r: r.rate)
         for c in DRIVERS
-        for s in SCENARIOS
+        for s in scenarios
     ]
     print(f"\nHTTP intake (issue 4), best of {args.repeat}:\n\n{table(best)}")
     if not args.no_record:
