@@ -42,6 +42,8 @@ FROM_OUTSIDE: dict[str, frozenset[str] | None] = {
     "event": CONNECTION,
     "heartbeat": CONNECTION,
     "map": frozenset({"ilert_api_url", *KAFKA_CONNECTION}),  # --last: Kafka as the daemon has it
+    # a Kafka spool: where it is and how to reach it, as the daemon has them
+    "queue": frozenset({"spool", "kafka_group_id", "dlq_topic", *KAFKA_CONNECTION}),
     # the daemon's Kafka connection, topics and mapping settings: its own file works as it is
     "replay": frozenset({"event_topic", "ilert_api_url", "event_key", *ROUTE_REPLACES,
                          *KAFKA_CONNECTION}),
@@ -84,7 +86,7 @@ def resolve_options(parser: Parser, args: argparse.Namespace, tokens: Sequence[s
     known = {name for p in (parser, *commands.values()) for name in settable(p)}
     outside: list[tuple[argparse.ArgumentParser, frozenset[str] | None]] = [(parser, None)]
     if args.command in FROM_OUTSIDE:
-        outside.append((commands[args.command], FROM_OUTSIDE[args.command]))
+        outside.append((chosen(commands[args.command], args), FROM_OUTSIDE[args.command]))
     return resolve(args, outside, tokens, known=known | {"kafka_config"}, environ=environ)
 
 
@@ -93,15 +95,21 @@ HINTS = {"daemon": {"-g": "--kafka_group_id", "-G": "--kafka_group_id", "-t": "-
                     "-k": "--event_key"}}
 
 
+def chosen(command: argparse.ArgumentParser,
+           args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the command's action when it has actions (`queue list`), else its own."""
+    for action in command._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(getattr(args, action.dest, ""), command)  # type: ignore[no-any-return]
+    return command
+
+
 def unrecognized(parser: Parser, args: argparse.Namespace, extras: Sequence[str]) -> NoReturn:
     """A usage error from the parser of the command (or action) the extras were given to,
     with a "did you mean" for the first unknown option."""
     target: argparse.ArgumentParser = parser
     if args.command is not None:
-        target = parser.commands[args.command]  # type: ignore[attr-defined]
-        for action in target._actions:  # `queue list`: the action's own parser
-            if isinstance(action, argparse._SubParsersAction):
-                target = action.choices.get(getattr(args, action.dest, ""), target)
+        target = chosen(parser.commands[args.command], args)  # type: ignore[attr-defined]
     message = f"unrecognized arguments: {' '.join(extras)}"
     unknown = next((e.partition("=")[0] for e in extras if e.startswith("-")), None)
     if unknown is not None:

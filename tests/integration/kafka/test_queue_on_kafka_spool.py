@@ -5,6 +5,7 @@ and one clear line for what a topic cannot do."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,3 +129,24 @@ def size(bootstrap: str, topic: str) -> int:
                    for p in (0, 1))
     finally:
         consumer.close()
+
+
+def test_the_daemons_settings_file_and_variables_reach_a_secured_spool(
+        spool: dict[str, str], secured_kafka: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The spool, group, DLQ topic and SASL_SSL settings from the daemon's TOML file, the
+    password from ILAGENT_KAFKA_SASL_PASSWORD: `queue stats --config FILE` reads the spool
+    and never shows the password."""
+    settings = tmp_path / "ilagent.toml"
+    settings.write_text("\n".join([
+        f'spool = "kafka:{spool["topic"]}"', f'kafka_group_id = "{spool["group"]}"',
+        f'dlq_topic = "{spool["dlq"]}"',
+        f'kafka_brokers = "{secured_kafka.sasl_ssl_bootstrap}"',
+        'kafka_security_protocol = "SASL_SSL"', 'kafka_sasl_mechanism = "SCRAM-SHA-512"',
+        'kafka_sasl_username = "ilagent"', f'kafka_ssl_ca = "{secured_kafka.tls / "ca.pem"}"',
+    ]) + "\n")
+    monkeypatch.setenv("ILAGENT_KAFKA_SASL_PASSWORD", secured_kafka.scram_password)
+    code, out, err = run(capsys, "queue", "stats", "--config", str(settings))
+    assert code == 0, err
+    assert f"queue: 2 record(s) of {spool['topic']}" in out
+    assert secured_kafka.scram_password not in out + err
