@@ -107,7 +107,7 @@ def run(args: argparse.Namespace, topic: str, *, out: TextIO | None = None) -> i
               f"{args.kafka_group_id} (its lag; some may be delivered already)", file=out)
         if args.action == "list":
             for d in depth:
-                print(f"  partition {d.partition:>3}: offsets {d.low} to {d.high}, committed "
+                print(f"  partition {d.partition:>3}: low {d.low}, high {d.high}, committed "
                       f"{'-' if d.committed is None else d.committed}, waiting {d.waiting}",
                       file=out)
     if not args.dlq_topic:
@@ -129,6 +129,9 @@ def run(args: argparse.Namespace, topic: str, *, out: TextIO | None = None) -> i
         return EXIT_OK
     print(f"dead letters of {topic} among the newest {args.limit} of {args.dlq_topic}: "
           f"{len(rows)}{f' ({others} of other topics not shown)' if others else ''}", file=out)
+    if rows:
+        print(f"  {'ID':24}  {'KIND':9}  {'REASON':18}  {'STATUS':6}  {'KEY':14}  "
+              f"{'ALERT KEY':16}  DETAIL", file=out)
     for row in rows:
         print(hide_secrets(
             f"  {row['id']:24}  {row['kind']:9}  {row['reason']:18}  {row['status']:6}  "

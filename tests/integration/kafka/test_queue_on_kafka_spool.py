@@ -78,8 +78,8 @@ def test_stats_and_list_show_the_groups_lag_and_the_spools_dead_letters(
     assert f"dead-letter topic {spool['dlq']}: 3 record(s)" in out
     code, out, _ = run(capsys, "queue", "list", *options(spool))
     assert code == 0, out
-    assert "partition   0: offsets 0 to 2, committed 1, waiting 1" in out
-    assert "partition   1: offsets 0 to 1, committed -, waiting 1" in out
+    assert "partition   0: low 0, high 2, committed 1, waiting 1" in out
+    assert "partition   1: low 0, high 1, committed -, waiting 1" in out
     assert "2 (1 of other topics not shown)" in out
     assert f"{spool['dlq']}:0:0" in out and f"{spool['dlq']}:0:2" in out
     assert KEY not in out and KEY[-4:] in out
