@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 SOURCE_TOPIC = "ilagent.source.topic"  # the dead-letter writer's header naming the source
-_native = logging.getLogger("ilagent.librdkafka.queue")
+_native = logging.getLogger("ilagent.librdkafka.queue")  # repeats the one-line error: -vvv only
+_native.addFilter(lambda record: logging.getLogger().isEnabledFor(logging.DEBUG))
 
 
 @dataclass(frozen=True)

@@ -150,3 +150,20 @@ def test_the_daemons_settings_file_and_variables_reach_a_secured_spool(
     assert code == 0, err
     assert f"queue: 2 record(s) of {spool['topic']}" in out
     assert secured_kafka.scram_password not in out + err
+
+
+def test_brokers_that_do_not_answer_are_one_line() -> None:
+    """Nothing listening: one line naming the cause, no librdkafka log lines before it."""
+    import subprocess
+    import sys
+
+    import broker
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ilagent", "queue", "list", "--spool", "kafka:spool",
+         "--kafka_brokers", f"127.0.0.1:{broker.free_port()}", "--timeout", "2"],
+        capture_output=True, text=True, timeout=60, check=False)
+    lines = done.stderr.splitlines()
+    assert done.returncode != 0 and done.stdout == ""
+    assert len(lines) == 1 and lines[0].startswith(
+        "ilagent queue: error: no Kafka broker answered within 2 s: "), lines
