@@ -135,9 +135,12 @@ def read_at(properties: Mapping[str, str], *, brokers: str, topic: str, partitio
 
 
 def _consumer(properties: Mapping[str, str], brokers: str, prefix: str,
-              errors: list[KafkaError]) -> tuple[kafka.Consumer, str]:
-    """A consumer that commits, stores and creates nothing, and its throwaway group id."""
-    group = prefix + secrets.token_hex(8)
+              errors: list[KafkaError], *, group: str | None = None
+              ) -> tuple[kafka.Consumer, str]:
+    """A consumer that commits, stores and creates nothing, and its group id: a throwaway one
+    unless ``group`` names one to read (never join) — the queue's depth reads a group's
+    committed offsets."""
+    group = group or prefix + secrets.token_hex(8)
     config: dict[str, Any] = {
         "bootstrap.servers": brokers, "client.id": prefix.rstrip("-"),
         **properties, **FIXED, "group.id": group, "error_cb": errors.append, "logger": _native}

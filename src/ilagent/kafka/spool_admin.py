@@ -22,8 +22,9 @@ from confluent_kafka import KafkaError, KafkaException
 
 from ilagent.errors import ConfigError, ResourceError, UsageError
 from ilagent.kafka.sample import (
-    FIXED,
     Sampled,
+    _consumer,
+    _native,
     _partitions,
     _unreachable,
     _watermarks,
@@ -38,8 +39,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 SOURCE_TOPIC = "ilagent.source.topic"  # the dead-letter writer's header naming the source
-_native = logging.getLogger("ilagent.librdkafka.queue")  # repeats the one-line error: -vvv only
-_native.addFilter(lambda record: logging.getLogger().isEnabledFor(logging.DEBUG))
 
 
 @dataclass(frozen=True)
@@ -73,13 +72,7 @@ def spool_depth(properties: Mapping[str, str], *, brokers: str, topic: str, grou
     """Each partition of ``topic`` with the committed offset of ``group``; ``NotFoundError``
     for a missing topic, ``ConfigError`` when no broker answers within ``timeout`` s."""
     deadline, errors = time.monotonic() + timeout, list[KafkaError]()
-    config: dict[str, Any] = {"bootstrap.servers": brokers, "client.id": "ilagent-queue",
-                              **properties, **FIXED, "group.id": group,
-                              "error_cb": errors.append, "logger": _native}
-    try:
-        consumer = kafka.Consumer(config)
-    except (KafkaException, ValueError, TypeError) as exc:
-        raise ConfigError(f"Kafka refused the configuration: {_words(exc)}") from None
+    consumer, _ = _consumer(properties, brokers, "ilagent-queue", errors, group=group)
     try:
         partitions = _partitions(consumer, topic, deadline, errors)
         marks = {p: _watermarks(consumer, topic, p, deadline) for p in partitions}
