@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ilagent.logs import EACH, SUMMARY_INTERVAL
 from ilagent.mapping.messages import Mapped
@@ -38,6 +39,7 @@ class RouteWatch:
         self._interval = interval
         self._last: dict[tuple[str, str], float] = {}
         self._held: dict[tuple[str, str], int] = {}
+        self._matched: dict[str, Any] = {}  # route_matched children by route
 
     def fanout(self, reading: Fanout) -> None:
         """A message read through the routes: who took it, who passed it over."""
@@ -54,7 +56,11 @@ class RouteWatch:
     def mapped(self, mapped: Mapped) -> None:
         """One route's event: taken, and what it lacked."""
         route = mapped.route
-        self._metrics.route_matched.labels(self._source, route).inc()
+        matched = self._matched.get(route)
+        if matched is None:  # labels() hashes and locks each time: looked up once per route
+            matched = self._matched[route] = self._metrics.route_matched.labels(self._source,
+                                                                                route)
+        matched.inc()
         for field in mapped.missing_fields:
             self._metrics.mapping_missing.labels(route, field).inc()
             self._warn(route, field, "the message has no value for %s (mapping drift? a "

@@ -80,6 +80,7 @@ class Deliverer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._responses: dict[int | None, Any] = {}  # metric children by status, looked up once
+        self._delivered: dict[tuple[str, str], tuple[Any, Any]] = {}  # and by source and route
         self._second, self._reported, self._unreported = 0.0, 0, 0  # delivery lines this second
 
     @property
@@ -188,6 +189,16 @@ class Deliverer:
                 result.status_label)
         counter.inc()
 
+    def _delivery_metrics(self, source: str, route: str) -> tuple[Any, Any]:
+        """The delivered counter and latency histogram of a source and route (looked up once:
+        ``labels()`` hashes and locks every time)."""
+        children = self._delivered.get((source, route))
+        if children is None:
+            children = self._delivered[(source, route)] = (
+                self._metrics.delivered.labels(source, route),
+                self._metrics.latency.labels(source))
+        return children
+
     def _exhausted(self, job: Job) -> bool:
         limit = self._policy.max_retries if job.max_retries is None else job.max_retries
         return limit > 0 and job.attempts > limit
@@ -238,9 +249,9 @@ class Deliverer:
                 elif job.policy is not None:
                     self._metrics.policy_updates.labels(source).inc()
                 else:
-                    self._metrics.delivered.labels(source, job.route).inc()
-                    self._metrics.latency.labels(source).observe(
-                        time.monotonic() - job.received)
+                    delivered, latency = self._delivery_metrics(source, job.route)
+                    delivered.inc()
+                    latency.observe(time.monotonic() - job.received)
                 self._report_delivered(job)
                 await self._finish(job, Verdict.DELIVERED, result, "")
                 return

@@ -74,6 +74,9 @@ class Pacer:
         self._clock = clock
         self._total = TokenBucket(total, clock=clock) if total > 0 else None
         self._keys: dict[tuple[str, str], TokenBucket] = {}
+        # pacing off altogether (every limit 0): nothing to look up per request
+        self._off = self._total is None and per_key <= 0 and per_heartbeat <= 0 \
+            and per_policy <= 0
 
     def _bucket(self, key: str, kind: str) -> TokenBucket | None:
         limit = self._limits.get(kind, self.per_key)
@@ -89,6 +92,8 @@ class Pacer:
     def wait(self, key: str, *, kind: str = "key") -> float:
         """Seconds until the key's own bucket has a token (the total one is not looked at);
         ``kind`` is "key" (events), "heartbeat" or "policy"."""
+        if self._off:
+            return 0.0
         bucket = self._bucket(key, kind)
         return bucket.wait() if bucket is not None else 0.0
 
@@ -98,6 +103,8 @@ class Pacer:
         Otherwise take nothing and return how long to wait and which limit (``kind`` or
         "total") made it wait.
         """
+        if self._off:
+            return 0.0, None
         bucket = self._bucket(key, kind)
         waits = []
         if bucket is not None:

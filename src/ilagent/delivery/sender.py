@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import Callable
 
 from ilagent.delivery.gate import Admission, Gate
 from ilagent.delivery.job import EXPIRED, Job
@@ -53,7 +54,7 @@ class Sender:
         self._metrics = metrics
         self._slots = asyncio.Semaphore(max(1, max_in_flight))
         self._withdrawn = withdrawn
-        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._turns: dict[str, deque[asyncio.Future[None]]] = {}  # key: jobs awaiting a turn
         self._wake = asyncio.Event()
         gate.listeners.append(lambda _open: self.wake())  # end backoff sleeps at once
         self._blocked: set[str] = set()  # keys whose blocked gauge is set
@@ -73,10 +74,13 @@ class Sender:
         """One attempt; None when the job was withdrawn while it waited; :data:`EXPIRED`
         without a request when it grew older than its ``expires_at`` meanwhile."""
         key = self.gate_key(job)
-        async with self._turn(key):
+        await self._take_turn(key)
+        try:
             admission = await self._admit(job, key)
-            if admission is None:
-                return None
+        finally:
+            self._pass_turn(key)
+        if admission is None:
+            return None
         if job.expires_at is not None and time.time() >= job.expires_at:
             self._gate.cancel(key, admission)  # waited out an outage: too late to page now
             self._slots.release()
@@ -156,20 +160,34 @@ class Sender:
                     await wake.wait()
         return not self._withdrawn(job)
 
-    @contextlib.asynccontextmanager
-    async def _turn(self, key: str) -> AsyncIterator[None]:
-        """Jobs of one key pass the admission one at a time, in the order they came."""
-        lock, users = self._turns.get(key) or (asyncio.Lock(), 0)
-        self._turns[key] = (lock, users + 1)
+    async def _take_turn(self, key: str) -> None:
+        """Jobs of one key pass the admission one at a time, in the order they came: wait
+        for this job's turn (at once when no other job of the key is there, the usual case,
+        which then costs a dict entry instead of a lock). Pair with :meth:`_pass_turn`."""
+        waiting = self._turns.get(key)
+        if waiting is None:
+            self._turns[key] = deque()
+            return
+        turn = asyncio.get_running_loop().create_future()
+        waiting.append(turn)
         try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._turns[key]
-            if users == 1:
-                del self._turns[key]
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._pass_turn(key)  # the turn came with the cancellation: hand it on
             else:
-                self._turns[key] = (lock, users - 1)
+                waiting.remove(turn)
+            raise
+
+    def _pass_turn(self, key: str) -> None:
+        """This job's turn ended: the next waiting job of the key (in order) takes it."""
+        waiting = self._turns[key]
+        while waiting:
+            turn = waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        del self._turns[key]
 
     def _count_wait(self, scope: str) -> None:
         self._metrics.rate_limit_waits.labels(scope).inc()
