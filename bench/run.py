@@ -8,7 +8,9 @@ and records its figures in its own section of ``bench/RESULTS.md``:
 * ``bench/bench_mqtt.py`` — MQTT mode (issue 13);
 * ``bench/bench_restart.py`` — what a crash costs: events sent twice, alerts opened again (issue 19);
 * ``bench/bench_routes.py`` — render cost per event of routes and templates (issue 23);
-* ``bench/bench_journal.py`` — what the journal costs per delivered event, on against off (issue 25).
+* ``bench/bench_journal.py`` — what the journal costs per delivered event, on against off (issue 25);
+* ``bench/bench_cost.py`` — CPU per delivered and per filtered message against a minimal fake
+  ilert, with a bare consumer beside it (issue 27).
 
     .venv/bin/python bench/run.py [--only kafka,intake]
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = {"kafka": "bench_kafka.py", "intake": "bench_intake.py", "mqtt": "bench_mqtt.py",
               "restart": "bench_restart.py", "routes": "bench_routes.py",
-              "journal": "bench_journal.py"}
+              "journal": "bench_journal.py", "cost": "bench_cost.py"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
