@@ -122,3 +122,16 @@ async def test_the_last_transient_failure_is_kept_for_the_local_fallback(
         result = await unreachable.post_event("/events", b"{}")
     assert result.outcome is Outcome.RETRY
     assert unreachable.last_failure.startswith("ClientConnectorError")
+
+
+async def test_an_answer_later_than_the_timeout_is_retried(sandbox: Any) -> None:
+    """ilert holding its answer for a minute: the client gives up after its total timeout
+    (0.5 s here) and the event is retried, as a network error without a status."""
+    response = await sandbox.post("/sandbox/faults", json={"latency_ms": 60_000, "count": 1})
+    assert response.status in (200, 201)
+    url = str(sandbox.make_url("/api"))
+    async with IlertClient(api_url=url, beat_url=url, timeout=0.5) as client:
+        result = await client.post_event("/v1/events/kafka/il1apiX", b'{"eventType":"ALERT"}')
+    assert (result.outcome, result.status) == (Outcome.RETRY, None)
+    assert "timeout" in result.detail.lower(), result.detail
+    assert result.elapsed is not None and 0.4 < result.elapsed < 3
