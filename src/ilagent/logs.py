@@ -161,13 +161,24 @@ class Sampled:
 
     def __call__(self, *args: object) -> None:
         """Log ``template % args`` now, or count it towards the next line."""
+        if self.wanted():
+            self.write(*args)
+
+    def wanted(self) -> bool:
+        """True when a line is due now (then :meth:`write` it); otherwise the event is counted
+        towards the next line. For callers whose arguments cost something to make."""
         if not self._logger.isEnabledFor(logging.INFO):
-            return
+            return False
         now = self._clock()
         if self._last is not None and now - self._last < self._interval:
             self._held += 1
-            return
-        held, self._held, self._last = self._held, 0, now
+            return False
+        self._last = now
+        return True
+
+    def write(self, *args: object) -> None:
+        """Write the line that :meth:`wanted` said was due."""
+        held, self._held = self._held, 0
         if held:
             self._logger.info(self._template + " (and %d more in the last %.0f s)", *args, held,
                               self._interval)

@@ -4,7 +4,9 @@
 the upper-case one, and an empty value means no proxy. ``NO_PROXY`` lists the hosts that
 connect directly: ``*`` (all), a host name, a domain (``example.com`` and ``.example.com``
 both cover ``api.example.com``), an IP address or a network (``10.0.0.0/8``). A proxy without
-a scheme is ``http://``.
+a scheme is ``http://``. Python's own reading (``urllib.request.proxy_bypass``, what aiohttp's
+``trust_env`` uses) knows no networks in ``NO_PROXY``, which cluster setups rely on
+(``10.0.0.0/8``); hence these few lines instead.
 
 Credentials in a proxy's URL are split off into a ``Proxy-Authorization`` value, so the URL
 that aiohttp puts into its error messages never carries the password.

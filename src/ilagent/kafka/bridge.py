@@ -27,7 +27,6 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import Message
@@ -55,10 +54,11 @@ from ilagent.kafka.partitions import (
     origin,
 )
 from ilagent.kafka.pauses import clear_held_back, report_pause
+from ilagent.kafka.settlement import Settlement
 from ilagent.kafka.spool_reading import SpoolReader, spool_job
 from ilagent.kafka.stats import readiness
 from ilagent.logs import EACH, Sampled
-from ilagent.mapping.messages import FLAG_ROUTE, Dropped
+from ilagent.mapping.messages import FLAG_ROUTE, Dropped, raw_filter_reason
 from ilagent.mapping.reading import Event, Fanout, Ping, Refused, read
 from ilagent.mapping.routes import Route
 from ilagent.mapping.topics import Classifier, Kind, kafka_topics
@@ -107,6 +107,7 @@ class KafkaBridge:
         self._watch = RouteWatch(metrics, SOURCE)
         self._log_filtered = Sampled(logger, "filtered %s: %s")
         self._rounds = CommitRounds(self._handoff)
+        self._settlement = Settlement(self._handoff, self._rounds)
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -203,10 +204,15 @@ class KafkaBridge:
         started: dict[TPKey, list[Any]] = {}  # messages that went on to delivery, per partition
         filtered = skipped = consumed = 0
         now = time.monotonic()
+        spool_topic = self.settings.spool_topic if self._spool_reader is not None else None
+        # the flags' filter on an event topic, told from the raw bytes where they can: most
+        # messages of a filtered topic end here, without a parse or anything else
+        raw_filter = rules.filter_key is not None and not routes
         for state, message in batch:
             if state.revoked:  # never started; the partition's next owner reads it again
                 continue
-            spooled = state.topic == self.settings.spool_topic and self._spool_reader is not None
+            topic = state.topic
+            spooled = topic == spool_topic
             consumed += not spooled  # a spool record was counted once: as http or mqtt
             offset = offset_of(message)
             if offset < state.restored_until and state.tracker.restored(offset):
@@ -217,9 +223,18 @@ class KafkaBridge:
             if spooled:
                 self._spool(state, offset, message, started, done, now)
                 continue
+            kind, value = self._classify(topic), message.value()
+            if (raw_filter and kind is Kind.EVENT and message.headers() is None  # no drill
+                    and (reason := raw_filter_reason(rules, value)) is not None):
+                state.tracker.skip(offset)
+                filtered += 1
+                if self._log_filtered.wanted():
+                    self._log_filtered.write(origin(message), reason)
+                done[state.key] = state
+                continue
             try:
-                reading = read(self._classify(state.topic), message.value(), topic=state.topic,
-                               rules=rules, policy_rules=self._policy_rules, source=SOURCE,
+                reading = read(kind, value, topic=topic, rules=rules,
+                               policy_rules=self._policy_rules, source=SOURCE,
                                message_key=message.key(), routes=routes)
             except Exception:
                 logger.exception("internal error while mapping %s; dead-lettering it",
@@ -238,10 +253,11 @@ class KafkaBridge:
                 state.tracker.skip(offset)
                 if isinstance(reading, Dropped):
                     filtered += 1
-                self._log_filtered(origin(message), reading.detail)
+                if self._log_filtered.wanted():
+                    self._log_filtered.write(origin(message), reading.detail)
                 done[state.key] = state
                 continue
-            self._start(state, offset, started, now)
+            self._settlement.start(state, offset, started, now)
             if isinstance(reading, Fanout):
                 parts = Parts(len(reading.parts)) if len(reading.parts) > 1 else None
                 for part in reading.parts:
@@ -272,7 +288,7 @@ class KafkaBridge:
         if skipped:
             self._metrics.finished_skipped.inc(skipped)
         if done or started:
-            self._settle(done.values(), started.values())
+            self._settlement.settle(done.values(), started.values())
 
     def _spool(self, state: PartitionState, offset: int, message: Message,
                started: dict[TPKey, list[Any]], done: dict[TPKey, PartitionState],
@@ -287,7 +303,7 @@ class KafkaBridge:
             state.tracker.skip(offset)
             done[state.key] = state
             return
-        self._start(state, offset, started, now)
+        self._settlement.start(state, offset, started, now)
         if isinstance(what, Ending):
             self._reject(state, message, what.reason or "", what.detail)
         else:
@@ -308,21 +324,6 @@ class KafkaBridge:
     def _submit(self, state: PartitionState, offset: int, job: Job) -> None:
         state.waiting.setdefault(offset, job)
         self._deliverer.submit(job)
-
-    @staticmethod
-    def _start(state: PartitionState, offset: int, started: dict[TPKey, list[Any]],
-               now: float) -> None:
-        """A message goes on to delivery or a dead letter: track it until it finishes."""
-        state.tracker.add(offset, now)
-        state.live += 1
-        started.setdefault(state.key, [state, 0])[1] += 1
-
-    def _settle(self, done: Iterable[PartitionState], started: Iterable[list[Any]]) -> None:
-        """After a batch: count the messages now in delivery, note what finished."""
-        for state, count in started:
-            self._handoff.started(state, count)
-        for state in done:
-            self._rounds.changed(state)
 
     def _reject(self, state: PartitionState, message: Message, reason: str, detail: str,
                 parts: Parts | None = None, route: str = "") -> None:
@@ -351,28 +352,7 @@ class KafkaBridge:
 
     def _ended(self, state: PartitionState, message: Message, parts: Parts | None, *,
                finished: bool) -> None:
-        """One event of a message ended; the message with the last of them: finished when
-        each was, else given back to be read again."""
-        if parts is not None and not parts.end(finished=finished):
-            return
-        if finished and not (parts is not None and parts.withdrawn):
-            self._finish(state, offset_of(message))
-        else:
-            self._release_one(state, offset_of(message))
-
-    # ---- settlement --------------------------------------------------------------------------
-
-    def _finish(self, state: PartitionState, offset: int) -> None:
-        state.tracker.finish(offset)
-        self._release_one(state, offset)
-        self._rounds.changed(state)
-
-    def _release_one(self, state: PartitionState, offset: int) -> None:
-        state.waiting.pop(offset, None)
-        self._handoff.delivered_one(state)
-        state.live -= 1
-        if state.revoked and state.live == 0 and state.drained is not None:
-            state.drained.set()
+        self._settlement.ended(state, offset_of(message), parts, finished=finished)
 
     # ---- JobOwner ----------------------------------------------------------------------------
 

@@ -263,18 +263,19 @@ def raw_filter_reason(rules: MappingRules, payload: bytes | None) -> str | None:
     data = payload or b""
     if needles is None or b"\\" in data:  # an escape could spell the key or the value
         return None
-    key, value = needles
+    key, value, no_key, not_value = needles
     if key not in data:
-        return f"no '{rules.filter_key}' key"
+        return no_key
     if value is not None and value not in data:
-        return f"'{rules.filter_key}' is not {rules.filter_val!r}"
+        return not_value
     return None
 
 
 @functools.lru_cache(maxsize=16)
-def _needles(key: str, value: str | None) -> tuple[bytes, bytes | None] | None:
+def _needles(key: str, value: str | None) -> tuple[bytes, bytes | None, str, str] | None:
     """The filter's key and value as JSON strings in UTF-8, as a message without escapes holds
-    them; None when JSON needs an escape for one of them (then no message is ruled out)."""
+    them, and the two reasons a message is dropped for (made once, not per message); None
+    when JSON needs an escape for the key or the value (then no message is ruled out)."""
     try:  # a lone surrogate (from a command line that was not UTF-8) cannot be encoded
         key_needle = orjson.dumps(key)
         value_needle = orjson.dumps(value) if value is not None else None
@@ -282,7 +283,7 @@ def _needles(key: str, value: str | None) -> tuple[bytes, bytes | None] | None:
         return None
     if b"\\" in key_needle or (value_needle is not None and b"\\" in value_needle):
         return None
-    return key_needle, value_needle
+    return key_needle, value_needle, f"no '{key}' key", f"'{key}' is not {value!r}"
 
 
 def filter_reason(rules: MappingRules, document: dict[str, Any]) -> str | None:
