@@ -276,14 +276,22 @@ def _needles(key: str, value: str | None) -> tuple[bytes, bytes | None, str, str
     """The filter's key and value as JSON strings in UTF-8, as a message without escapes holds
     them, and the two reasons a message is dropped for (made once, not per message); None
     when JSON needs an escape for the key or the value (then no message is ruled out)."""
-    try:  # a lone surrogate (from a command line that was not UTF-8) cannot be encoded
-        key_needle = orjson.dumps(key)
-        value_needle = orjson.dumps(value) if value is not None else None
-    except orjson.JSONEncodeError:
-        return None
-    if b"\\" in key_needle or (value_needle is not None and b"\\" in value_needle):
+    key_needle = json_needle(key)
+    value_needle = json_needle(value) if value is not None else None
+    if key_needle is None or (value is not None and value_needle is None):
         return None
     return key_needle, value_needle, f"no '{key}' key", f"'{key}' is not {value!r}"
+
+
+def json_needle(text: str) -> bytes | None:
+    """``text`` as a JSON string in UTF-8, as a message without escapes holds it; None when
+    JSON writes it with an escape (or cannot write it: a lone surrogate from a command line
+    that was not UTF-8), so that the raw bytes cannot tell whether a message holds it."""
+    try:
+        needle = orjson.dumps(text)
+    except orjson.JSONEncodeError:
+        return None
+    return None if b"\\" in needle else needle
 
 
 def filter_reason(rules: MappingRules, document: dict[str, Any]) -> str | None:

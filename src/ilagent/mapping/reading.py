@@ -96,7 +96,15 @@ def read_routed(routes: Sequence[Route], payload: bytes | None, *, topic: str, s
                 message_key: bytes | None = None, default_key: str | None = None,
                 ) -> Fanout | Refused:
     """An event-topic message through the routes: a :class:`Fanout`, or a :class:`Refused`
-    when it is no JSON object at all."""
+    when it is no JSON object at all.
+
+    When the raw bytes show that no route of the topic can take the message, it is filtered
+    without being parsed — also when it is no JSON (as the flags' filter does, see
+    :func:`~ilagent.mapping.messages.raw_filter_reason`)."""
+    passed = _raw_passed(routes, payload or b"", topic=topic, source=source)
+    if passed:
+        return Fanout((), tuple(name for name, _why in passed),
+                      "; ".join(why for _name, why in passed))
     document = parse_object(payload)
     if isinstance(document, Dropped):
         return Refused(document.reason.value, document.detail)
@@ -107,6 +115,22 @@ def read_routed(routes: Sequence[Route], payload: bytes | None, *, topic: str, s
                   for name, outcome in routing.taken)
     detail = "; ".join(why for _name, why in routing.passed) or f"no route reads {topic}"
     return Fanout(parts, tuple(name for name, _why in routing.passed), detail)
+
+
+def _raw_passed(routes: Sequence[Route], data: bytes, *, topic: str, source: str
+                ) -> list[tuple[str, str]] | None:
+    """Each route of the topic with why its raw bytes rule it out; None (parse it) when one
+    of them might take the message, or no route reads the topic."""
+    if b"\\" in data:  # an escape could spell what the bytes seem to lack
+        return None
+    passed = []
+    for route in routes:
+        if route.takes_topic(topic, source):
+            why = route.raw_refusal(data)
+            if why is None:
+                return None
+            passed.append((route.name, why))
+    return passed or None
 
 
 def encoded(mapped: Mapped) -> Event | Refused:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ilagent.errors import ConfigError
 from ilagent.events import EVENT_TYPES, PRIORITIES
-from ilagent.mapping.messages import FLAG_ROUTE, MISSING
+from ilagent.mapping.messages import FLAG_ROUTE, MISSING, json_needle
 from ilagent.mapping.routes import LIST_FIELDS, TEXT_FIELDS, Condition, Route, ValueMap
 from ilagent.mapping.templates import Template, compile_template
 from ilagent.mapping.topics import kafka_topics, mqtt_filters
@@ -105,15 +105,28 @@ def _conditions(value: Any, at: str) -> tuple[Condition, ...]:
 
 def _condition(path: str, test: str, wanted: Any, at: str) -> Condition:
     if test == "equals" and _json_scalar(wanted):
-        return Condition(path, lambda v: _same(v, wanted), f"{path} = {wanted!r}")
+        return Condition(path, lambda v: _same(v, wanted), f"{path} = {wanted!r}",
+                         _needles(path, [wanted]))
     if test == "in" and isinstance(wanted, list) and all(map(_json_scalar, wanted)):
         return Condition(path, lambda v: any(_same(v, w) for w in wanted),
-                         f"{path} in {wanted!r}")
+                         f"{path} in {wanted!r}", _needles(path, wanted))
     if test == "exists" and isinstance(wanted, bool):
         return Condition(path, lambda v: (v is not MISSING) is wanted,
-                         f"{path} {'exists' if wanted else 'absent'}")
+                         f"{path} {'exists' if wanted else 'absent'}",
+                         _needles(path, []) if wanted else None)
     raise ConfigError(f"{at}: match on {path!r}: {test} = {wanted!r} is not equals = <string, "
                       "number or boolean>, in = [<those>] or exists = true|false")
+
+
+def _needles(path: str, values: list[Any]) -> tuple[bytes, tuple[bytes, ...]] | None:
+    """What the raw bytes of a message must hold for the condition to hold: the path's last
+    key, and one of ``values`` (none: the key alone); None unless every one of them is a
+    string JSON writes without an escape (a number has several spellings: 3, 3.0, 3e0)."""
+    key = json_needle(path.rsplit(".", 1)[-1])
+    found = [json_needle(value) if isinstance(value, str) else None for value in values]
+    if key is None or None in found:
+        return None
+    return key, tuple(needle for needle in found if needle is not None)
 
 
 def _json_scalar(value: Any) -> bool:

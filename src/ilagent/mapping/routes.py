@@ -60,9 +60,19 @@ class Condition:
     path: str
     test: Callable[[Any], bool]
     text: str  # how it reads, for "why no route took it"
+    # what the bytes of a message it holds for contain, as JSON strings: the path's last key
+    # and, when given, one of the values; None when raw bytes cannot tell (numbers, absence)
+    needles: tuple[bytes, tuple[bytes, ...]] | None = None
 
     def holds(self, document: Mapping[str, Any]) -> bool:
         return self.test(lookup(document, self.path))
+
+    def ruled_out(self, data: bytes) -> bool:
+        """True when bytes without escapes cannot hold a message this condition holds for."""
+        if self.needles is None:
+            return False
+        key, values = self.needles
+        return key not in data or (bool(values) and not any(v in data for v in values))
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,14 @@ class Route:
         """Why the route does not take the message, or None when it does."""
         for condition in self.conditions:
             if not condition.holds(document):
+                return f"{self.name}: not {condition.text}"
+        return None
+
+    def raw_refusal(self, data: bytes) -> str | None:
+        """Why the route does not take a message, told from its raw bytes (which must hold no
+        escape) alone; None when they cannot tell. Never refuses what it would take."""
+        for condition in self.conditions:
+            if condition.ruled_out(data):
                 return f"{self.name}: not {condition.text}"
         return None
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 from ilagent.delivery.lanes import POLICY_KEY, event_lane, heartbeat_lane, policy_lane
 from ilagent.delivery.stored import Delivery, Ending
 from ilagent.mapping.policy import PolicyUpdate
@@ -78,7 +80,10 @@ def _mqtt(row: QueuedEvent, convert: Convert | None) -> Delivery | Ending:
 
 
 def _event(key: str, path: str, text: str) -> Delivery:
-    body = json.loads(text)
+    try:  # orjson first: the rows our intake wrote are its output
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:  # what only the standard parser reads (a lone surrogate)
+        body = json.loads(text)
     lane = event_lane(key, body) if isinstance(body, dict) else None
     pages = isinstance(body, dict) and body.get("eventType") == "ALERT"
     # sent as it was stored: serialised once, where it entered

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ilagent.errors import ConfigError
 from ilagent.mapping.messages import Dropped, DropReason, Mapped
@@ -228,3 +231,49 @@ def test_a_route_that_does_not_load_is_one_clear_config_error(text: str, said: s
                        .replace("[", r"\[").replace("^", r"\^")) as caught:
         load_routes(tomllib.loads(text)["route"], where="ilagent.toml")
     assert str(caught.value).startswith("ilagent.toml")
+
+
+def test_a_message_no_route_can_take_is_filtered_from_its_bytes_json_or_not() -> None:
+    """The raw bytes decide when they show that no route of the topic can take the message:
+    filtered, with each route's reason, even when the bytes are no JSON (no dead letter)."""
+    for payload in (b'{"kind": "TELEMETRY", "value": 3}', b"TELEMETRY v=3 (no JSON)"):
+        reading = read_routed(routes(), payload, topic="plant.line3", source="kafka")
+        assert isinstance(reading, Fanout) and reading.filtered
+        assert reading.passed == ("line3", "audit")
+        assert reading.detail == "line3: not type = 'ALARM'; audit: not audit exists"
+    # bytes that could hold a match are parsed: no JSON is refused as before
+    refused = read_routed(routes(), b'"type": "ALARM", "audit"', topic="plant.line3",
+                          source="kafka")
+    assert isinstance(refused, Refused)
+    # an escape could spell the key: parsed, and the parsed message is filtered the same way
+    escaped = read_routed(routes(), b'{"\\u0074ype": "INFO"}', topic="plant.line3",
+                          source="kafka")
+    assert isinstance(escaped, Fanout) and escaped.filtered
+
+
+_VALUES = st.sampled_from(["ALARM", "SET", "CLR", "Äla", "a/b", "", "x\"y", "tab\t"])
+_SCALARS = _VALUES | st.integers(-2, 2) | st.booleans() | st.none()
+_DOCUMENTS = st.recursive(
+    _SCALARS, lambda inner: st.dictionaries(st.sampled_from(["type", "state", "Äla", "x\"y", "m"]),
+                                            inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=st.dictionaries(st.sampled_from(["type", "state", "meta", "Äla", "x\"y"]),
+                                _DOCUMENTS, max_size=4),
+       path=st.sampled_from(["type", "state", "meta.state", "Äla", "x\"y"]),
+       test=st.sampled_from(["equals", "in", "exists"]),
+       wanted=st.lists(_VALUES | st.integers(-2, 2) | st.booleans(), min_size=1, max_size=2),
+       ascii_only=st.booleans())
+def test_the_raw_check_never_refuses_what_a_route_takes(
+        document: dict[str, Any], path: str, test: str, wanted: list[Any],
+        ascii_only: bool) -> None:
+    """Property: bytes a route's raw check rules out are bytes of a message the route does
+    not take, whatever the message and however JSON writes it."""
+    value: Any = wanted if test == "in" else wanted[0] if test == "equals" \
+        else isinstance(wanted[0], bool) and wanted[0]
+    table = load_routes([{"name": "r", "integration_key": "il1apiX", "match": [
+        {"path": path, test: value}]}], where="test")
+    payload = json.dumps(document, ensure_ascii=ascii_only).encode()
+    if b"\\" not in payload and table[0].raw_refusal(payload) is not None:
+        assert table[0].refusal(json.loads(payload)) is not None
