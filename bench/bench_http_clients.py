@@ -3,14 +3,15 @@
 Against the minimal fake ilert (``bench/fake_ilert.py``), each client available in this Python
 posts 20,000 small event bodies with 64 in flight (after 200 to warm up) and reports
 requests/s and the CPU its process used per request (all threads: a Rust client works on a
-runtime thread of its own). Then each runs 200 short processes that send one request (half to
-the fake, half to a closed port, as after an outage) and exit, and counts the exits that were
-not clean: a daemon that aborts at shutdown is a deploy that looks like a crash.
+runtime thread of its own). Then each runs 100 short processes that send one request (half to
+the fake, half to a closed port, as after an outage) and exit, on the quiet machine and again
+with every core busy, and counts the exits that were not clean: a daemon that aborts at
+shutdown is a deploy that looks like a crash.
 
 aiohttp is ilagent's client; pyreqwest (bindings over Rust's reqwest) is measured when it is
 installed (``pip install pyreqwest~=0.15``; not a dependency of ilagent).
 
-    .venv/bin/python bench/bench_http_clients.py [--requests 20000] [--exits 200] [--no-record]
+    .venv/bin/python bench/bench_http_clients.py [--requests 20000] [--exits 100] [--no-record]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -108,6 +110,29 @@ def measure(client: str, url: str, count: int) -> None:
                       "failed": failed}))
 
 
+def exits(client: str, url: str, count: int, *, loaded: bool) -> list[int]:
+    """The exit codes other than 0 of ``count`` one-request processes of ``client``; with
+    ``loaded``, one busy loop per core runs meanwhile (stopped after)."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(os.cpu_count() or 1)] if loaded else []
+    try:
+        codes = []
+        for number in range(count):
+            target = url if number % 2 == 0 else "http://127.0.0.1:9/api/events"
+            codes.append(subprocess.run([sys.executable, __file__, "--measure", client, target,
+                                         "exit"], capture_output=True, timeout=60).returncode)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    return [code for code in codes if code != 0]
+
+
+def _said(codes: list[int], count: int) -> str:
+    exits = f" (exit {', '.join(map(str, sorted(set(codes))))})" if codes else ""
+    return f"{len(codes)} of {count}{exits}"
+
+
 def available() -> list[str]:
     return [name for name in CLIENTS if importlib.util.find_spec(name) is not None]
 
@@ -115,7 +140,7 @@ def available() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--exits", type=int, default=200)
+    parser.add_argument("--exits", type=int, default=100)
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -140,30 +165,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.append(json.loads(out.strip().splitlines()[-1]))
                 print(f"{client}: {runs[-1]['per_second']:,.0f} requests/s, "
                       f"{runs[-1]['cpu_us']:.1f} µs CPU per request", flush=True)
-            unclean = []
-            for number in range(args.exits):
-                target = url if number % 2 == 0 else "http://127.0.0.1:9/api/events"
-                code = subprocess.run([sys.executable, __file__, "--measure", client, target,
-                                       "exit"], capture_output=True, timeout=60).returncode
-                if code != 0:
-                    unclean.append(code)
-            print(f"{client}: {len(unclean)} of {args.exits} one-request processes did not exit "
-                  f"cleanly {sorted(set(unclean)) or ''}", flush=True)
+            unclean = {load: exits(client, url, args.exits, loaded=load)
+                       for load in (False, True)}
+            for load, codes in unclean.items():
+                print(f"{client}: {len(codes)} of {args.exits} one-request processes did not "
+                      f"exit cleanly{' on a loaded machine' if load else ''} "
+                      f"{sorted(set(codes)) or ''}", flush=True)
             rates = sorted(run["per_second"] for run in runs)
             cpus = sorted(run["cpu_us"] for run in runs)
             rows.append(f"| {client} | {rates[-1]:,.0f} / {rates[0]:,.0f} | {cpus[0]:.1f} / "
-                        f"{cpus[-1]:.1f} | {len(unclean)} of {args.exits}"
-                        f"{' (exit ' + ', '.join(map(str, sorted(set(unclean)))) + ')' if unclean else ''} |")
+                        f"{cpus[-1]:.1f} | {_said(unclean[False], args.exits)} | "
+                        f"{_said(unclean[True], args.exits)} |")
     finally:
         fake.stop()
     block = "\n".join([
         f"Latest run: {utc_date()} — `{Path(sys.executable).name} bench/bench_http_clients.py`; "
         f"{args.requests:,} POSTs with {IN_FLIGHT} in flight to `bench/fake_ilert.py`, 3 runs "
         "per client (best / worst); then one-request processes, half to the fake and half to a "
-        "closed port, counted when they did not exit 0.",
+        "closed port, counted when they did not exit 0 — on the quiet machine, and with one "
+        "busy loop per core running beside them (a node under load during a deploy).",
         "",
-        "| client | requests/s | CPU µs per request (all threads) | unclean exits |",
-        "|---|---:|---:|---|",
+        "| client | requests/s | CPU µs per request (all threads) | unclean exits, quiet | "
+        "unclean exits, every core busy |",
+        "|---|---:|---:|---|---|",
         *rows,
         "",
         "Machine: " + "; ".join(f"{k} {v}" for k, v in machine().items()) + ".",
