@@ -175,8 +175,9 @@ class Sender:
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
                 self._pass_turn(key)  # the turn came with the cancellation: hand it on
-            else:
-                waiting.remove(turn)
+            else:  # still queued, unless a passing turn already skipped it
+                with contextlib.suppress(ValueError):
+                    waiting.remove(turn)
             raise
 
     def _pass_turn(self, key: str) -> None:

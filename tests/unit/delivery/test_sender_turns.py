@@ -53,3 +53,24 @@ async def test_a_turn_that_came_with_a_cancellation_goes_on_to_the_next_job() ->
     await asyncio.gather(first, second, return_exceptions=True)
     assert order == [2]
     assert turns._turns == {}
+
+
+async def test_a_job_cancelled_just_before_its_turn_passes_is_skipped() -> None:
+    """Cancelled, and before it could leave the queue the turn passes: the turn skips it and
+    goes on, and the cancelled job leaves without an error of its own."""
+    turns, order = sender(), []
+
+    async def job(number: int) -> None:
+        await turns._take_turn("key")
+        order.append(number)
+        turns._pass_turn("key")
+
+    await turns._take_turn("key")
+    first, second = asyncio.create_task(job(1)), asyncio.create_task(job(2))
+    await asyncio.sleep(0)
+    first.cancel()  # its turn's future is cancelled at once ...
+    turns._pass_turn("key")  # ... and the turn passes before the job runs again
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert order == [2]
+    assert turns._turns == {}
