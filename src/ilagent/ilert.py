@@ -28,12 +28,9 @@ can fail to encode. The three escalation-policy calls of policy sync carry the u
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import logging
-import os
-import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,7 +41,8 @@ import aiohttp
 
 from ilagent import USER_AGENT
 from ilagent.config import DEFAULT_API_URL, DEFAULT_BEAT_URL, DEFAULT_TIMEOUT, MAX_RETRY_AFTER
-from ilagent.logs import mask, mask_key, register_secret
+from ilagent.logs import mask, mask_key
+from ilagent.outbound import open_session
 from ilagent.proxies import Proxies
 
 logger = logging.getLogger(__name__)
@@ -105,13 +103,9 @@ class IlertClient:
     """Talks to ilert (or the local sandbox) over one pooled aiohttp session.
 
     Open it with ``async with`` or :meth:`start`; the constructor does no I/O. :meth:`start`
-    reads the environment once, with curl's rules: the proxies of ``HTTPS_PROXY``,
-    ``HTTP_PROXY`` and ``NO_PROXY`` (:mod:`ilagent.proxies`; a proxy's password becomes a
-    registered secret), and the CA certificates TLS trusts, the system's or those of
-    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``. Not aiohttp's ``trust_env``: that reads the
-    environment and ``~/.netrc`` again on every request, in worker threads (0.3 ms more CPU
-    per request to a local server, measured), and a ``.netrc`` entry for the API host turns
-    the policy calls' ``Authorization`` header into a ValueError.
+    reads the environment once, with curl's rules (:mod:`ilagent.outbound`): the proxies of
+    ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY``, and the CA certificates TLS trusts, the
+    system's or those of ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``.
     """
 
     def __init__(
@@ -139,16 +133,9 @@ class IlertClient:
     async def start(self) -> None:
         """Open the connection pool."""
         if self._session is None:
-            self._proxies = Proxies.from_environ(os.environ)
-            for proxy in (self._proxies.https, self._proxies.http):
-                if proxy is not None:
-                    register_secret(proxy.password)
-            tls = await asyncio.to_thread(_tls_context)  # reads the CA files
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=tls),
-                timeout=self._timeout,
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            )
+            self._session, self._proxies = await open_session(
+                peer="ilert", timeout=self._timeout, max_connections=self._max_connections,
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -213,23 +200,15 @@ class IlertClient:
         a heartbeat ping, whose bare 404 is ilert's once that base has answered 2xx."""
         if self._session is None:
             raise RuntimeError("IlertClient used before start()")
+        route = self._proxies.route(url)
         headers = {**(_JSON if body is not None else {}), **(self._auth if auth else {}),
-                   **(extra or {})}
-        proxy = self._proxies.for_url(url) if self._proxies else None
-        proxy_headers = None
-        if proxy is not None and proxy.authorization is not None:
-            # a tunnel's CONNECT carries the credentials, a plain request carries them itself
-            # (aiohttp sends proxy_headers with CONNECT only); never to the server behind
-            if url.startswith("https:"):
-                proxy_headers = {"Proxy-Authorization": proxy.authorization}
-            else:
-                headers["Proxy-Authorization"] = proxy.authorization
+                   **(extra or {}), **route.headers}
         answer: object = None
         started = time.monotonic()
         try:
             async with self._session.request(
                 method, url, data=body, allow_redirects=False, headers=headers or None,
-                proxy=proxy.url if proxy else None, proxy_headers=proxy_headers,
+                proxy=route.proxy, proxy_headers=route.proxy_headers,
             ) as response:
                 status = response.status
                 # the body only matters to explain a failure, or as a policy call's answer
@@ -284,19 +263,6 @@ class IlertClient:
         logger.error("%s %s answered 404 without ilert's error body: is the %s right (it "
                      "ends in /api)? %s", method, shown, which, self._wrong_url_then)
         return Outcome.RETRY, "", text
-
-
-def _tls_context() -> ssl.SSLContext:
-    """The system's CA certificates, or those of ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set
-    (OpenSSL reads them now: aiohttp's own context read them when it was imported)."""
-    for variable in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
-        path = os.environ.get(variable)
-        if path and not os.access(path, os.R_OK):
-            logger.warning("%s=%s cannot be read: TLS to ilert trusts no CA from it",
-                           variable, path)
-    context = ssl.create_default_context()
-    context.set_alpn_protocols(("http/1.1",))  # as aiohttp's own context
-    return context
 
 
 def _ilert_error(text: str) -> bool:

@@ -9,7 +9,10 @@ a scheme is ``http://``. Python's own reading (``urllib.request.proxy_bypass``, 
 (``10.0.0.0/8``); hence these few lines instead.
 
 Credentials in a proxy's URL are split off into a ``Proxy-Authorization`` value, so the URL
-that aiohttp puts into its error messages never carries the password.
+that aiohttp puts into its error messages never carries the password. :meth:`Proxies.route`
+says where that value goes for one request (:class:`Route`: aiohttp's ``proxy=`` and
+``proxy_headers=``, and headers of the request itself); :mod:`ilagent.outbound` reads the
+environment when an HTTP client's session opens.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ import base64
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
-__all__ = ["Proxies", "Proxy", "bypasses_proxy"]
+__all__ = ["DIRECT", "Proxies", "Proxy", "Route", "bypasses_proxy"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,19 @@ class Proxy:
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         bare = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
         return cls(bare, f"Basic {token}", password or None)
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one request goes: aiohttp's ``proxy=`` and ``proxy_headers=`` arguments, and the
+    headers to add to the request itself."""
+
+    proxy: str | None = None
+    proxy_headers: Mapping[str, str] | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+DIRECT = Route()  # no proxy
 
 
 @dataclass(frozen=True)
@@ -68,7 +84,28 @@ class Proxies:
 
     def for_url(self, url: str) -> Proxy | None:
         """The proxy a request to ``url`` goes through; None for a direct connection."""
+        return self._proxy(urlsplit(url))
+
+    def route(self, url: str) -> Route:
+        """How a request to ``url`` goes: :data:`DIRECT`, or through its proxy.
+
+        A proxy's credentials go with the ``CONNECT`` of an https request (aiohttp sends
+        ``proxy_headers`` with the ``CONNECT`` only), and with a plain http request itself;
+        never to the server behind the tunnel."""
+        if not self:
+            return DIRECT
         parts = urlsplit(url)
+        proxy = self._proxy(parts)
+        if proxy is None:
+            return DIRECT
+        if proxy.authorization is None:
+            return Route(proxy.url)
+        credentials = {"Proxy-Authorization": proxy.authorization}
+        if parts.scheme == "https":
+            return Route(proxy.url, proxy_headers=credentials)
+        return Route(proxy.url, headers=credentials)
+
+    def _proxy(self, parts: SplitResult) -> Proxy | None:
         proxy = {"https": self.https, "http": self.http}.get(parts.scheme)
         if proxy is None or bypasses_proxy(parts.hostname or "", self.no_proxy):
             return None

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from ilagent.proxies import Proxies, Proxy, bypasses_proxy
+from ilagent.proxies import DIRECT, Proxies, Proxy, Route, bypasses_proxy
 
 
 @pytest.mark.parametrize(("host", "no_proxy", "bypass"), [
@@ -54,3 +54,27 @@ def test_credentials_leave_the_url_for_a_header() -> None:
     assert proxy.password == "p:ss word"
     assert proxy.authorization == "Basic " + base64.b64encode(b"ops@acme:p:ss word").decode()
     assert "word" not in repr(proxy) and "Basic" not in repr(proxy)
+
+
+AUTHORIZATION = "Basic " + base64.b64encode(b"ops:s3cret-pw").decode()
+CREDENTIALS = {"Proxy-Authorization": AUTHORIZATION}
+
+
+@pytest.mark.parametrize(("environ", "url", "route"), [
+    ({}, "https://api.ilert.com/api", DIRECT),
+    ({"HTTPS_PROXY": "proxy:3128"}, "https://api.ilert.com/api", Route("http://proxy:3128")),
+    ({"HTTPS_PROXY": "proxy:3128"}, "http://hooks.local/x", DIRECT),
+    ({"HTTPS_PROXY": "http://ops:s3cret-pw@proxy:3128"}, "https://api.ilert.com/api",
+     Route("http://proxy:3128", proxy_headers=CREDENTIALS)),
+    ({"HTTPS_PROXY": "http://ops:s3cret-pw@proxy:3128"}, "HTTPS://api.ilert.com/api",
+     Route("http://proxy:3128", proxy_headers=CREDENTIALS)),
+    ({"HTTP_PROXY": "http://ops:s3cret-pw@proxy:3128"}, "http://hooks.local/x",
+     Route("http://proxy:3128", headers=CREDENTIALS)),
+    ({"HTTP_PROXY": "http://ops:s3cret-pw@proxy:3128", "NO_PROXY": ".local"},
+     "http://hooks.local/x", DIRECT),
+])
+def test_a_route_gives_the_credentials_to_the_connect_or_to_the_plain_request(
+        environ: dict[str, str], url: str, route: Route) -> None:
+    """Through a proxy with credentials, an https request carries them on the tunnel's CONNECT
+    (``proxy_headers``), a plain http request in its own headers; never both."""
+    assert Proxies.from_environ(environ).route(url) == route

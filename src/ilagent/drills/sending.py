@@ -67,6 +67,8 @@ class IntakeDrills:
         self._session: aiohttp.ClientSession | None = None
 
     def start(self) -> None:
+        # the daemon's own address: never through HTTPS_PROXY / HTTP_PROXY (a proxy cannot
+        # reach this host's loopback); the drill's event goes on to ilert by the ilert client
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._timeout))
 

@@ -24,6 +24,8 @@ import orjson
 from ilagent import USER_AGENT
 from ilagent.config import MqttSettings
 from ilagent.fallback.alarm import Notice
+from ilagent.outbound import open_session
+from ilagent.proxies import DIRECT
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +67,12 @@ def without_credentials(url: str) -> str:
 
 
 class Webhook:
-    """An HTTP POST of the notice's JSON body; any 2xx is success, redirects are not followed."""
+    """An HTTP POST of the notice's JSON body; any 2xx is success, redirects are not followed.
+
+    It goes out as ilert's client does (:mod:`ilagent.outbound`): through the proxy of
+    ``HTTPS_PROXY`` / ``HTTP_PROXY`` unless ``NO_PROXY`` covers its host, trusting the CAs of
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, both read when its session opens (at the first send).
+    """
 
     name = "webhook"
 
@@ -74,15 +81,21 @@ class Webhook:
         self.where = origin(url)
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._route = DIRECT  # how its requests go, read when the session opens
 
     async def send(self, notice: Notice) -> None:
         if self._session is None:  # on the running loop, when it is first needed
-            self._session = aiohttp.ClientSession(
+            self._session, proxies = await open_session(
+                peer="the local fallback's webhook",
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"})
+            self._route = proxies.route(self._url)
+        route = self._route
         try:
-            async with self._session.post(self._url, data=orjson.dumps(notice.body()),
-                                          allow_redirects=False) as response:
+            async with self._session.post(
+                    self._url, data=orjson.dumps(notice.body()), allow_redirects=False,
+                    headers=route.headers or None, proxy=route.proxy,
+                    proxy_headers=route.proxy_headers) as response:
                 status = response.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ChannelError(self._safe(f"{type(exc).__name__}: {exc}".rstrip(": "))) from None
