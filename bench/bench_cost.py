@@ -28,7 +28,6 @@ import argparse
 import collections
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -53,8 +52,10 @@ from bench.common import (
     ilagent_argv,
     load_broker_module,
     machine,
+    own_cpu_seconds,
     produce_all,
     replace_block,
+    stat_cpu_seconds,
     utc_date,
     wait_until,
 )
@@ -154,10 +155,8 @@ def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
             stat = (task / "stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat.rsplit(")", 1)[1].split()
-        threads[int(task.name)] = (name, (int(fields[11]) + int(fields[12]))
-                                   / os.sysconf("SC_CLK_TCK"))
+        threads[int(task.name)] = (stat[stat.index("(") + 1 : stat.rindex(")")],
+                                   stat_cpu_seconds(stat))
     return threads
 
 
@@ -240,16 +239,11 @@ def bare(bootstrap: str, topic: str, count: int) -> None:
     while seen < count:
         messages = consumer.consume(num_messages=500, timeout=1.0)
         if messages and not seen:
-            start, cpu0 = time.monotonic(), _cpu()
+            start, cpu0 = time.monotonic(), own_cpu_seconds()
         seen += sum(1 for message in messages if message.error() is None and message.value())
-    elapsed, cpu = time.monotonic() - start, _cpu() - cpu0
+    elapsed, cpu = time.monotonic() - start, own_cpu_seconds() - cpu0
     consumer.close()
     print(json.dumps({"per_second": seen / elapsed, "cpu_us": cpu / seen * 1e6}))
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass

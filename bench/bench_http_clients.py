@@ -21,7 +21,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_cost import FakeIlertProcess
-from bench.common import RESULTS_FILE, machine, replace_block, utc_date
+from bench.common import RESULTS_FILE, machine, own_cpu_seconds, replace_block, utc_date
 
 HEADING = "## The HTTP client (issue 27, item 2): CPU per request and clean exits"
 BEGIN = "<!-- bench_http_clients:begin (written by bench/bench_http_clients.py; edits in here are lost) -->"
@@ -42,11 +41,6 @@ END = "<!-- bench_http_clients:end -->"
 BODY = (b'{"integrationKey":"il1apibenchkafka0000000001","eventType":"ALERT","alertKey":"M1",'
         b'"summary":"bench 1"}')
 IN_FLIGHT = 64
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def _aiohttp(url: str, count: int) -> int:
@@ -103,9 +97,9 @@ def measure(client: str, url: str, count: int) -> None:
 
     run = CLIENTS[client]
     uvloop.run(run(url, 200))
-    cpu, started = _cpu(), time.monotonic()
+    cpu, started = own_cpu_seconds(), time.monotonic()
     failed = uvloop.run(run(url, count))
-    elapsed, cpu = time.monotonic() - started, _cpu() - cpu
+    elapsed, cpu = time.monotonic() - started, own_cpu_seconds() - cpu
     print(json.dumps({"per_second": count / elapsed, "cpu_us": cpu / count * 1e6,
                       "failed": failed}))
 

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -129,9 +130,7 @@ class Process:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the child has used so far (all its threads)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        # fields[11] and [12] are utime and stime (fields 14 and 15 of proc(5)), in clock ticks
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return stat_cpu_seconds(Path(f"/proc/{self.pid}/stat").read_text())
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait up to ``timeout`` s, then SIGKILL; returns the exit code."""
@@ -145,6 +144,19 @@ class Process:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+def stat_cpu_seconds(stat: str) -> float:
+    """User plus system CPU seconds of a ``/proc/.../stat`` line (a process or a thread)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    # fields[11] and [12] are utime and stime (fields 14 and 15 of proc(5)), in clock ticks
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """User plus system CPU seconds this process has used so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ilagent_argv(*args: str) -> list[str]:
