@@ -226,11 +226,8 @@ class KafkaBridge:
             kind, value = self._classify(topic), message.value()
             if (raw_filter and kind is Kind.EVENT and message.headers() is None  # no drill
                     and (reason := raw_filter_reason(rules, value)) is not None):
-                state.tracker.skip(offset)
                 filtered += 1
-                if self._log_filtered.wanted():
-                    self._log_filtered.write(origin(message), reason)
-                done[state.key] = state
+                self._filtered_here(state, offset, message, reason, done)
                 continue
             try:
                 reading = read(kind, value, topic=topic, rules=rules,
@@ -249,13 +246,9 @@ class KafkaBridge:
                 self._watch.fanout(reading)
             if isinstance(reading, Dropped) or (isinstance(reading, Fanout)
                                                 and reading.filtered):
-                # the common case when most messages are filtered: no tracking needed
-                state.tracker.skip(offset)
                 if isinstance(reading, Dropped):
                     filtered += 1
-                if self._log_filtered.wanted():
-                    self._log_filtered.write(origin(message), reading.detail)
-                done[state.key] = state
+                self._filtered_here(state, offset, message, reading.detail, done)
                 continue
             self._settlement.start(state, offset, started, now)
             if isinstance(reading, Fanout):
@@ -289,6 +282,15 @@ class KafkaBridge:
             self._metrics.finished_skipped.inc(skipped)
         if done or started:
             self._settlement.settle(done.values(), started.values())
+
+    def _filtered_here(self, state: PartitionState, offset: int, message: Message,
+                       reason: str, done: dict[TPKey, PartitionState]) -> None:
+        """A filtered message ends in the batch, untracked (the common case when most are);
+        its line is sampled, its origin made only for a line written."""
+        state.tracker.skip(offset)
+        if self._log_filtered.wanted():
+            self._log_filtered.write(origin(message), reason)
+        done[state.key] = state
 
     def _spool(self, state: PartitionState, offset: int, message: Message,
                started: dict[TPKey, list[Any]], done: dict[TPKey, PartitionState],
