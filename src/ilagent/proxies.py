@@ -82,10 +82,6 @@ class Proxies:
     def __bool__(self) -> bool:
         return self.https is not None or self.http is not None
 
-    def for_url(self, url: str) -> Proxy | None:
-        """The proxy a request to ``url`` goes through; None for a direct connection."""
-        return self._proxy(urlsplit(url))
-
     def route(self, url: str) -> Route:
         """How a request to ``url`` goes: :data:`DIRECT`, or through its proxy.
 

@@ -39,11 +39,11 @@ def test_each_scheme_has_its_own_variable_and_lower_case_wins() -> None:
     proxies = Proxies.from_environ({
         "https_proxy": "http://lower:3128", "HTTPS_PROXY": "http://upper:3128",
         "HTTP_PROXY": "plain:8080", "NO_PROXY": "sandbox.local"})
-    assert proxies.for_url("https://api.ilert.com/api/events") == Proxy("http://lower:3128")
-    assert proxies.for_url("http://127.0.0.1:8080/api") == Proxy("http://plain:8080")
-    assert proxies.for_url("https://sandbox.local/api") is None
+    assert proxies.route("https://api.ilert.com/api/events") == Route("http://lower:3128")
+    assert proxies.route("http://127.0.0.1:8080/api") == Route("http://plain:8080")
+    assert proxies.route("https://sandbox.local/api") == DIRECT
     off = Proxies.from_environ({"https_proxy": "", "HTTPS_PROXY": "http://upper:3128"})
-    assert not off and off.for_url("https://api.ilert.com/api") is None
+    assert not off and off.route("https://api.ilert.com/api") == DIRECT
 
 
 def test_credentials_leave_the_url_for_a_header() -> None:
