@@ -1,7 +1,8 @@
 // ilagent sandbox page: alerts, escalation-policy levels and a request stream, kept live over
 // server-sent events.
 // On each (re)connection the server says "hello" once it has subscribed us; only then is the
-// snapshot loaded, so nothing sent between snapshot and stream is lost. Updates carry a rev/seq,
+// snapshot loaded, so nothing sent between snapshot and stream is lost; what the stream brings
+// meanwhile is applied after the snapshot. Updates carry a rev/seq,
 // so a stale copy never overwrites a newer one whatever order the two channels deliver in.
 "use strict";
 
@@ -309,12 +310,26 @@ function onMessage(message) {
 
 function connect() {
   const source = new EventSource("/sandbox/stream");
+  // messages that arrive while a snapshot loads: applied after it, or the snapshot (asked for
+  // before they happened) would wipe them out when it replaces the page
+  let held = null;
   source.addEventListener("hello", () => {
     setConnection("live");
+    held = [];
     // rebuild from scratch (a reset may have happened while we were away), once it is loaded
-    loadSnapshot().catch((error) => console.error("sandbox snapshot failed", error));
+    loadSnapshot()
+      .catch((error) => console.error("sandbox snapshot failed", error))
+      .finally(() => {
+        const late = held || [];
+        held = null;
+        for (const message of late) onMessage(message);
+      });
   });
-  source.addEventListener("message", (event) => onMessage(JSON.parse(event.data)));
+  source.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    if (held) held.push(message);
+    else onMessage(message);
+  });
   source.addEventListener("error", () => setConnection("connecting"));
 }
 
