@@ -136,6 +136,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.umask(umask)
 
 
+def _interrupts() -> tuple[type[BaseException], ...]:
+    """What Ctrl+C can come out of a command as: KeyboardInterrupt, or — once asyncio is
+    loaded — the main task's CancelledError.
+
+    ``asyncio.run`` installs its SIGINT handler (which cancels the main task) and only then
+    zeroes its count of interrupts; a Ctrl+C between the two cancels the task but is forgotten,
+    and the CancelledError comes out instead of KeyboardInterrupt (CPython 3.11, seen in a
+    sandbox stopped in its first 0.3 s). Nothing else cancels a command's main task."""
+    asyncio = sys.modules.get("asyncio")
+    return (KeyboardInterrupt,) if asyncio is None else (KeyboardInterrupt, asyncio.CancelledError)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     tokens = list(sys.argv[1:] if argv is None else argv)
@@ -164,7 +176,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except IlagentError as exc:
         print(logs.hide_secrets(f"ilagent {args.command}: error: {exc}"), file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except _interrupts():
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `ilagent queue list | head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
