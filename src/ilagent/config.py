@@ -58,7 +58,8 @@ DEFAULT_MQTT_CERT_RELOAD = 30.0  # as ilagent 0.9
 DEFAULT_MQTT_KEEPALIVE = 30
 MQTT_VERSIONS = ("5", "3.1.1")
 
-DEFAULT_MAX_IN_FLIGHT = 64
+# binds only with pacing off, where it is also what a crash sends twice (docs/capacity.md)
+DEFAULT_MAX_IN_FLIGHT = 32
 DEFAULT_RATE_LIMIT_PER_KEY = 50
 DEFAULT_RATE_LIMIT_TOTAL = 700
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
-from ilagent.config import RetryPolicy
+from ilagent.config import DEFAULT_MAX_IN_FLIGHT, RetryPolicy
 from ilagent.delivery import backoff
 from ilagent.delivery.gate import Gate
 from ilagent.delivery.job import EXPIRED, STALE, Job, JobOwner, Recorder, Verdict
@@ -61,7 +61,7 @@ class Deliverer:
         policy: RetryPolicy,
         pacer: Pacer,
         metrics: Metrics,
-        max_in_flight: int = 64,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         gate: Gate | None = None,
         policies: PolicySync | None = None,
         recorder: Recorder | None = None,
