@@ -311,18 +311,20 @@ function onMessage(message) {
 function connect() {
   const source = new EventSource("/sandbox/stream");
   // messages that arrive while a snapshot loads: applied after it, or the snapshot (asked for
-  // before they happened) would wipe them out when it replaces the page
+  // before they happened) would wipe them out when it replaces the page. Each hello holds its
+  // own: after a reconnect during a load, the newer snapshot covers what the older one held,
+  // and messages stay held until that newer one is in.
   let held = null;
   source.addEventListener("hello", () => {
     setConnection("live");
-    held = [];
+    const mine = (held = []);
     // rebuild from scratch (a reset may have happened while we were away), once it is loaded
     loadSnapshot()
       .catch((error) => console.error("sandbox snapshot failed", error))
       .finally(() => {
-        const late = held || [];
+        if (held !== mine) return; // a later hello's snapshot applies them
         held = null;
-        for (const message of late) onMessage(message);
+        for (const message of mine) onMessage(message);
       });
   });
   source.addEventListener("message", (event) => {
