@@ -161,6 +161,9 @@ class Daemon:
             if self.journal is not None:  # before any event can end
                 await self.journal.open()
                 tasks.append(loop.create_task(self.journal.run()))
+            # before any source: a partition assigned at once hands over messages at once, and
+            # a send before this would fail (as an internal error, a dead letter)
+            await self.client.start()
             if self.bridge is not None:
                 self.bridge.start()
                 self.probes.parts["kafka"] = self.bridge.readiness
@@ -171,7 +174,6 @@ class Daemon:
             if self.store is not None:
                 await open_queue(self.store,
                                  convert_mqtt=self.mqtt.convert_legacy if self.mqtt else None)
-            await self.client.start()
             runner = await self._start_http()
         except BaseException:
             await self._shutdown(runner, tasks, quiet=True)
@@ -271,13 +273,14 @@ class Daemon:
             HeartbeatProxy(deliverer=self.deliverer, gate=self.gate, pacer=self.pacer,
                            metrics=self.metrics).add_routes(app)
         runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
-                               access_log_class=AccessLogger, handle_signals=False)
+                               access_log_class=AccessLogger, handle_signals=False,
+                               shutdown_timeout=1.0)
         try:
             await runner.setup()  # reads the token file
         except BaseException:
             await runner.cleanup()
             raise
-        site = web.TCPSite(runner, http.host, http.port, shutdown_timeout=1.0)
+        site = web.TCPSite(runner, http.host, http.port)
         try:
             await site.start()
         except OSError as exc:
