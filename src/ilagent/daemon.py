@@ -161,9 +161,7 @@ class Daemon:
             if self.journal is not None:  # before any event can end
                 await self.journal.open()
                 tasks.append(loop.create_task(self.journal.run()))
-            # before any source: a partition assigned at once hands over messages at once, and
-            # a send before this would fail (as an internal error, a dead letter)
-            await self.client.start()
+            await self.client.start()  # before any source: a message may come at once
             if self.bridge is not None:
                 self.bridge.start()
                 self.probes.parts["kafka"] = self.bridge.readiness

@@ -176,6 +176,10 @@ class Sampled:
         self._last = now
         return True
 
+    def count(self, events: int) -> None:
+        """``events`` more, all counted towards the next line (a batch's worth at once)."""
+        self._held += events
+
     def write(self, *args: object) -> None:
         """Write the line that :meth:`wanted` said was due."""
         held, self._held = self._held, 0

@@ -54,6 +54,7 @@ from ilagent.kafka.partitions import (
     origin,
 )
 from ilagent.kafka.pauses import clear_held_back, report_pause
+from ilagent.kafka.runs import Tally, filter_run
 from ilagent.kafka.settlement import Settlement
 from ilagent.kafka.spool_reading import SpoolReader, spool_job
 from ilagent.kafka.stats import readiness
@@ -198,90 +199,102 @@ class KafkaBridge:
     # ---- dispatch ----------------------------------------------------------------------------
 
     def _on_batch(self, batch: Batch) -> None:
-        rules, routes = self._rules, self.routes
-        self._handoff.mapped(len(batch))
-        done: dict[TPKey, PartitionState] = {}  # partitions with messages finished right here
-        started: dict[TPKey, list[Any]] = {}  # messages that went on to delivery, per partition
-        filtered = skipped = consumed = 0
-        now = time.monotonic()
+        tally = Tally(time.monotonic())
         spool_topic = self.settings.spool_topic if self._spool_reader is not None else None
         # the flags' filter on an event topic, told from the raw bytes where they can: most
         # messages of a filtered topic end here, without a parse or anything else
-        raw_filter = rules.filter_key is not None and not routes
-        for state, message in batch:
+        raw_filter = self._rules.filter_key is not None and not self.routes
+        self._handoff.mapped(sum(len(run) for _state, run in batch))
+        for state, run in batch:
             if state.revoked:  # never started; the partition's next owner reads it again
                 continue
             topic = state.topic
             spooled = topic == spool_topic
-            consumed += not spooled  # a spool record was counted once: as http or mqtt
-            offset = offset_of(message)
-            if offset < state.restored_until and state.tracker.restored(offset):
-                state.tracker.skip(offset)  # finished before a restart or a rebalance
-                skipped += 1
-                done[state.key] = state
-                continue
-            if spooled:
-                self._spool(state, offset, message, started, done, now)
-                continue
-            kind, value = self._classify(topic), message.value()
-            if (raw_filter and kind is Kind.EVENT and message.headers() is None  # no drill
-                    and (reason := raw_filter_reason(rules, value)) is not None):
-                filtered += 1
-                self._filtered_here(state, offset, message, reason, done)
-                continue
-            try:
-                reading = read(kind, value, topic=topic, rules=rules,
-                               policy_rules=self._policy_rules, source=SOURCE,
-                               message_key=message.key(), routes=routes)
-            except Exception:
-                logger.exception("internal error while mapping %s; dead-lettering it",
-                                 origin(message), extra=EACH)
-                reading = Refused("internal_error", "see the daemon's log")
-            if (drill := header_mark(message.headers())) is not None:  # never a real alarm
-                hand_over(self.drills, self._metrics, SOURCE, drill, reading)
-                state.tracker.skip(offset)
-                done[state.key] = state
-                continue
-            if isinstance(reading, Fanout):
-                self._watch.fanout(reading)
-            if isinstance(reading, Dropped) or (isinstance(reading, Fanout)
-                                                and reading.filtered):
-                if isinstance(reading, Dropped):
-                    filtered += 1
-                self._filtered_here(state, offset, message, reading.detail, done)
-                continue
-            self._settlement.start(state, offset, started, now)
-            if isinstance(reading, Fanout):
-                parts = Parts(len(reading.parts)) if len(reading.parts) > 1 else None
-                for part in reading.parts:
-                    if isinstance(part, Event):
-                        self._submit_event(state, offset, message, part, parts)
-                    else:
-                        self._reject(state, message, part.reason, part.detail, parts,
-                                     part.route)
-            elif isinstance(reading, Refused):
-                self._reject(state, message, reading.reason, reading.detail)
-            elif isinstance(reading, Event):
-                self._watch.mapped(reading.mapped)
-                self._submit_event(state, offset, message, reading, None)
-            elif isinstance(reading, Ping):
-                self._submit(state, offset, Job(
-                    owner=self, source=SOURCE, lane=heartbeat_lane(reading.key),
-                    integration_key=reading.key, origin=origin(message),
-                    context=(state, message, None)))
+            if not spooled:  # a spool record was counted once: as http or mqtt
+                tally.consumed += len(run)
+            kind = self._classify(topic)
+            if (raw_filter and kind is Kind.EVENT and not spooled
+                    and offset_of(run[0]) >= state.restored_until):
+                filter_run(self._rules, state, run, tally, log=self._log_filtered,
+                           read_one=functools.partial(self._one, state, kind=Kind.EVENT,
+                                                      spooled=False, tally=tally))
             else:
-                self._submit(state, offset, Job(
-                    owner=self, source=SOURCE, lane=policy_lane(reading),
-                    integration_key=POLICY_KEY, policy=reading, origin=origin(message),
-                    context=(state, message, None)))
-        if consumed:
-            self._consumed.inc(consumed)
-        if filtered:
-            self._filtered.inc(filtered)
-        if skipped:
-            self._metrics.finished_skipped.inc(skipped)
-        if done or started:
-            self._settlement.settle(done.values(), started.values())
+                for message in run:
+                    self._one(state, message, kind=kind, spooled=spooled, tally=tally)
+        if tally.consumed:
+            self._consumed.inc(tally.consumed)
+        if tally.filtered:
+            self._filtered.inc(tally.filtered)
+        if tally.skipped:
+            self._metrics.finished_skipped.inc(tally.skipped)
+        if tally.done or tally.started:
+            self._settlement.settle(tally.done.values(), tally.started.values())
+
+    def _one(self, state: PartitionState, message: Message, *, kind: Kind | None,
+             spooled: bool, tally: Tally) -> None:
+        """One message: skipped, filtered, handed to the drills, or on to delivery."""
+        offset = offset_of(message)
+        if offset < state.restored_until and state.tracker.restored(offset):
+            state.tracker.skip(offset)  # finished before a restart or a rebalance
+            tally.skipped += 1
+            tally.done[state.key] = state
+            return
+        done, started, now = tally.done, tally.started, tally.now
+        if spooled:
+            self._spool(state, offset, message, started, done, now)
+            return
+        rules, routes, value = self._rules, self.routes, message.value()
+        if (rules.filter_key is not None and not routes and kind is Kind.EVENT
+                and message.headers() is None  # no drill
+                and (reason := raw_filter_reason(rules, value)) is not None):
+            tally.filtered += 1
+            self._filtered_here(state, offset, message, reason, done)
+            return
+        try:
+            reading = read(kind, value, topic=state.topic, rules=rules,
+                           policy_rules=self._policy_rules, source=SOURCE,
+                           message_key=message.key(), routes=routes)
+        except Exception:
+            logger.exception("internal error while mapping %s; dead-lettering it",
+                             origin(message), extra=EACH)
+            reading = Refused("internal_error", "see the daemon's log")
+        if (drill := header_mark(message.headers())) is not None:  # never a real alarm
+            hand_over(self.drills, self._metrics, SOURCE, drill, reading)
+            state.tracker.skip(offset)
+            done[state.key] = state
+            return
+        if isinstance(reading, Fanout):
+            self._watch.fanout(reading)
+        if isinstance(reading, Dropped) or (isinstance(reading, Fanout)
+                                            and reading.filtered):
+            if isinstance(reading, Dropped):
+                tally.filtered += 1
+            self._filtered_here(state, offset, message, reading.detail, done)
+            return
+        self._settlement.start(state, offset, started, now)
+        if isinstance(reading, Fanout):
+            parts = Parts(len(reading.parts)) if len(reading.parts) > 1 else None
+            for part in reading.parts:
+                if isinstance(part, Event):
+                    self._submit_event(state, offset, message, part, parts)
+                else:
+                    self._reject(state, message, part.reason, part.detail, parts,
+                                 part.route)
+        elif isinstance(reading, Refused):
+            self._reject(state, message, reading.reason, reading.detail)
+        elif isinstance(reading, Event):
+            self._watch.mapped(reading.mapped)
+            self._submit_event(state, offset, message, reading, None)
+        elif isinstance(reading, Ping):
+            self._submit(state, offset, Job(
+                owner=self, source=SOURCE, lane=heartbeat_lane(reading.key),
+                integration_key=reading.key, origin=origin(message),
+                context=(state, message, None)))
+        else:
+            self._submit(state, offset, Job(
+                owner=self, source=SOURCE, lane=policy_lane(reading),
+                integration_key=POLICY_KEY, policy=reading, origin=origin(message),
+                context=(state, message, None)))
 
     def _filtered_here(self, state: PartitionState, offset: int, message: Message,
                        reason: str, done: dict[TPKey, PartitionState]) -> None:
@@ -379,3 +392,4 @@ class KafkaBridge:
                                     route=job.route if job.shown_route else "")
         else:
             self._ended(state, message, parts, finished=True)
+

@@ -61,7 +61,8 @@ PLAINTEXT_ON_TLS = "Kafka TLS mismatch (a plaintext client on a TLS port? check 
 REVOKE_COMMIT_TIMEOUT = 10.0  # how long a revoke keeps trying to commit
 FINAL_COMMIT_TIMEOUT = 10.0  # how long the shutdown keeps trying (and polling) to commit
 
-Batch = list[tuple[PartitionState, Message]]
+# runs of one partition's messages, in the order consumed (most batches are one run)
+Batch = list[tuple[PartitionState, list[Message]]]
 Drain = Callable[[list[PartitionState], bool], Coroutine[Any, Any, dict[TPKey, Snapshot]]]
 
 
@@ -232,6 +233,9 @@ class PollThread:
 
     def _hand_over(self, messages: list[Message]) -> None:
         batch: Batch = []
+        handed = 0
+        run: list[Message] | None = None
+        run_key: TPKey | None = None
         for message in messages:
             error = message.error()
             if error is not None:
@@ -242,13 +246,17 @@ class PollThread:
                     logger.warning("Kafka: %s", error.str())
                 continue
             key = (str(message.topic()), int(message.partition() or 0))
-            state = self.assigned.get(key)
-            if state is None:  # revoked inside this consume(); the next owner reads it again
-                continue
-            batch.append((state, message))
-        if not batch:
+            if key != run_key:
+                run_key, state, run = key, self.assigned.get(key), None
+                if state is not None:  # else revoked inside this consume(): read again later
+                    run = []
+                    batch.append((state, run))
+            if run is not None:
+                run.append(message)
+                handed += 1
+        if not handed:
             return
-        self._handoff.handed(len(batch))
+        self._handoff.handed(handed)
         self._loop.call_soon_threadsafe(self._on_batch, batch)
 
     def _apply_requests(self, consumer: Consumer) -> None:

@@ -20,6 +20,7 @@ _CONSUMER_ONLY = frozenset({
     "partition.assignment.strategy", "queued.max.messages.kbytes", "statistics.interval.ms",
     "max.poll.interval.ms", "group.instance.id", "fetch.min.bytes", "fetch.max.bytes",
     "max.partition.fetch.bytes", "group.protocol", "isolation.level", "heartbeat.interval.ms",
+    "fetch.queue.backoff.ms",
 })
 
 
@@ -43,6 +44,10 @@ def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
         # A whole fetch answer stays within the queue's 16 MiB: librdkafka lowers its
         # fetch.max.bytes to queued.max.messages.kbytes (never below message.max.bytes)
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
+        # once the local queue is over its thresholds (queued.min.messages, the 16 MiB), the
+        # next fetch waits this long: librdkafka's 1 s capped a backlog at about 190k messages/s
+        # however fast they were filtered (2.3M/s with 20 ms; bench/RESULTS.md, issue 27)
+        "fetch.queue.backoff.ms": 20,
         # every second: lag gauges and readiness (group membership, broker connections)
         "statistics.interval.ms": 1000,
         # an unreachable cluster is retried at a growing interval, not hammered

@@ -20,6 +20,7 @@ from ilagent.mapping.messages import (
     heartbeat_key,
     map_message,
     raw_filter_reason,
+    raw_survivors,
 )
 
 TOPIC = "plant/alarms"
@@ -255,6 +256,36 @@ def test_the_raw_check_never_drops_what_the_filter_passes(
     payload = json.dumps(document, ensure_ascii=ascii_only).encode()
     if raw_filter_reason(rules, payload) is not None:
         assert filter_reason(rules, json.loads(payload)) is not None
+
+
+_PIECES = st.sampled_from([b'"type"', b'"ALARM"', b'"AL', b'ARM"', b'"', b"\\", b":", b"{",
+                           b"}", b" ", b'"ty', b'pe"', b"x" * 40, "\u00ff".encode()])
+
+
+@settings(max_examples=400, deadline=None)
+@given(payloads=st.lists(st.none() | st.lists(_PIECES, max_size=6).map(b"".join),
+                         max_size=30),
+       value=st.none() | st.just("ALARM"), limit=st.sampled_from([1, 7, 64, 4 << 20]))
+def test_a_batch_search_keeps_every_payload_the_raw_check_cannot_rule_out(
+        payloads: list[bytes | None], value: str | None, limit: int) -> None:
+    """Property: the one search over a batch (in parts of ``limit`` bytes, needles spanning two
+    payloads included) keeps every payload the raw check alone would keep, in order; what it
+    leaves out is what the raw check drops."""
+    rules = MappingRules(event_key=KEY, filter_key="type", filter_val=value)
+    survivors = raw_survivors(rules, payloads, limit=limit)
+    assert survivors is not None and survivors == sorted(set(survivors))
+    kept = {index for index, payload in enumerate(payloads)
+            if raw_filter_reason(rules, payload) is None}
+    assert kept <= set(survivors)
+    assert all(0 <= index < len(payloads) for index in survivors)
+
+
+def test_a_batch_search_without_needles_rules_nothing_out() -> None:
+    """No filter, or one that JSON writes with an escape: nothing is told from raw bytes."""
+    assert raw_survivors(MappingRules(event_key=KEY), [b"x"]) is None
+    assert raw_survivors(MappingRules(event_key=KEY, filter_key="t\"y"), [b"x"]) is None
+    assert raw_survivors(MappingRules(event_key=KEY, filter_key="type", filter_val="ALARM"),
+                         [b'{"type": "INFO"}', b'{"type": "ALARM"}', None, b"{}"]) == [1]
 
 
 # --- filter ---------------------------------------------------------------------------------
