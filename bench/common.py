@@ -248,6 +248,16 @@ class DaemonProcess(Process):
                 values[name] = float(value)
         return values
 
+    def serving(self) -> bool:
+        """True once the HTTP server answers /metrics (before the group is joined)."""
+        if not self.alive():
+            raise RuntimeError(f"the daemon exited:\n{self.tail()}")
+        try:
+            self.metrics()
+        except (OSError, RuntimeError):
+            return False
+        return True
+
     def ready(self) -> bool:
         """True once /ready answers 204 (joined the group, partitions assigned)."""
         if not self.alive():
