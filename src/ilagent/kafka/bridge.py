@@ -298,8 +298,9 @@ class KafkaBridge:
 
     def _filtered_here(self, state: PartitionState, offset: int, message: Message,
                        reason: str, done: dict[TPKey, PartitionState]) -> None:
-        """A filtered message ends in the batch, untracked (the common case when most are);
-        its line is sampled, its origin made only for a line written."""
+        """A filtered message ends in the batch, untracked (as a stretch of them does in
+        :func:`~ilagent.kafka.runs.filter_run`); its line is sampled, its origin made only for
+        a line written."""
         state.tracker.skip(offset)
         if self._log_filtered.wanted():
             self._log_filtered.write(origin(message), reason)
@@ -392,4 +393,3 @@ class KafkaBridge:
                                     route=job.route if job.shown_route else "")
         else:
             self._ended(state, message, parts, finished=True)
-

@@ -284,8 +284,9 @@ def raw_survivors(rules: MappingRules, payloads: Sequence[bytes | None], *,
 
     One search of the joined payloads for the needle (the filter's value, else its key) and
     one for a backslash (``limit`` bytes at a time), instead of two per payload; after a hit
-    the search goes on at the next payload. A needle spanning two payloads makes a survivor too many (it is checked again
-    on its own), never one too few: a payload holding the needle holds a hit of its own."""
+    the search goes on at the next payload. A needle spanning two payloads makes a survivor too
+    many (it is checked again on its own), never one too few: a payload holding the needle
+    holds a hit of its own."""
     needles = (_needles(rules.filter_key, rules.filter_val)
                if rules.filter_key is not None else None)
     if needles is None:
