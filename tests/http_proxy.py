@@ -120,7 +120,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
-        if writer.can_write_eof():
+        if writer.can_write_eof() and not writer.is_closing():
             writer.write_eof()
-    except ConnectionError:
+    except (ConnectionError, RuntimeError):  # uvloop: a RuntimeError for a closed transport
         writer.close()

@@ -37,12 +37,11 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
-import aiohttp
-
 from ilagent import USER_AGENT
 from ilagent.config import DEFAULT_API_URL, DEFAULT_BEAT_URL, DEFAULT_TIMEOUT, MAX_RETRY_AFTER
+from ilagent.http1 import HttpFailure, Pool
 from ilagent.logs import mask, mask_key
-from ilagent.outbound import open_session
+from ilagent.outbound import environment
 from ilagent.proxies import Proxies
 
 logger = logging.getLogger(__name__)
@@ -100,7 +99,8 @@ def classify(status: int) -> Outcome:
 
 
 class IlertClient:
-    """Talks to ilert (or the local sandbox) over one pooled aiohttp session.
+    """Talks to ilert (or the local sandbox) over one pool of keep-alive connections
+    (:mod:`ilagent.http1`).
 
     Open it with ``async with`` or :meth:`start`; the constructor does no I/O. :meth:`start`
     reads the environment once, with curl's rules (:mod:`ilagent.outbound`): the proxies of
@@ -122,9 +122,9 @@ class IlertClient:
         self._wrong_url_then = wrong_url_then  # what becomes of a request a wrong URL refused
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.beat_url = beat_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
         self._proxies = Proxies()  # from the environment, at start
         self._beats_answered: set[str] = set()  # heartbeat base URLs that answered a ping 2xx
         self.last_connection_failure: float | None = None  # monotonic time, None once it works
@@ -132,16 +132,16 @@ class IlertClient:
 
     async def start(self) -> None:
         """Open the connection pool."""
-        if self._session is None:
-            self._session, self._proxies = await open_session(
-                peer="ilert", timeout=self._timeout, max_connections=self._max_connections,
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
+        if self._pool is None:
+            self._proxies, tls = await environment(peer="ilert")
+            self._pool = Pool(tls=tls, timeout=self._timeout, limit=self._max_connections,
+                              headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
 
     async def close(self) -> None:
         """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def __aenter__(self) -> IlertClient:
         await self.start()
@@ -198,32 +198,29 @@ class IlertClient:
 
         ``not_found`` is the reason of a 404 that ilert itself gave; ``beat`` the base URL of
         a heartbeat ping, whose bare 404 is ilert's once that base has answered 2xx."""
-        if self._session is None:
+        if self._pool is None:
             raise RuntimeError("IlertClient used before start()")
-        route = self._proxies.route(url)
         headers = {**(_JSON if body is not None else {}), **(self._auth if auth else {}),
-                   **(extra or {}), **route.headers}
+                   **(extra or {})}
         answer: object = None
         started = time.monotonic()
         try:
-            async with self._session.request(
-                method, url, data=body, allow_redirects=False, headers=headers or None,
-                proxy=route.proxy, proxy_headers=route.proxy_headers,
-            ) as response:
-                status = response.status
-                # the body only matters to explain a failure, or as a policy call's answer
-                wanted = auth or not 200 <= status < 300
-                text = ("" if method == "HEAD" or not wanted
-                        else await response.text(errors="replace"))
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            response = await self._pool.request(method, url, body=body, headers=headers,
+                                                route=self._proxies.route(url))
+        except (TimeoutError, OSError) as exc:
             self.last_connection_failure = self.last_connection_failure or time.monotonic()
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            reason = (str(exc) if isinstance(exc, HttpFailure) or not str(exc)
+                      else f"{type(exc).__name__}: {exc}") or type(exc).__name__
             self.last_failure = mask(reason)
             return Result(Outcome.RETRY, None, self.last_failure,
                           elapsed=time.monotonic() - started), None
         elapsed = time.monotonic() - started
         self.last_connection_failure = None
+        status = response.status
+        # the body only matters to explain a failure, or as a policy call's answer
+        wanted = auth or not 200 <= status < 300
+        text = response.body.decode(errors="replace") if wanted else ""
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
         outcome, reason = classify(status), ""
         if status == 404:
             outcome, reason, text = self._not_found(method, url, text, not_found, beat)

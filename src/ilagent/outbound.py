@@ -1,9 +1,10 @@
 """How the agent's HTTP clients reach out: the proxies and the CA certificates of the
 environment, read once, as curl reads them, when a client opens its session.
 
-ilert's client and the local fallback's webhook open theirs with :func:`open_session` and send
-each request by the :class:`~ilagent.proxies.Route` its URL takes, so both go through the same
-proxies and trust the same CAs. Not aiohttp's ``trust_env``: that reads the environment and
+ilert's client reads them with :func:`environment` (for its own pool, :mod:`ilagent.http1`), the
+local fallback's webhook with :func:`open_session` (an aiohttp session); each request goes by
+the :class:`~ilagent.proxies.Route` its URL takes, so both go through the same proxies and trust
+the same CAs. Not aiohttp's ``trust_env``: that reads the environment and
 ``~/.netrc`` again on every request, in worker threads (0.3 ms more CPU per request to a local
 server, measured), and a ``.netrc`` entry for ilert's API host turns the policy calls'
 ``Authorization`` header into a ValueError.
@@ -22,7 +23,7 @@ import aiohttp
 from ilagent.logs import register_secret
 from ilagent.proxies import Proxies
 
-__all__ = ["open_session", "tls_context"]
+__all__ = ["environment", "open_session", "tls_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +37,22 @@ async def open_session(
     Reads ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY`` now (a proxy's password becomes a
     registered secret), and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` in a thread; ``peer`` names
     whom TLS goes to in the warning about such a path that cannot be read."""
-    proxies = Proxies.from_environ(os.environ)
-    for proxy in (proxies.https, proxies.http):
-        if proxy is not None:
-            register_secret(proxy.password)
-    tls = await asyncio.to_thread(tls_context, peer=peer)  # reads the CA files
+    proxies, tls = await environment(peer=peer)
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=max_connections, ssl=tls),
         timeout=timeout, headers=dict(headers))
     return session, proxies
+
+
+async def environment(*, peer: str) -> tuple[Proxies, ssl.SSLContext]:
+    """The proxies of ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY`` (a proxy's password
+    becomes a registered secret), and the TLS context of :func:`tls_context`, made in a
+    thread (it reads the CA files)."""
+    proxies = Proxies.from_environ(os.environ)
+    for proxy in (proxies.https, proxies.http):
+        if proxy is not None:
+            register_secret(proxy.password)
+    return proxies, await asyncio.to_thread(tls_context, peer=peer)
 
 
 def tls_context(*, peer: str) -> ssl.SSLContext:

@@ -9,10 +9,10 @@ a scheme is ``http://``. Python's own reading (``urllib.request.proxy_bypass``, 
 (``10.0.0.0/8``); hence these few lines instead.
 
 Credentials in a proxy's URL are split off into a ``Proxy-Authorization`` value, so the URL
-that aiohttp puts into its error messages never carries the password. :meth:`Proxies.route`
-says where that value goes for one request (:class:`Route`: aiohttp's ``proxy=`` and
-``proxy_headers=``, and headers of the request itself); :mod:`ilagent.outbound` reads the
-environment when an HTTP client's session opens.
+that an HTTP client puts into its error messages never carries the password.
+:meth:`Proxies.route` says where that value goes for one request (:class:`Route`: the proxy,
+the headers of its ``CONNECT``, and headers of the request itself); :mod:`ilagent.outbound`
+reads the environment when an HTTP client starts.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class Proxy:
 
 @dataclass(frozen=True)
 class Route:
-    """How one request goes: aiohttp's ``proxy=`` and ``proxy_headers=`` arguments, and the
-    headers to add to the request itself."""
+    """How one request goes: the proxy's URL (None: directly), the headers of the tunnel's
+    ``CONNECT`` (aiohttp's ``proxy_headers=``), and the headers to add to the request itself."""
 
     proxy: str | None = None
     proxy_headers: Mapping[str, str] | None = field(default=None, repr=False)
@@ -85,9 +85,8 @@ class Proxies:
     def route(self, url: str) -> Route:
         """How a request to ``url`` goes: :data:`DIRECT`, or through its proxy.
 
-        A proxy's credentials go with the ``CONNECT`` of an https request (aiohttp sends
-        ``proxy_headers`` with the ``CONNECT`` only), and with a plain http request itself;
-        never to the server behind the tunnel."""
+        A proxy's credentials go with the ``CONNECT`` of an https request only, and with a
+        plain http request itself; never to the server behind the tunnel."""
         if not self:
             return DIRECT
         parts = urlsplit(url)

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         differences=differences(rows))
     out = sys.stdout
     if destination is not None:
-        from ilagent.commands.replay_send import send_all  # aiohttp: only when sending
+        from ilagent.commands.replay_send import send_all  # the HTTP client: only when sending
 
         replayed.sending = asyncio.run(send_all(
             [sent for _w, _b, after in rows for sent in after.sent], api_url=destination))
