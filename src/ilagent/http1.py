@@ -16,8 +16,7 @@ Answers are parsed by ``httptools`` (llhttp, Node's parser); this module frames 
 * **Proxies** (:class:`~ilagent.proxies.Route`): an https URL goes through a ``CONNECT``
   tunnel, the proxy's credentials on the ``CONNECT`` only; an http URL is sent to the proxy
   whole (absolute form), its credentials on the request.
-* **Failures** are :class:`HttpFailure` (an ``OSError``), whose text names what failed and
-  never a proxy's password (the credentials are separate from the proxy URL).
+* **Failures** are :class:`HttpFailure` (an ``OSError``) naming what failed, never a secret.
 * A ``HEAD`` answer (and a ``CONNECT``'s) ends with its headers; its connection is not reused.
 """
 
@@ -359,7 +358,7 @@ class Pool:
             return known
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+            raise ValueError(f"not an http(s) URL (scheme {parts.scheme!r})")
         origin = _Origin(parts.scheme, parts.hostname,
                          parts.port or (443 if parts.scheme == "https" else 80), proxy)
         target = parts.path or "/"
@@ -367,8 +366,8 @@ class Pool:
             target = f"{target}?{parts.query}"
         if proxy is not None and parts.scheme == "http":
             target = f"http://{origin.authority}{target}"  # the absolute form, for the proxy
-        if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target):
-            raise ValueError(f"a request target with a space or control character: {target!r}")
+        if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target):  # (not shown: keys)
+            raise ValueError("a request target with a space or control character")
         if len(self._targets) >= 4096:
             self._targets.clear()
         known = self._targets[key] = (
