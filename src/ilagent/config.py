@@ -59,7 +59,7 @@ DEFAULT_MQTT_KEEPALIVE = 30
 MQTT_VERSIONS = ("5", "3.1.1")
 
 # binds only with pacing off, where it is also what a crash sends twice (docs/capacity.md)
-DEFAULT_MAX_IN_FLIGHT = 32
+DEFAULT_MAX_IN_FLIGHT = 24
 DEFAULT_RATE_LIMIT_PER_KEY = 50
 DEFAULT_RATE_LIMIT_TOTAL = 700
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0

@@ -139,7 +139,7 @@ def test_sigkill_three_times_loses_nothing_keeps_order_and_few_duplicates(
     with capsys.disabled():  # the report the issue asks for, shown in every run
         print(f"\n[report] duplicates after 3 SIGKILLs of 5,000 events over 100 alerts: "
               f"{duplicates}")
-    # what a kill costs at ~5,000 events a second: the requests in flight (up to 32) and what
+    # what a kill costs at ~5,000 events a second: the requests in flight (up to 24) and what
     # finished since the last commit (every 10 ms while a backlog drains), ~100-250 a kill on a
     # quiet machine (bench/RESULTS.md), more while the rest of the suite loads both cores; the
     # old quarter-second cadence with a position held back by slow alerts cost 1,400-2,400
