@@ -70,9 +70,8 @@ class _Origin:
 
     @property
     def authority(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
+        return _authority(self.host, None if self.port == _default_port(self.scheme)
+                          else self.port)
 
 
 class _Connection(asyncio.Protocol):
@@ -219,8 +218,7 @@ class Pool:
         self._tls = tls
         self._timeout = timeout
         self._slots = asyncio.Semaphore(limit)
-        self._fixed = "".join(f"{name}: {_checked(value)}\r\n"
-                              for name, value in (headers or {}).items())
+        self._fixed = _header_lines(headers or {})
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._targets: dict[tuple[str, str, str | None], tuple[_Origin, str]] = {}
         self._open: set[_Connection] = set()
@@ -234,12 +232,11 @@ class Pool:
         if self._closed:
             raise RuntimeError("the HTTP pool is closed")
         origin, prefix = self._target(method, url, route.proxy)
-        extra = [f"{name}: {_checked(value)}\r\n" for name, value in
-                 (*(headers or {}).items(), *route.headers.items())]
+        extra = _header_lines(headers or {}, route.headers)
         if body is None:
-            data = f"{prefix}{''.join(extra)}\r\n".encode()
+            data = f"{prefix}{extra}\r\n".encode()
         else:
-            data = f"{prefix}{''.join(extra)}Content-Length: {len(body)}\r\n\r\n".encode() + body
+            data = f"{prefix}{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout  # waiting for a slot and connecting included
         if self._slots.locked():
@@ -308,8 +305,7 @@ class Pool:
             host, port, tls = origin.host, origin.port, origin.scheme == "https"
         else:
             proxy = urlsplit(origin.proxy)
-            host, port = proxy.hostname or "", proxy.port or (443 if proxy.scheme == "https"
-                                                              else 80)
+            host, port = proxy.hostname or "", proxy.port or _default_port(proxy.scheme)
             tls = proxy.scheme == "https"
         try:
             await loop.create_connection(lambda: connection, host, port,
@@ -330,8 +326,7 @@ class Pool:
     async def _tunnel(self, connection: _Connection, origin: _Origin, route: Route) -> None:
         """``CONNECT`` through the proxy, then TLS to the origin inside the tunnel."""
         target = _authority(origin.host, origin.port)
-        credentials = "".join(f"{name}: {_checked(value)}\r\n"
-                              for name, value in (route.proxy_headers or {}).items())
+        credentials = _header_lines(route.proxy_headers or {})
         answer = await connection.exchange(
             f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{credentials}\r\n".encode(),
             no_body=True)
@@ -360,7 +355,7 @@ class Pool:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL (scheme {parts.scheme!r})")
         origin = _Origin(parts.scheme, parts.hostname,
-                         parts.port or (443 if parts.scheme == "https" else 80), proxy)
+                         parts.port or _default_port(parts.scheme), proxy)
         target = parts.path or "/"
         if parts.query:
             target = f"{target}?{parts.query}"
@@ -375,15 +370,22 @@ class Pool:
         return known
 
 
-def _checked(value: str) -> str:
-    """A header value, refused when it could end the header (CR or LF in it)."""
-    if "\r" in value or "\n" in value:
+def _header_lines(*headers: Mapping[str, str]) -> str:
+    """``Name: value`` lines; a value with CR or LF (it could start another header) is refused."""
+    pairs = [pair for mapping in headers for pair in mapping.items()]
+    if any("\r" in value or "\n" in value for _, value in pairs):
         raise ValueError("a header value with a line break")
-    return value
+    return "".join(f"{name}: {value}\r\n" for name, value in pairs)
 
 
-def _authority(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def _authority(host: str, port: int | None) -> str:
+    """``host:port`` (an IPv6 address in brackets); the host alone without a port."""
+    host = f"[{host}]" if ":" in host else host
+    return host if port is None else f"{host}:{port}"
 
 
 def _reason(exc: BaseException) -> str:

@@ -209,8 +209,10 @@ class IlertClient:
                                                 route=self._proxies.route(url))
         except (TimeoutError, OSError) as exc:
             self.last_connection_failure = self.last_connection_failure or time.monotonic()
-            reason = (str(exc) if isinstance(exc, HttpFailure) or not str(exc)
-                      else f"{type(exc).__name__}: {exc}") or type(exc).__name__
+            if isinstance(exc, HttpFailure):  # its text says what failed, where
+                reason = str(exc) or type(exc).__name__
+            else:
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self.last_failure = mask(reason)
             return Result(Outcome.RETRY, None, self.last_failure,
                           elapsed=time.monotonic() - started), None
