@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 1000
 MAX_UNPROCESSED = 2 * BATCH_SIZE  # messages handed to the loop and not yet mapped
 MAX_LOOP_WAIT = 1.0  # never wait longer than this for the loop: polling must go on
+CLOSING_CHECK = 0.05  # how often that wait looks at `closing` (set without a wake-up)
 POLL_TIMEOUT = 0.1
 BUSY_POLL_TIMEOUT = 0.005  # while messages are in delivery, the longest wait between polls
 # at start, errors are held back this long: a misconfiguration becomes the one-line exit
@@ -199,17 +200,19 @@ class PollThread:
             logger.info("Kafka consumer closed")
 
     def _wait_for_loop(self, consumer: Consumer) -> None:
-        """Let the event loop catch up with mapping before handing it more (a short wait),
-        committing meanwhile what it asks for.
+        """Let the event loop catch up with mapping before handing it more (a short wait,
+        woken by the loop), committing meanwhile what it asks for at once.
 
         Pausing partitions for this would throw librdkafka's prefetched messages away; pausing
         is kept for deliveries that cannot finish (ilert slow or down), see _apply_requests.
         """
         deadline = time.monotonic() + MAX_LOOP_WAIT
-        while (self._handoff.unprocessed > MAX_UNPROCESSED and not self.closing
-               and time.monotonic() < deadline):
-            time.sleep(0.002)
-            self._commits.commit_async(consumer, self._handoff.take_commits(), self.assigned)
+        while self._handoff.unprocessed > MAX_UNPROCESSED and not self.closing:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            commits = self._handoff.wait_for_loop(MAX_UNPROCESSED, min(left, CLOSING_CHECK))
+            self._commits.commit_async(consumer, commits, self.assigned)
 
     def _commit_final(self, consumer: Consumer) -> None:
         """Commit the positions the loop left in :attr:`final`, synchronously, while still a

@@ -59,6 +59,8 @@ class Handoff:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # the poll thread waits on the loop
+        self._waiting_below: int | None = None  # ... until this few are left unmapped
         # messages in delivery, per partition, counted for the assignment they belong to
         self._outstanding: dict[TPKey, tuple[PartitionState, int]] = {}
         self._to_commit: dict[TPKey, tuple[PartitionState, Snapshot]] = {}
@@ -78,6 +80,23 @@ class Handoff:
         """The loop mapped ``count`` handed-over messages."""
         with self._lock:
             self._unprocessed -= count
+            if self._waiting_below is not None and self._unprocessed <= self._waiting_below:
+                self._changed.notify()
+
+    def wait_for_loop(self, limit: int, timeout: float) -> dict[TPKey, tuple[PartitionState,
+                                                                           Snapshot]]:
+        """On the poll thread: block until the loop has mapped all but ``limit`` of the
+        messages handed to it, asks for a commit, or ``timeout`` s passed; then the commits to
+        make (taken). Woken by the loop, not by polling a clock."""
+        with self._lock:
+            if self._unprocessed > limit and not self._to_commit:
+                self._waiting_below = limit
+                try:
+                    self._changed.wait(timeout)
+                finally:
+                    self._waiting_below = None
+            to_commit, self._to_commit = self._to_commit, {}
+            return to_commit
 
     @property
     def busy(self) -> bool:
@@ -91,18 +110,14 @@ class Handoff:
             to_commit, self._to_commit = self._to_commit, {}
             return to_commit, {key: count for key, (_, count) in self._outstanding.items()}
 
-    def take_commits(self) -> dict[TPKey, tuple[PartitionState, Snapshot]]:
-        """The commits to make (taken)."""
-        with self._lock:
-            to_commit, self._to_commit = self._to_commit, {}
-            return to_commit
-
     def commit(self, state: PartitionState, snapshot: Snapshot) -> None:
         """Ask for a commit of the partition (unless it was revoked); a newer one replaces it."""
         if state.revoked:
             return
         with self._lock:
             self._to_commit[state.key] = (state, snapshot)
+            if self._waiting_below is not None:
+                self._changed.notify()
 
     def forget(self, key: TPKey) -> None:
         """The partition was released: drop what is known of it."""

@@ -255,3 +255,61 @@ async def test_an_alert_that_expires_while_its_key_is_blocked_is_not_sent_late(
     assert await deliverer.wait_idle(10)
     assert owner.ended["k/b/1"] == (Verdict.DEAD_LETTER, None, "stale")
     assert await summaries(sandbox, "k") == ["0"]
+
+
+def lane_tasks() -> int:
+    """The engine's lane tasks alive (the server's own tasks aside)."""
+    return sum(1 for task in asyncio.all_tasks()
+               if getattr(task.get_coro(), "__qualname__", "").startswith("Deliverer."))
+
+
+@dataclass
+class TaskOwner(Owner):
+    """Also records which task ended each job."""
+
+    tasks: dict[str, asyncio.Task[Any] | None] = field(default_factory=dict)
+
+    async def finished(self, job: Job, verdict: Verdict, result: Result | None,
+                       reason: str) -> None:
+        self.tasks[job.origin] = asyncio.current_task()
+        await super().finished(job, verdict, result, reason)
+
+
+async def test_a_new_lane_runs_on_an_idle_task_and_idle_tasks_are_bounded(
+        sandbox: TestClient[Any, Any], ilert: IlertClient) -> None:
+    """One alert after another, each of a new key or of none, run on one task (issue 27: not
+    one new task per event); after a burst of 20 lanes at once, at most max_in_flight tasks
+    stay waiting, and stop() ends them."""
+    owner, deliverer = TaskOwner(), engine(ilert, max_in_flight=4)
+    for n in range(10):
+        deliverer.submit(job(owner, "k", f"a{n}", n, lane=f"a{n}" if n % 2 else None))
+        assert await deliverer.wait_idle(10)
+    assert len(set(owner.tasks.values())) == 1
+    await fault(sandbox, latency_ms=100, count=20)
+    for n in range(20):
+        deliverer.submit(job(owner, "k", f"b{n}", n, lane=f"b{n}"))
+    assert await deliverer.wait_idle(10)
+    assert all(verdict == (Verdict.DELIVERED, 202, "") for verdict in owner.ended.values())
+    assert len(owner.ended) == 30 and len(set(owner.tasks.values())) == 20
+    await until(lambda: lane_tasks() <= 4, "the surplus tasks ending")
+    assert lane_tasks() == 4
+    assert await deliverer.stop(1)
+    assert lane_tasks() == 0
+
+
+async def test_cancelled_as_a_lane_is_handed_to_an_idle_task_its_jobs_are_abandoned(
+        sandbox: TestClient[Any, Any], ilert: IlertClient) -> None:
+    """The moment between handing a new lane to an idle task and that task running it: every
+    task cancelled then (as asyncio.run does at exit) leaves the lane's jobs abandoned, to be
+    delivered again, not counted as pending forever."""
+    owner, deliverer = Owner(), engine(ilert)
+    deliverer.submit(job(owner, "k", "a", 0, lane="a"))
+    assert await deliverer.wait_idle(10)
+    deliverer.submit(job(owner, "k", "b", 1, lane="b"))
+    deliverer.submit(job(owner, "k", "b", 2, lane="b"))
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+    assert owner.abandoned_jobs == ["k/b/1", "k/b/2"] and deliverer.pending == 0
+    assert await summaries(sandbox, "k") == ["0"]

@@ -26,7 +26,7 @@ def finish(state: PartitionState, rounds: CommitRounds, *offsets: int) -> None:
 
 
 def commits(handoff: Handoff) -> list[tuple[int, str]]:
-    return [snapshot for _state, snapshot in handoff.take_commits().values()]
+    return [snapshot for _state, snapshot in handoff.take()[0].values()]
 
 
 async def test_a_quiet_partition_is_committed_at_most_four_times_a_second() -> None:
