@@ -16,7 +16,8 @@ place of the sandbox, which costs about as much CPU as the daemon itself.
 
 With ``--old-src DIR`` (another checkout's ``src``) every figure is taken for both trees,
 interleaved, the order swapped each round; best and worst of the rounds are reported.
-``--profile DIR`` samples one P1 run of this tree with py-spy and prints where the CPU goes.
+``--profile DIR`` samples one P1 and one F run of this tree (those in ``--only``) with py-spy
+and prints where the CPU goes.
 
     .venv/bin/python bench/bench_cost.py [--rounds 3] [--old-src ../old/src] [--only p1,f]
                                          [--profile DIR] [--no-record]
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import shutil
@@ -34,7 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,29 +176,38 @@ def check_order(bodies: list[dict[str, Any]], expected: Sequence[int]) -> None:
         last[key] = number
 
 
+@contextlib.contextmanager
+def sampled(proc: Process, profile: Path | None, per: int) -> Iterator[None]:
+    """With ``profile``, sample ``proc`` with py-spy meanwhile and print each thread's CPU per
+    one of ``per`` (events or messages) at the end."""
+    if profile is None:
+        yield
+        return
+    spy = subprocess.Popen(
+        [shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record",
+         "--pid", str(proc.pid), "--rate", "250", "--format", "raw", "--threads",
+         "--output", str(profile), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    threads0 = thread_cpu(proc.pid)
+    try:
+        yield
+        threads1 = thread_cpu(proc.pid)
+        used = {t: s - threads0.get(t, (n, 0.0))[1] for t, (n, s) in threads1.items()}
+        for tid, seconds in sorted(used.items(), key=lambda item: -item[1])[:8]:
+            print(f"  thread {tid} {threads1[tid][0]}: {seconds:.2f} s CPU "
+                  f"({seconds / per * 1e6:.1f} µs per unit)")
+    finally:
+        spy.send_signal(2)
+        spy.wait(30)
+
+
 def p1_run(env: Env, tree: str, src: str | None, *, profile: Path | None = None) -> Run:
     env.fake.reset()
     proc = daemon(env.fake, env.workdir, env.bootstrap, env.p1_topic, src)
-    spy = None
-    if profile is not None:
-        spy = subprocess.Popen(
-            [shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record",
-             "--pid", str(proc.pid), "--rate", "250", "--format", "raw", "--threads",
-             "--output", str(profile), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        threads0 = thread_cpu(proc.pid)
-        cpu0, count0, cpu1, count1 = watch(env.fake, proc, P1_EVENTS)
-        if profile is not None:
-            threads1 = thread_cpu(proc.pid)
-            used = {t: s - threads0.get(t, (n, 0.0))[1] for t, (n, s) in threads1.items()}
-            for tid, seconds in sorted(used.items(), key=lambda item: -item[1])[:8]:
-                print(f"  thread {tid} {threads1[tid][0]}: {seconds:.2f} s CPU "
-                      f"({seconds / max(count1, 1) * 1e6:.0f} µs per event)")
+        with sampled(proc, profile, P1_EVENTS):
+            cpu0, count0, cpu1, count1 = watch(env.fake, proc, P1_EVENTS)
     finally:
-        if spy is not None:
-            spy.send_signal(2)
-            spy.wait(30)
         proc.stop()
     stats = env.fake.count()
     check_order(env.fake.bodies(), range(P1_EVENTS))
@@ -204,12 +215,13 @@ def p1_run(env: Env, tree: str, src: str | None, *, profile: Path | None = None)
     return Run(tree, rate, (cpu1 - cpu0) / max(count1 - count0, 1) * 1e6)
 
 
-def f_run(env: Env, tree: str, src: str | None) -> Run:
+def f_run(env: Env, tree: str, src: str | None, *, profile: Path | None = None) -> Run:
     env.fake.reset()
     proc = daemon(env.fake, env.workdir, env.bootstrap, env.f_topic, src, *FILTER)
     passing = len(range(0, F_MESSAGES, F_PASS_EVERY))
     try:
-        cpu0, count0, cpu1, count1 = watch(env.fake, proc, passing)
+        with sampled(proc, profile, F_MESSAGES):
+            cpu0, count0, cpu1, count1 = watch(env.fake, proc, passing)
     finally:
         proc.stop()
     stats = env.fake.count()
@@ -326,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--old-src", help="another tree's src, measured interleaved")
     parser.add_argument("--only", default="p1,f")
     parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="also sample one P1 run of this tree with py-spy")
+                        help="also sample one run of each of this tree with py-spy")
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--bare", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -369,9 +381,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  f {bares[-1]}", flush=True)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-            raw = args.profile / "p1.txt"
-            p1_run(env, "this tree (profiled)", None, profile=raw)
-            print(profile_summary(raw))
+            for bench, run in (("p1", p1_run), ("f", f_run)):
+                if bench in only:
+                    raw = args.profile / f"{bench}.txt"
+                    run(env, "this tree (profiled)", None, profile=raw)
+                    print(f"{bench}:\n{profile_summary(raw)}")
         ok = True
     finally:
         if fake is not None:
