@@ -41,6 +41,7 @@ from ilagent.config import KafkaSettings
 from ilagent.errors import ConfigError
 from ilagent.kafka.commits import COMMIT_RETRY_DELAY, Committer
 from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, names
+from ilagent.kafka.runs import one_partition
 from ilagent.kafka.settings import consumer_config, incremental
 from ilagent.kafka.stats import GroupState, read_stats
 from ilagent.metrics import Metrics
@@ -235,8 +236,21 @@ class PollThread:
                              message.partition(), message.offset())
 
     def _hand_over(self, messages: list[Message]) -> None:
+        key = one_partition(messages)
+        if key is None:
+            batch = self._runs(messages)
+        else:
+            state = self.assigned.get(key)  # None: revoked inside this consume(), read again
+            batch = [] if state is None else [(state, messages)]  # by its next owner
+        handed = sum(len(run) for _state, run in batch)
+        if not handed:
+            return
+        self._handoff.handed(handed)
+        self._loop.call_soon_threadsafe(self._on_batch, batch)
+
+    def _runs(self, messages: list[Message]) -> Batch:
+        """A batch of more than one partition, or with errors: its runs, errors reported."""
         batch: Batch = []
-        handed = 0
         run: list[Message] | None = None
         run_key: TPKey | None = None
         for message in messages:
@@ -256,11 +270,7 @@ class PollThread:
                     batch.append((state, run))
             if run is not None:
                 run.append(message)
-                handed += 1
-        if not handed:
-            return
-        self._handoff.handed(handed)
-        self._loop.call_soon_threadsafe(self._on_batch, batch)
+        return batch
 
     def _apply_requests(self, consumer: Consumer) -> None:
         to_commit, outstanding = self._handoff.take()

@@ -1,5 +1,6 @@
 """A filtered run ends in stretches: the same messages end, in the same order, as if each were
-checked on its own — the tracker, the counts and the sampled log line included."""
+checked on its own — the tracker, the counts and the sampled log line included. A batch of one
+partition is told as such only when it is."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import json
 import logging
 
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ilagent.config import MappingRules
 from ilagent.kafka.partitions import PartitionState
-from ilagent.kafka.runs import Tally, filter_run
+from ilagent.kafka.runs import Tally, filter_run, one_partition
 from ilagent.logs import Sampled
 from ilagent.mapping.messages import raw_filter_reason
 
@@ -86,3 +87,24 @@ def test_a_filtered_stretch_is_one_line_and_counted_in_the_next(
     assert [r.getMessage() for r in caplog.records] == [
         "filtered t[0]@0: 'type' is not 'ALARM'",
         "filtered t[0]@5: no 'type' key (and 4 more in the last 10 s)"]
+
+
+ERRORS = st.sampled_from([None, None, None, KafkaError(KafkaError._PARTITION_EOF),
+                          KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(spec=st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 1), ERRORS),
+                     max_size=30),
+       same=st.booleans())
+def test_one_partition_is_told_only_of_a_batch_of_one_partition_without_errors(
+        spec: list[tuple[str, int, KafkaError | None]], same: bool) -> None:
+    """The poll thread's shortcut for the common batch: taken exactly when every message is of
+    one partition and none is an error (else the batch is read message by message)."""
+    if same:  # hypothesis rarely draws a whole batch of one partition without errors by itself
+        spec = [("a", 1, None)] * len(spec)
+    batch = [Message(topic=topic, partition=partition, offset=at, value=b"{}", error=error)
+             for at, (topic, partition, error) in enumerate(spec)]
+    plain = bool(spec) and len({(t, p) for t, p, _ in spec}) == 1 and all(
+        error is None for _t, _p, error in spec)
+    assert one_partition(batch) == ((spec[0][0], spec[0][1]) if plain else None)
