@@ -9,7 +9,7 @@ live key set.
 
 Each running lane has a task of its own, so a lane that waits out a backoff holds back no other
 lane. Its task does not end with the lane: it waits, idle, to run the next new lane, as long as
-no more than ``max_in_flight`` tasks already wait so. When alert keys vary (or events have
+fewer than ``max_in_flight`` tasks already wait so. When alert keys vary (or events have
 none), most events open a new lane, and waking an idle task costs about half of creating one
 (issue 27).
 

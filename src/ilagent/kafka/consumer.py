@@ -239,9 +239,9 @@ class PollThread:
         key = one_partition(messages)
         if key is None:
             batch = self._runs(messages)
-        else:
-            state = self.assigned.get(key)  # None: revoked inside this consume(), read again
-            batch = [] if state is None else [(state, messages)]  # by its next owner
+        else:  # (a partition revoked inside this consume() is read again by its next owner)
+            state = self.assigned.get(key)
+            batch = [] if state is None else [(state, messages)]
         handed = sum(len(run) for _state, run in batch)
         if not handed:
             return
