@@ -338,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--old-src", help="another tree's src, measured interleaved")
     parser.add_argument("--only", default="p1,f")
     parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="also sample one run of each of this tree with py-spy")
+                        help="also sample one run of each of --only, this tree, with py-spy")
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--bare", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from ilagent import offsetmap
-from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, names
+from ilagent.kafka.partitions import Commit, Handoff, PartitionState, Snapshot, TPKey, names
 from ilagent.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -43,8 +43,6 @@ RETRIABLE_COMMIT = frozenset({
     KafkaError.NOT_COORDINATOR, KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT,
     KafkaError._WAIT_COORD, KafkaError._TRANSPORT,
 })
-
-Commit = tuple[PartitionState, Snapshot]
 
 
 class CommitRounds:

@@ -54,6 +54,9 @@ class PartitionState:
         return position, offsetmap.encode(position, self.tracker.finished_above())
 
 
+Commit = tuple[PartitionState, Snapshot]  # what the loop asks the poll thread to commit
+
+
 class Handoff:
     """The state both threads touch; every method takes the lock for a moment only."""
 
@@ -63,7 +66,7 @@ class Handoff:
         self._waiting_below: int | None = None  # ... until this few are left unmapped
         # messages in delivery, per partition, counted for the assignment they belong to
         self._outstanding: dict[TPKey, tuple[PartitionState, int]] = {}
-        self._to_commit: dict[TPKey, tuple[PartitionState, Snapshot]] = {}
+        self._to_commit: dict[TPKey, Commit] = {}
         self._unprocessed = 0  # messages handed to the loop and not yet mapped
 
     @property
@@ -83,8 +86,7 @@ class Handoff:
             if self._waiting_below is not None and self._unprocessed <= self._waiting_below:
                 self._changed.notify()
 
-    def wait_for_loop(self, limit: int, timeout: float) -> dict[TPKey, tuple[PartitionState,
-                                                                           Snapshot]]:
+    def wait_for_loop(self, limit: int, timeout: float) -> dict[TPKey, Commit]:
         """On the poll thread: block until the loop has mapped all but ``limit`` of the
         messages handed to it, asks for a commit, or ``timeout`` s passed; then the commits to
         make (taken). Woken by the loop, not by polling a clock."""
@@ -104,7 +106,7 @@ class Handoff:
         with self._lock:
             return bool(self._to_commit) or any(count for _, count in self._outstanding.values())
 
-    def take(self) -> tuple[dict[TPKey, tuple[PartitionState, Snapshot]], dict[TPKey, int]]:
+    def take(self) -> tuple[dict[TPKey, Commit], dict[TPKey, int]]:
         """The commits to make (taken) and the messages in delivery (a copy)."""
         with self._lock:
             to_commit, self._to_commit = self._to_commit, {}
