@@ -13,13 +13,17 @@ place of the sandbox, which costs about as much CPU as the daemon itself.
   messages apart, on the fake's clock) and daemon CPU per consumed message; beside it, in the
   same round, a bare confluent-kafka consumer (``consume()`` in batches, auto commit) reading
   the same topic in a fresh group, as the floor.
+* **F0**: F's topic under a filter that only its first and its last message pass
+  (``--filter_key probe --filter_val yes``): the same figures with next to nothing delivered,
+  so that F's gap to the bare consumer splits into what reading and filtering cost and what the
+  1 % delivered cost.
 
 With ``--old-src DIR`` (another checkout's ``src``) every figure is taken for both trees,
 interleaved, the order swapped each round; best and worst of the rounds are reported.
-``--profile DIR`` samples one P1 and one F run of this tree (those in ``--only``) with py-spy
-and prints where the CPU goes.
+``--profile DIR`` samples one run of each of ``--only`` with this tree with py-spy and prints
+where the CPU goes.
 
-    .venv/bin/python bench/bench_cost.py [--rounds 3] [--old-src ../old/src] [--only p1,f]
+    .venv/bin/python bench/bench_cost.py [--rounds 3] [--old-src ../old/src] [--only p1,f,f0]
                                          [--profile DIR] [--no-record]
 """
 
@@ -69,6 +73,9 @@ END = "<!-- bench_cost:end -->"
 P1_EVENTS = 20_000
 F_MESSAGES = 200_000
 F_PASS_EVERY = 100
+# F0: the same topic under a filter only its first and its last message pass
+F0_FILTER = ("--filter_key", "probe", "--filter_val", "yes")
+F0_PASSING = (0, F_MESSAGES - 1)
 STALL = 30.0
 
 
@@ -216,19 +223,29 @@ def p1_run(env: Env, tree: str, src: str | None, *, profile: Path | None = None)
 
 
 def f_run(env: Env, tree: str, src: str | None, *, profile: Path | None = None) -> Run:
+    return filter_run(env, tree, src, FILTER, range(0, F_MESSAGES, F_PASS_EVERY), profile)
+
+
+def f0_run(env: Env, tree: str, src: str | None, *, profile: Path | None = None) -> Run:
+    return filter_run(env, tree, src, F0_FILTER, F0_PASSING, profile)
+
+
+def filter_run(env: Env, tree: str, src: str | None, flags: Sequence[str],
+               passing: Sequence[int], profile: Path | None) -> Run:
+    """F's topic under ``flags``, which pass the messages numbered ``passing``: messages/s
+    between the first and the last passing one, and CPU per message consumed meanwhile."""
     env.fake.reset()
-    proc = daemon(env.fake, env.workdir, env.bootstrap, env.f_topic, src, *FILTER)
-    passing = len(range(0, F_MESSAGES, F_PASS_EVERY))
+    proc = daemon(env.fake, env.workdir, env.bootstrap, env.f_topic, src, *flags)
     try:
         with sampled(proc, profile, F_MESSAGES):
-            cpu0, count0, cpu1, count1 = watch(env.fake, proc, passing)
+            cpu0, count0, cpu1, count1 = watch(env.fake, proc, len(passing))
     finally:
         proc.stop()
     stats = env.fake.count()
-    check_order(env.fake.bodies(), range(0, F_MESSAGES, F_PASS_EVERY))
-    rate = (passing - 1) * F_PASS_EVERY / max(stats["last"] - stats["first"], 1e-6)
-    cpu_us = (cpu1 - cpu0) / max((count1 - count0) * F_PASS_EVERY, 1) * 1e6
-    return Run(tree, rate, cpu_us)
+    check_order(env.fake.bodies(), passing)
+    rate = (passing[-1] - passing[0]) / max(stats["last"] - stats["first"], 1e-6)
+    consumed = passing[count1 - 1] - passing[count0 - 1]
+    return Run(tree, rate, (cpu1 - cpu0) / max(consumed, 1) * 1e6)
 
 
 def bare_run(env: Env) -> Run:
@@ -308,7 +325,9 @@ def report(results: dict[str, dict[str, list[Run]]], bares: list[Run], rounds: i
         "|---|---|---:|---:|",
     ]
     names = {"p1": ("P1 delivered events/s, 20,000 events, 0 ms", "P1 CPU µs per delivered event"),
-             "f": ("F consumed messages/s, 200,000, 1 % pass", "F CPU µs per consumed message")}
+             "f": ("F consumed messages/s, 200,000, 1 % pass", "F CPU µs per consumed message"),
+             "f0": ("F0 consumed messages/s, the same, 2 pass",
+                    "F0 CPU µs per consumed message")}
     for bench, by_tree in results.items():
         rate_name, cpu_name = names[bench]
         for tree, runs in by_tree.items():
@@ -332,11 +351,14 @@ def report(results: dict[str, dict[str, list[Run]]], bares: list[Run], rounds: i
     return "\n".join(lines)
 
 
+RUNS = (("p1", p1_run), ("f", f_run), ("f0", f0_run))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--old-src", help="another tree's src, measured interleaved")
-    parser.add_argument("--only", default="p1,f")
+    parser.add_argument("--only", default="p1,f,f0")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="also sample one run of each of --only, this tree, with py-spy")
     parser.add_argument("--no-record", action="store_true")
@@ -362,26 +384,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             env.p1_topic = create_topic(env.bootstrap, f"p1-{uuid.uuid4().hex[:8]}", partitions=1)
             produce_all(env.bootstrap, env.p1_topic,
                         ((keyed(i), alarm(i)) for i in range(P1_EVENTS)))
-        if "f" in only:
+        if {"f", "f0"} & set(only):
             env.f_topic = create_topic(env.bootstrap, f"f-{uuid.uuid4().hex[:8]}", partitions=1)
             produce_all(env.bootstrap, env.f_topic, (
-                (keyed(i), alarm(i, kind="ALARM" if i % F_PASS_EVERY == 0 else "TELEMETRY"))
+                (keyed(i), alarm(i, kind="ALARM" if i % F_PASS_EVERY == 0 else "TELEMETRY",
+                                 extra={"probe": "yes"} if i in F0_PASSING else None))
                 for i in range(F_MESSAGES)))
         for number in range(max(1, args.rounds)):
             order = trees if number % 2 == 0 else trees[::-1]
-            for bench, run in (("p1", p1_run), ("f", f_run)):
+            for bench, run in RUNS:
                 if bench not in only:
                     continue
                 for tree, src in order:
                     result = run(env, tree, src)
                     results.setdefault(bench, {}).setdefault(tree, []).append(result)
                     print(f"  {bench} {result}", flush=True)
-            if "f" in only:
+            if {"f", "f0"} & set(only):
                 bares.append(bare_run(env))
                 print(f"  f {bares[-1]}", flush=True)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-            for bench, run in (("p1", p1_run), ("f", f_run)):
+            for bench, run in RUNS:
                 if bench in only:
                     raw = args.profile / f"{bench}.txt"
                     run(env, "this tree (profiled)", None, profile=raw)

@@ -10,8 +10,6 @@ its own.
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -21,8 +19,6 @@ from ilagent.config import MappingRules
 from ilagent.kafka.partitions import PartitionState, TPKey, offset_of, origin
 from ilagent.logs import Sampled
 from ilagent.mapping.messages import raw_filter_reason, raw_survivors
-
-_IS_NONE = functools.partial(operator.is_, None)
 
 
 def one_partition(messages: list[Message]) -> TPKey | None:
@@ -35,8 +31,8 @@ def one_partition(messages: list[Message]) -> TPKey | None:
     if partitions.count(partitions[0]) != count:
         return None
     topics = list(map(Message.topic, messages))
-    if topics.count(topics[0]) != count or not all(map(_IS_NONE, map(Message.error, messages))):
-        return None  # (errors by identity: a KafkaError compared with None raises)
+    if topics.count(topics[0]) != count or any(map(Message.error, messages)):
+        return None  # (a KafkaError is always true; compared with None it would raise)
     return str(topics[0]), int(partitions[0] or 0)
 
 
