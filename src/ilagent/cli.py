@@ -116,7 +116,9 @@ def unrecognized(parser: Parser, args: argparse.Namespace, extras: Sequence[str]
         known = [s for a in target._actions for s in a.option_strings if s.startswith("--")]
         hint = HINTS.get(args.command or "", {}).get(unknown) or next(
             iter(difflib.get_close_matches(unknown, known, n=1, cutoff=0.75)), None)
-        if hint:
+        if hint == unknown:  # `queue --json list`: an option of the action, given before it
+            message += f" (it goes after the action: {target.prog} {unknown})"
+        elif hint:
             message += f" (did you mean {hint}?)"
     target.error(message)
 

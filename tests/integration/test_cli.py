@@ -87,6 +87,16 @@ CASES = [
      "--kafka_brokers?) (see --help)"),
     ("unknown option of an action", ["queue", "list", "--dead"], "", 2,
      "ilagent queue list: error: unrecognized arguments: --dead (see --help)"),
+    ("option of an action before it", ["queue", "--json", "list"], "", 2,
+     "ilagent queue list: error: unrecognized arguments: --json (it goes after the action: "
+     "ilagent queue list --json) (see --help)"),
+    ("option where the action goes", ["config", "--config", "ilagent.toml"], "", 2,
+     "ilagent config: error: argument ACTION: invalid choice: 'ilagent.toml' (choose from "
+     "'show'); the action comes first, then its options: ilagent config ACTION [options] "
+     "(see --help)"),
+    ("a wrong action has no such hint", ["config", "print"], "", 2,
+     "ilagent config: error: argument ACTION: invalid choice: 'print' (choose from 'show') "
+     "(see --help)"),
     # 17: ilert's guide says -m for a broker container; in ilagent -m is MQTT
     ("kafka with -m and no MQTT intent", ["daemon", "--kafka_brokers", "localhost:9092", "-e",
                                           "t", "-m", "kafka"], "", 2,

@@ -54,7 +54,15 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self._tokens = list(args[0] if args and args[0] else ())  # for error(): what it got
+        return super().parse_known_args(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
+        if message.startswith("argument ACTION: invalid choice") and (
+                getattr(self, "_tokens", None) or [""])[0].startswith("-"):
+            # `ilagent config --config f`: the file's name was taken for the action
+            message += f"; the action comes first, then its options: {self.prog} ACTION [options]"
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
     def add_argument(self, *names: Any, **kwargs: Any) -> argparse.Action:
