@@ -94,8 +94,16 @@ CASES = [
      "ilagent config: error: argument ACTION: invalid choice: 'ilagent.toml' (choose from "
      "'show'); the action comes first, then its options: ilagent config ACTION [options] "
      "(see --help)"),
-    ("a wrong action has no such hint", ["config", "print"], "", 2,
+    ("a wrong action has no such hint", ["-v", "config", "print"], "", 2,
      "ilagent config: error: argument ACTION: invalid choice: 'print' (choose from 'show') "
+     "(see --help)"),
+    ("option before the command", ["--kafka_brokers", "k:1", "daemon"], "", 2,
+     "ilagent: error: argument COMMAND: invalid choice: 'k:1' (choose from 'daemon', 'event', "
+     "'heartbeat', 'queue', 'map', 'sandbox', 'config', 'drill', 'replay', 'trace'); the "
+     "command comes first, then its options: ilagent COMMAND [options] (see --help)"),
+    ("a wrong command has no such hint", ["-v", "dameon"], "", 2,
+     "ilagent: error: argument COMMAND: invalid choice: 'dameon' (choose from 'daemon', "
+     "'event', 'heartbeat', 'queue', 'map', 'sandbox', 'config', 'drill', 'replay', 'trace') "
      "(see --help)"),
     # 17: ilert's guide says -m for a broker container; in ilagent -m is MQTT
     ("kafka with -m and no MQTT intent", ["daemon", "--kafka_brokers", "localhost:9092", "-e",

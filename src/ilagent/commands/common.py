@@ -59,11 +59,22 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        if message.startswith("argument ACTION: invalid choice") and (
-                getattr(self, "_tokens", None) or [""])[0].startswith("-"):
-            # `ilagent config --config f`: the file's name was taken for the action
-            message += f"; the action comes first, then its options: {self.prog} ACTION [options]"
+        word = self._misplaced(message)
+        if word:  # `ilagent config --config f`: the file's name was taken for the action
+            message += (f"; the {word.lower()} comes first, then its options: {self.prog} "
+                        f"{word} [options]")
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+    def _misplaced(self, message: str) -> str | None:
+        """COMMAND or ACTION when ``message`` refuses as one of them the value of an option
+        this parser does not know (the option was given before the command or action)."""
+        found = re.match(r"argument (COMMAND|ACTION): invalid choice: '(.*)' \(", message)
+        tokens: list[str] = getattr(self, "_tokens", [])
+        if found is None or found[2] not in tokens[1:]:
+            return None
+        before = tokens[tokens.index(found[2]) - 1]
+        known = before in self._option_string_actions
+        return found[1] if before.startswith("-") and not known else None
 
     def add_argument(self, *names: Any, **kwargs: Any) -> argparse.Action:
         return super().add_argument(*names, *_dashed(names), **kwargs)
