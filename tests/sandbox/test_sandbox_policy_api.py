@@ -355,6 +355,7 @@ async def test_fault_scoped_to_level_updates_leaves_lookups_alone(
 ) -> None:
     """A 503 fault for PUT on the level path fails only the update, until its duration ends;
     then the update lands once."""
+    started = time.monotonic()  # before the fault: its 0.5 s run from when it is added
     listed = await add_fault(
         http,
         seeded,
@@ -364,7 +365,6 @@ async def test_fault_scoped_to_level_updates_leaves_lookups_alone(
         duration_s=0.5,
     )
     assert (listed["method"], listed["path"]) == ("PUT", "/api/escalation-policies/*/levels/*")
-    started = time.monotonic()
     assert (await call(http, seeded, "POST", SEARCH, {"email": "bob@example.com"}))[0] == 200
     assert (await call(http, seeded, "GET", RESOLVE))[0] == 200
     status, answer = await call(http, seeded, "PUT", LEVEL_1, BOB_ON_LEVEL_1)
