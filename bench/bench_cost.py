@@ -209,42 +209,34 @@ def sampled(proc: Process, profile: Path | None, per: int) -> Iterator[None]:
 
 
 def p1_run(env: Env, tree: str, src: str | None, *, profile: Path | None = None) -> Run:
-    env.fake.reset()
-    proc = daemon(env.fake, env.workdir, env.bootstrap, env.p1_topic, src)
-    try:
-        with sampled(proc, profile, P1_EVENTS):
-            cpu0, count0, cpu1, count1 = watch(env.fake, proc, P1_EVENTS)
-    finally:
-        proc.stop()
-    stats = env.fake.count()
-    check_order(env.fake.bodies(), range(P1_EVENTS))
-    rate = (stats["count"] - 1) / max(stats["last"] - stats["first"], 1e-6)
-    return Run(tree, rate, (cpu1 - cpu0) / max(count1 - count0, 1) * 1e6)
+    return measured(env, tree, src, env.p1_topic, (), range(P1_EVENTS), profile)
 
 
 def f_run(env: Env, tree: str, src: str | None, *, profile: Path | None = None) -> Run:
-    return filter_run(env, tree, src, FILTER, range(0, F_MESSAGES, F_PASS_EVERY), profile)
+    return measured(env, tree, src, env.f_topic, FILTER, range(0, F_MESSAGES, F_PASS_EVERY),
+                    profile)
 
 
 def f0_run(env: Env, tree: str, src: str | None, *, profile: Path | None = None) -> Run:
-    return filter_run(env, tree, src, F0_FILTER, F0_PASSING, profile)
+    return measured(env, tree, src, env.f_topic, F0_FILTER, F0_PASSING, profile)
 
 
-def filter_run(env: Env, tree: str, src: str | None, flags: Sequence[str],
-               passing: Sequence[int], profile: Path | None) -> Run:
-    """F's topic under ``flags``, which pass the messages numbered ``passing``: messages/s
-    between the first and the last passing one, and CPU per message consumed meanwhile."""
+def measured(env: Env, tree: str, src: str | None, topic: str, flags: Sequence[str],
+             passing: Sequence[int], profile: Path | None) -> Run:
+    """The daemon on ``topic`` under ``flags``, until the messages numbered ``passing`` (every
+    one for P1) reached the fake, each alert key in order: messages/s between the first and
+    the last of them, and CPU per message consumed from the first sighting to the end."""
     env.fake.reset()
-    proc = daemon(env.fake, env.workdir, env.bootstrap, env.f_topic, src, *flags)
+    proc = daemon(env.fake, env.workdir, env.bootstrap, topic, src, *flags)
     try:
-        with sampled(proc, profile, F_MESSAGES):
+        with sampled(proc, profile, passing[-1] - passing[0] + 1):
             cpu0, count0, cpu1, count1 = watch(env.fake, proc, len(passing))
     finally:
         proc.stop()
     stats = env.fake.count()
     check_order(env.fake.bodies(), passing)
     rate = (passing[-1] - passing[0]) / max(stats["last"] - stats["first"], 1e-6)
-    consumed = passing[count1 - 1] - passing[count0 - 1]
+    consumed = passing[min(count1, len(passing)) - 1] - passing[count0 - 1]
     return Run(tree, rate, (cpu1 - cpu0) / max(consumed, 1) * 1e6)
 
 
