@@ -37,7 +37,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -61,6 +60,7 @@ from bench.common import (
     own_cpu_seconds,
     produce_all,
     replace_block,
+    scratch,
     stat_cpu_seconds,
     utc_date,
     wait_until,
@@ -363,15 +363,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     trees: list[tuple[str, str | None]] = [("this tree", None)]
     if args.old_src:
         trees.append(("old tree", os.path.abspath(args.old_src)))
-    workdir = Path(tempfile.mkdtemp(prefix="ilagent-bench-cost-"))
-    broker = fake = None
-    ok = False
-    try:
+    results: dict[str, dict[str, list[Run]]] = {}
+    bares: list[Run] = []
+    with scratch("ilagent-bench-cost-") as workdir, contextlib.ExitStack() as stack:
         broker = load_broker_module().start()
+        stack.callback(broker.destroy)
         fake = FakeIlertProcess(workdir).start()
+        stack.callback(fake.stop)
         env = Env(broker.bootstrap, fake, workdir)
-        results: dict[str, dict[str, list[Run]]] = {}
-        bares: list[Run] = []
         if "p1" in only:
             env.p1_topic = create_topic(env.bootstrap, f"p1-{uuid.uuid4().hex[:8]}", partitions=1)
             produce_all(env.bootstrap, env.p1_topic,
@@ -401,16 +400,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raw = args.profile / f"{bench}.txt"
                     run(env, "this tree (profiled)", None, profile=raw)
                     print(f"{bench}:\n{profile_summary(raw)}")
-        ok = True
-    finally:
-        if fake is not None:
-            fake.stop()
-        if broker is not None:
-            broker.destroy()
-        if ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"failed; logs kept in {workdir}", file=sys.stderr)
     text = report(results, bares, args.rounds, bool(args.old_src))
     print("\n" + text)
     if not args.no_record and not args.profile and set(only) >= {"p1", "f"}:

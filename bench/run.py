@@ -10,7 +10,9 @@ and records its figures in its own section of ``bench/RESULTS.md``:
 * ``bench/bench_routes.py`` — render cost per event of routes and templates (issue 23);
 * ``bench/bench_journal.py`` — what the journal costs per delivered event, on against off (issue 25);
 * ``bench/bench_cost.py`` — CPU per delivered and per filtered message against a minimal fake
-  ilert, with a bare consumer beside it (issue 27).
+  ilert, with a bare consumer beside it (issue 27);
+* ``bench/bench_footprint.py`` — memory and CPU of a daemon that serves no HTTP, and of the
+  container's health check.
 
     .venv/bin/python bench/run.py [--only kafka,intake]
 """
@@ -27,7 +29,8 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = {"kafka": "bench_kafka.py", "intake": "bench_intake.py", "mqtt": "bench_mqtt.py",
               "restart": "bench_restart.py", "routes": "bench_routes.py",
-              "journal": "bench_journal.py", "cost": "bench_cost.py"}
+              "journal": "bench_journal.py", "cost": "bench_cost.py",
+              "footprint": "bench_footprint.py"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from ilagent.config import (
     DEFAULT_POLICY_UPDATES_PER_MINUTE,
     HEARTBEAT_PINGS_PER_MINUTE,
@@ -30,8 +28,7 @@ from ilagent.delivery.pacing import Pacer
 from ilagent.delivery.policy_sync import PolicySync
 from ilagent.delivery.stuck import CHECK_INTERVAL, Head, StuckWatch
 from ilagent.drills.desk import DrillDesk
-from ilagent.drills.sending import DrillSender, IntakeDrills
-from ilagent.errors import EXIT_USAGE, ConfigError, ResourceError
+from ilagent.errors import EXIT_USAGE, ConfigError
 from ilagent.fallback.runner import build as build_fallback
 from ilagent.ilert import IlertClient
 from ilagent.journal.writer import Journal
@@ -44,16 +41,16 @@ from ilagent.spool.store import QueueStore
 from ilagent.spool.worker import SpoolWorker
 from ilagent.spool_wiring import intake_sink, kafka_spool, spool_part, spool_reader
 from ilagent.summary import log_summary
-from ilagent.web.access import Access
-from ilagent.web.heartbeats import HeartbeatProxy, ping_while_ready
-from ilagent.web.intake import Intake
-from ilagent.web.server import ACCESS, AccessLogger, Probes, build_app
-from ilagent.web.trace import TraceRoute
+from ilagent.web.probes import Probes, ping_while_ready
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
+    from ilagent.drills.sending import DrillSender
     from ilagent.kafka.bridge import KafkaBridge
     from ilagent.mapping.routes import Route
     from ilagent.mqtt.bridge import MqttBridge
+    from ilagent.web.access import Access
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +215,8 @@ class Daemon:
             senders.append(MqttDrills(connection=self.mqtt.connection,
                                       topic=settings.mqtt_topic))
         if settings.intake and self.config.http is not None:
+            from ilagent.drills.sending import IntakeDrills
+
             senders.append(IntakeDrills(settings=self.config.http, timeout=settings.timeout))
         desk = DrillDesk(settings=settings, senders=senders, deliverer=self.deliverer,
                          client=self.client, metrics=self.metrics, retry=self.config.retry,
@@ -262,6 +261,13 @@ class Daemon:
         http = self.config.http
         if http is None:
             return None
+        # the HTTP server's modules, aiohttp's among them, only in a daemon that serves HTTP:
+        # one that does not (ilert's Kafka guide's command line) is a sixth smaller (README)
+        from ilagent.web.heartbeats import HeartbeatProxy
+        from ilagent.web.intake import Intake
+        from ilagent.web.server import ACCESS, build_app, serve
+        from ilagent.web.trace import TraceRoute
+
         app = build_app(metrics=self.metrics, probes=self.probes, settings=http)
         self._access = app[ACCESS]
         TraceRoute(self.journal).add_routes(app)
@@ -270,23 +276,7 @@ class Daemon:
             Intake(sink=sink, metrics=self.metrics, max_body=http.max_body).add_routes(app)
             HeartbeatProxy(deliverer=self.deliverer, gate=self.gate, pacer=self.pacer,
                            metrics=self.metrics).add_routes(app)
-        runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
-                               access_log_class=AccessLogger, handle_signals=False,
-                               shutdown_timeout=1.0)
-        try:
-            await runner.setup()  # reads the token file
-        except BaseException:
-            await runner.cleanup()
-            raise
-        site = web.TCPSite(runner, http.host, http.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ResourceError(f"cannot listen on {http.host}:{http.port}: "
-                                f"{exc.strerror or exc}", exit_code=EXIT_USAGE) from None
-        logger.info("HTTP server listening on %s:%d", http.host, http.port)
-        return runner
+        return await serve(app, http)
 
     async def _shutdown(self, runner: web.AppRunner | None, tasks: list[asyncio.Task[Any]],
                         *, quiet: bool = False) -> None:

@@ -17,11 +17,13 @@ import logging
 import os
 import ssl
 from collections.abc import Mapping
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from ilagent.logs import register_secret
 from ilagent.proxies import Proxies
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["environment", "open_session", "tls_context"]
 
@@ -37,6 +39,8 @@ async def open_session(
     Reads ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY`` now (a proxy's password becomes a
     registered secret), and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` in a thread; ``peer`` names
     whom TLS goes to in the warning about such a path that cannot be read."""
+    import aiohttp  # here: ilert's client (and every command line) goes without it
+
     proxies, tls = await environment(peer=peer)
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=max_connections, ssl=tls),

@@ -18,13 +18,20 @@ from ilagent.healthcheck import ilagent_arguments
 
 
 def healthcheck(pid: int) -> subprocess.CompletedProcess[str]:
+    """The check, as the image's HEALTHCHECK runs it; stderr lists what it imported."""
     return subprocess.run(
-        [sys.executable, "-m", "ilagent.healthcheck", str(pid)],
+        [sys.executable, "-X", "importtime", "-m", "ilagent.healthcheck", str(pid)],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+
+
+def imported(importtime: str) -> set[str]:
+    """The modules named by ``-X importtime`` lines."""
+    return {line.rsplit("|", 1)[1].strip() for line in importtime.splitlines()
+            if line.startswith("import time:")}
 
 
 @pytest.mark.parametrize("where", ["flag", "env", "file"])
@@ -59,6 +66,12 @@ def test_a_daemon_with_a_port_is_healthy_while_health_answers(
         done.stdout == f"healthy: pid {daemon.proc.pid}: http://127.0.0.1:{port}/health "
         "answered 204\n"
     )
+    # it reads the daemon's options with the daemon's parser, and none of the libraries of
+    # what it does not do: Docker runs it every 30 s (the README, Dependencies)
+    modules = imported(done.stderr)
+    assert {"ilagent.cli", "urllib.request"} <= modules, done.stderr[-2000:]
+    heavy = {m for m in modules if m.split(".")[0] in {"aiohttp", "confluent_kafka", "paho"}}
+    assert not heavy, sorted(heavy)
     if where == "flag":
         os.kill(daemon.proc.pid, signal.SIGSTOP)
         try:

@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Protocol
-
-import aiohttp
+from typing import TYPE_CHECKING, Protocol
 
 from ilagent.config import HttpSettings
 from ilagent.drills.events import intake_event
 from ilagent.drills.marks import INTAKE, INTAKE_HEADER
 from ilagent.drills.rounds import Stage
+
+if TYPE_CHECKING:
+    import aiohttp
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class IntakeDrills:
         self._session: aiohttp.ClientSession | None = None
 
     def start(self) -> None:
+        # aiohttp is imported here, not with the module: a daemon serving no HTTP never loads it
+        import aiohttp
+
         # the daemon's own address: never through HTTPS_PROXY / HTTP_PROXY (a proxy cannot
         # reach this host's loopback); the drill's event goes on to ilert by the ilert client
         self._session = aiohttp.ClientSession(
@@ -77,6 +81,8 @@ class IntakeDrills:
             await self._session.close()
 
     async def send(self, drill_id: str, sample: bytes) -> Sent:
+        import aiohttp
+
         event = intake_event(sample, source=self.source, drill_id=drill_id)
         if event is None:  # refused at start; a file changed since cannot get here
             return Sent(error="the drill message has no integrationKey", stage=Stage.MAPPED)

@@ -15,10 +15,9 @@ import smtplib
 import socket
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
 import orjson
 
 from ilagent import USER_AGENT
@@ -26,6 +25,9 @@ from ilagent.config import MqttSettings
 from ilagent.fallback.alarm import Notice
 from ilagent.outbound import open_session
 from ilagent.proxies import DIRECT
+
+if TYPE_CHECKING:
+    import aiohttp
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,8 @@ class Webhook:
         self._route = DIRECT  # how its requests go, read when the session opens
 
     async def send(self, notice: Notice) -> None:
+        import aiohttp  # here: a daemon without a webhook (or an HTTP server) goes without it
+
         if self._session is None:  # on the running loop, when it is first needed
             self._session, proxies = await open_session(
                 peer="the local fallback's webhook",

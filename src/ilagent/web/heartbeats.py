@@ -12,14 +12,11 @@ blocked by a 429, the shared circuit. The client gets the answer:
 * ``429 RATE_LIMITED`` with ``Retry-After`` when the heartbeat may not be pinged for more than
   :data:`MAX_WAIT` seconds (its share of ilert's limit is used, or ilert answered 429);
 * ``502 HEARTBEAT_NOT_DELIVERED`` with ilert's answer otherwise.
-
-The daemon's own heartbeat (``-b``) is pinged here too, by :func:`ping_while_ready`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -31,10 +28,9 @@ from ilagent.delivery.gate import Gate
 from ilagent.delivery.lanes import heartbeat_lane
 from ilagent.delivery.pacing import Pacer
 from ilagent.delivery.sender import Sender
-from ilagent.ilert import IlertClient, Outcome, Result
+from ilagent.ilert import Outcome, Result
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
-from ilagent.web.server import Probes
 
 logger = logging.getLogger(__name__)
 
@@ -150,26 +146,3 @@ class _Nobody:
 
 
 _NOBODY = _Nobody()
-
-
-async def ping_while_ready(key: str, *, client: IlertClient, probes: Probes, metrics: Metrics,
-                           interval: float, stop: asyncio.Event) -> None:
-    """Ping the daemon's own heartbeat now and then every ``interval`` s, but only while every
-    part is ready, until ``stop`` is set."""
-    while True:
-        failures = probes.failures()
-        if failures:
-            logger.info("not pinging heartbeat %s: not ready (%s)", mask_key(key),
-                        ", ".join(str(f.get("component")) for f in failures))
-        else:
-            result = await client.ping_heartbeat(key)
-            metrics.responses.labels(result.status_label).inc()
-            if result.outcome is Outcome.DELIVERED:
-                metrics.heartbeats.labels("daemon").inc()
-            else:
-                logger.warning("heartbeat ping %s failed: %s %s", mask_key(key),
-                               result.status_label, result.detail)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
-        if stop.is_set():
-            return

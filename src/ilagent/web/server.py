@@ -18,47 +18,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from ilagent import USER_AGENT, __version__
 from ilagent.config import HttpSettings
+from ilagent.errors import EXIT_USAGE, ResourceError
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.web.access import Access
+from ilagent.web.probes import Probes
+
+logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-Check = Callable[[], dict[str, Any] | None]
-
-
-@dataclass
-class Probes:
-    """What ``/health`` and ``/ready`` answer from; the daemon keeps it current."""
-
-    shutting_down: bool = False
-    # per part: None when it is ready, else a JSON-able description of what fails
-    parts: dict[str, Check] = field(default_factory=dict)
-    # what /health?details shows (ilert's reachability); not part of readiness
-    details: Callable[[], dict[str, Any]] = field(default=lambda: {})
-
-    def failures(self, part: str | None = None) -> list[dict[str, Any]]:
-        """Every part (or the one named) that is not ready right now."""
-        if self.shutting_down:
-            return [{"component": "daemon", "error": "shutting down"}]
-        checks = self.parts if part is None else {part: self.parts[part]}
-        return [{**failure, "component": name} for name, check in checks.items()
-                if (failure := check()) is not None]
-
-    def update(self, metrics: Metrics) -> None:
-        """Set ``ilagent_ready{component}`` for every part (and refresh the details)."""
-        self.details()
-        for name, check in self.parts.items():
-            metrics.ready.labels(name).set(0 if self.shutting_down or check() else 1)
-
 
 ACCESS = web.AppKey("access", Access)  # the app's guard, to re-read its token file on SIGHUP
 
@@ -139,3 +113,25 @@ class AccessLogger(AbstractAccessLogger):
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
+
+
+async def serve(app: web.Application, settings: HttpSettings) -> web.AppRunner:
+    """Serve ``app`` on the settings' host and port; ``ResourceError`` (exit 2) when that
+    address cannot be had."""
+    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
+                           access_log_class=AccessLogger, handle_signals=False,
+                           shutdown_timeout=1.0)
+    try:
+        await runner.setup()  # reads the token file
+    except BaseException:
+        await runner.cleanup()
+        raise
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ResourceError(f"cannot listen on {settings.host}:{settings.port}: "
+                            f"{exc.strerror or exc}", exit_code=EXIT_USAGE) from None
+    logger.info("HTTP server listening on %s:%d", settings.host, settings.port)
+    return runner

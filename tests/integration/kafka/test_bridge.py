@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,6 +82,12 @@ def test_second_guide_command_maps_filters_and_commits(kafka_bootstrap: str, san
     # at -vv a filtered message is logged; the second within 30 s is only counted
     assert f"filtered {topic}[0]@1: 'type' is not 'ALARM'" in daemon.output()
     assert "il1api123..." not in daemon.output(), "the integration key leaked into the log"
+    # no -p, no HTTP server: aiohttp was never loaded (the README, Dependencies); this test's
+    # own process has its compiled parser mapped, so the check can tell
+    import aiohttp  # noqa: F401  (maps its compiled parser into this process)
+
+    assert "/aiohttp/_http_parser" in Path("/proc/self/maps").read_text()
+    assert "/aiohttp/" not in Path(f"/proc/{daemon.proc.pid}/maps").read_text()
     assert daemon.stop() == 0
 
 

@@ -17,7 +17,8 @@ from ilagent.delivery.pacing import Pacer
 from ilagent.ilert import IlertClient, Result
 from ilagent.journal.writer import Journal
 from ilagent.metrics import Metrics
-from ilagent.web.server import Probes, build_app
+from ilagent.web.probes import Probes
+from ilagent.web.server import build_app
 from ilagent.web.trace import TraceRoute
 
 FAST = RetryPolicy(initial_delay=0.05, max_delay=0.1, rate_limit_delay=0.2, max_retries=2)
