@@ -114,8 +114,9 @@ def _read(path: str, *, alert_key: str | None, since: float | None,
     except NoJournal:
         raise ResourceError(
             f"no journal at {path}: a daemon keeps one beside its spool file (-f FILE: "
-            "FILE.journal.db) when it has one (the HTTP intake, MQTT's --mqtt_buffer), or "
-            "where --journal PATH says; give that file with --journal PATH") from None
+            "FILE.journal.db) when it has one (the HTTP intake, MQTT's --mqtt_buffer), else "
+            "only where --journal PATH says; give that file with --journal PATH. One Kafka "
+            "message is explained without a journal: --offset TOPIC:PARTITION:OFFSET") from None
     except (sqlite3.Error, OSError) as exc:
         raise ResourceError(f"cannot read the journal {path}: {exc}") from None
     try:

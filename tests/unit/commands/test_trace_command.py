@@ -73,11 +73,14 @@ def test_json_is_what_trace_answers(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_no_journal_is_one_line_saying_where_it_would_be(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A missing journal: exit 1, one line naming the path and --journal; no file is made."""
+    """A missing journal: exit 1, one line naming the path, --journal and --offset; no file
+    is made."""
     assert main(["trace", "--alert_key", "x", "-f", str(tmp_path / "q.db3")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no journal at" in err[0] and "q.db3.journal.db" in err[0]
     assert "--journal PATH" in err[0] and not (tmp_path / "q.db3.journal.db").exists()
+    # a daemon without a spool (the guide's Kafka daemon, no -p) keeps none: what helps then
+    assert "else only where --journal" in err[0] and "--offset TOPIC:PARTITION:OFFSET" in err[0]
 
 
 @pytest.mark.parametrize(("argv", "says"), [
