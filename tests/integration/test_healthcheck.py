@@ -67,7 +67,7 @@ def test_a_daemon_with_a_port_is_healthy_while_health_answers(
         "answered 204\n"
     )
     # it reads the daemon's options with the daemon's parser, and none of the libraries of
-    # what it does not do: Docker runs it every 30 s (the README, Dependencies)
+    # what it does not do: Docker runs it every 30 s (the README, Install)
     modules = imported(done.stderr)
     assert {"ilagent.cli", "urllib.request"} <= modules, done.stderr[-2000:]
     heavy = {m for m in modules if m.split(".")[0] in {"aiohttp", "confluent_kafka", "paho"}}

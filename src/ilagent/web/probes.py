@@ -2,7 +2,7 @@
 pinged only while every part is ready.
 
 Both run in every daemon, with an HTTP server (``-p``) or without one, so nothing here needs
-aiohttp: a daemon that serves no HTTP never imports it (the README, *Dependencies*).
+aiohttp: a daemon that serves no HTTP never imports it (the README, *Install*).
 """
 
 from __future__ import annotations

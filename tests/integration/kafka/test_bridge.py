@@ -82,7 +82,7 @@ def test_second_guide_command_maps_filters_and_commits(kafka_bootstrap: str, san
     # at -vv a filtered message is logged; the second within 30 s is only counted
     assert f"filtered {topic}[0]@1: 'type' is not 'ALARM'" in daemon.output()
     assert "il1api123..." not in daemon.output(), "the integration key leaked into the log"
-    # no -p, no HTTP server: aiohttp was never loaded (the README, Dependencies); this test's
+    # no -p, no HTTP server: aiohttp was never loaded (the README, Install); this test's
     # own process has its compiled parser mapped, so the check can tell
     import aiohttp  # noqa: F401  (maps its compiled parser into this process)
 
