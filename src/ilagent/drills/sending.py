@@ -66,6 +66,7 @@ class IntakeDrills:
         self._settings = settings
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._failures: tuple[type[BaseException], ...] = ()
 
     def start(self) -> None:
         # aiohttp is imported here, not with the module: a daemon serving no HTTP never loads it
@@ -75,14 +76,13 @@ class IntakeDrills:
         # reach this host's loopback); the drill's event goes on to ilert by the ilert client
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._timeout))
+        self._failures = (aiohttp.ClientError, TimeoutError, OSError)
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
     async def send(self, drill_id: str, sample: bytes) -> Sent:
-        import aiohttp
-
         event = intake_event(sample, source=self.source, drill_id=drill_id)
         if event is None:  # refused at start; a file changed since cannot get here
             return Sent(error="the drill message has no integrationKey", stage=Stage.MAPPED)
@@ -95,7 +95,7 @@ class IntakeDrills:
             async with self._session.post(self._url, json=event, headers=headers) as answer:
                 text = await answer.text()
                 status = answer.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except self._failures as exc:
             return Sent(error=f"POST {self._url} failed: {exc or type(exc).__name__}")
         if status == 202:
             return Sent(where=f"POST /api/events: {text.strip()[:EXCERPT]}")

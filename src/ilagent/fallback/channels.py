@@ -79,19 +79,21 @@ class Webhook:
     name = "webhook"
 
     def __init__(self, url: str, *, timeout: float) -> None:
+        # imported here, at start (a broken install fails then, not when the alarm is due);
+        # a daemon without a webhook or an HTTP server goes without aiohttp
+        import aiohttp
+
         self._url = url
         self.where = origin(url)
-        self._timeout = timeout
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._failures = (TimeoutError, aiohttp.ClientError, OSError)
         self._session: aiohttp.ClientSession | None = None
         self._route = DIRECT  # how its requests go, read when the session opens
 
     async def send(self, notice: Notice) -> None:
-        import aiohttp  # here: a daemon without a webhook (or an HTTP server) goes without it
-
         if self._session is None:  # on the running loop, when it is first needed
             self._session, proxies = await open_session(
-                peer="the local fallback's webhook",
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                peer="the local fallback's webhook", timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"})
             self._route = proxies.route(self._url)
         route = self._route
@@ -101,7 +103,7 @@ class Webhook:
                     headers=route.headers or None, proxy=route.proxy,
                     proxy_headers=route.proxy_headers) as response:
                 status = response.status
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except self._failures as exc:
             raise ChannelError(self._safe(f"{type(exc).__name__}: {exc}".rstrip(": "))) from None
         if not 200 <= status < 300:
             raise ChannelError(f"HTTP {status}")
