@@ -44,6 +44,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A work directory for logs: removed when the block succeeds, kept and named when not."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    except BaseException:
+        print(f"failed; logs kept in {workdir}", file=sys.stderr)
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def wait_until(
     check: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = "condition"
 ) -> T:
@@ -280,18 +292,6 @@ class DaemonProcess(Process):
 
 
 # ---- Kafka -------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def scratch(prefix: str) -> Iterator[Path]:
-    """A work directory for logs: removed when the block succeeds, kept and named when not."""
-    workdir = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield workdir
-    except BaseException:
-        print(f"failed; logs kept in {workdir}", file=sys.stderr)
-        raise
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def load_broker_module() -> Any:
