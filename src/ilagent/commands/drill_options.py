@@ -22,7 +22,6 @@ from ilagent.config import (
     KafkaSettings,
     MqttSettings,
 )
-from ilagent.drills.events import sample_key
 from ilagent.errors import ConfigError
 from ilagent.mapping.topics import filter_matches, kafka_topics
 from ilagent.mqtt.topics import filter_problem
@@ -98,6 +97,10 @@ def settings(args: argparse.Namespace, sources: Sources, *, kafka: KafkaSettings
         if http is None or not http.intake:
             raise ConfigError("--drill_intake needs the HTTP intake: -p/--port (with "
                               "--intake on)")
+        # here, not with the module: the parser (and the health check) go without the
+        # drills' mapping, templates and metrics
+        from ilagent.drills.events import sample_key
+
         if sample_key(message) is None:
             raise ConfigError(f"--drill_intake: the drill message {args.drill_message} has no "
                               "integrationKey: the intake takes ilert events, and its drill "
