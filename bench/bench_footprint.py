@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import subprocess
 import sys
 import uuid
@@ -76,9 +75,7 @@ def daemon_run(fake: FakeIlertProcess, workdir: Path, bootstrap: str, topic: str
     proc = daemon(fake, workdir, bootstrap, topic, src)
     try:
         watch(fake, proc, EVENTS)
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
-        return peak, proc.cpu_seconds()
+        return proc.peak_rss_mb(), proc.cpu_seconds()
     finally:
         proc.stop()
 

@@ -146,6 +146,14 @@ class Process:
         """User plus system CPU time the child has used so far (all its threads)."""
         return stat_cpu_seconds(Path(f"/proc/{self.pid}/stat").read_text())
 
+    def peak_rss_mb(self) -> float:
+        """The child's peak resident set size so far (``VmHWM``), in MiB."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        if match is None:
+            raise RuntimeError("no VmHWM in /proc status")
+        return int(match.group(1)) / 1024
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait up to ``timeout`` s, then SIGKILL; returns the exit code."""
         if self.proc is None:
@@ -281,14 +289,6 @@ class DaemonProcess(Process):
             return http("GET", f"http://127.0.0.1:{self.http_port}/ready", timeout=2)[0] == 204
         except OSError:
             return False
-
-    def peak_rss_mb(self) -> float:
-        """The child's peak resident set size so far (``VmHWM``), in MiB."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-        if match is None:
-            raise RuntimeError("no VmHWM in /proc status")
-        return int(match.group(1)) / 1024
 
 
 # ---- Kafka -------------------------------------------------------------------------------
