@@ -12,11 +12,15 @@ place of the sandbox, which costs about as much CPU as the daemon itself.
   Figures: consumed messages/s (timed by the first and the last passing message, 199,900
   messages apart, on the fake's clock) and daemon CPU per consumed message; beside it, in the
   same round, a bare confluent-kafka consumer (``consume()`` in batches, auto commit) reading
-  the same topic in a fresh group, as the floor.
+  the same topic in a fresh group, as the floor, and the broker's CPU per message it reads.
 * **F0**: F's topic under a filter that only its first and its last message pass
   (``--filter_key probe --filter_val yes``): the same figures with next to nothing delivered,
   so that F's gap to the bare consumer splits into what reading and filtering cost and what the
   1 % delivered cost.
+
+Beside the daemon's figures: the fake's CPU per answered POST, and what F at 90 % of the bare
+consumer's rate would ask of this machine's cores, from the figures of the same run
+(:func:`ceiling`).
 
 With ``--old-src DIR`` (another checkout's ``src``) every figure is taken for both trees,
 interleaved, the order swapped each round; best and worst of the rounds are reported.
@@ -114,14 +118,20 @@ class FakeIlertProcess(Process):
 
 @dataclass(frozen=True)
 class Run:
-    """One measured daemon run: its rate and its CPU per message."""
+    """One measured run: its rate and its CPU per message; for a daemon's run the fake ilert's
+    CPU per answered POST, for the bare consumer's the broker's CPU per message it read."""
 
     tree: str
     per_second: float
     cpu_us: float
+    fake_us: float | None = None
+    broker_us: float | None = None
 
     def __str__(self) -> str:
-        return f"{self.tree}: {self.per_second:,.0f}/s, {self.cpu_us:.1f} µs CPU per message"
+        text = f"{self.tree}: {self.per_second:,.0f}/s, {self.cpu_us:.1f} µs CPU per message"
+        if self.broker_us is not None:
+            text += f" (the broker {self.broker_us:.1f})"
+        return text
 
 
 def daemon(fake: FakeIlertProcess, workdir: Path, bootstrap: str, topic: str, src: str | None,
@@ -237,39 +247,48 @@ def measured(env: Env, tree: str, src: str | None, topic: str, flags: Sequence[s
     check_order(env.fake.bodies(), passing)
     rate = (passing[-1] - passing[0]) / max(stats["last"] - stats["first"], 1e-6)
     consumed = passing[min(count1, len(passing)) - 1] - passing[count0 - 1]
-    return Run(tree, rate, (cpu1 - cpu0) / max(consumed, 1) * 1e6)
+    return Run(tree, rate, (cpu1 - cpu0) / max(consumed, 1) * 1e6,
+               fake_us=stats["cpu"] / max(stats["count"] - 1, 1) * 1e6)
 
 
 def bare_run(env: Env) -> Run:
     """A bare confluent-kafka consumer of the filter topic, in a process of its own."""
     out = subprocess.run(
-        [sys.executable, __file__, "--bare", env.bootstrap, env.f_topic, str(F_MESSAGES)],
-        capture_output=True, text=True, timeout=300, check=True)
+        [sys.executable, __file__, "--bare", env.bootstrap, env.f_topic, str(F_MESSAGES),
+         str(env.broker_pid)], capture_output=True, text=True, timeout=300, check=True)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
-    return Run("bare confluent-kafka consumer", figures["per_second"], figures["cpu_us"])
+    return Run("bare confluent-kafka consumer", figures["per_second"], figures["cpu_us"],
+               broker_us=figures["broker_us"])
 
 
-def bare(bootstrap: str, topic: str, count: int) -> None:
-    """Consume ``count`` messages as a plain application would; print rate and CPU per message."""
+def bare(bootstrap: str, topic: str, count: int, broker_pid: int) -> None:
+    """Consume ``count`` messages as a plain application would; print rate and CPU per message,
+    its own and the broker's (process ``broker_pid``) over the same stretch."""
     from confluent_kafka import Consumer
+
+    def broker_cpu() -> float:
+        return stat_cpu_seconds(Path(f"/proc/{broker_pid}/stat").read_text())
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
-    seen, start, cpu0 = 0, 0.0, 0.0
+    seen, start, cpu0, broker0 = 0, 0.0, 0.0, 0.0
     while seen < count:
         messages = consumer.consume(num_messages=500, timeout=1.0)
         if messages and not seen:
-            start, cpu0 = time.monotonic(), own_cpu_seconds()
+            start, cpu0, broker0 = time.monotonic(), own_cpu_seconds(), broker_cpu()
         seen += sum(1 for message in messages if message.error() is None and message.value())
     elapsed, cpu = time.monotonic() - start, own_cpu_seconds() - cpu0
+    broker = broker_cpu() - broker0
     consumer.close()
-    print(json.dumps({"per_second": seen / elapsed, "cpu_us": cpu / seen * 1e6}))
+    print(json.dumps({"per_second": seen / elapsed, "cpu_us": cpu / seen * 1e6,
+                      "broker_us": broker / seen * 1e6}))
 
 
 @dataclass
 class Env:
     bootstrap: str
+    broker_pid: int
     fake: FakeIlertProcess
     workdir: Path
     p1_topic: str = ""
@@ -328,6 +347,10 @@ def report(results: dict[str, dict[str, list[Run]]], bares: list[Run], rounds: i
         for tree, runs in by_tree.items():
             low, high = spread(runs, "cpu_us")
             lines.append(f"| {cpu_name} | {tree} | {low:.1f} | {high:.1f} |")
+    for tree, runs in results.get("p1", {}).items():
+        low, high = spread(runs, "fake_us")
+        lines.append(f"| P1 fake ilert's CPU µs per answered POST | {tree} | {low:.1f} | "
+                     f"{high:.1f} |")
     if bares:
         low, high = spread(bares, "per_second")
         lines.append(f"| F consumed messages/s | bare confluent-kafka consumer | {high:,.0f} | "
@@ -335,12 +358,43 @@ def report(results: dict[str, dict[str, list[Run]]], bares: list[Run], rounds: i
         low, high = spread(bares, "cpu_us")
         lines.append(f"| F CPU µs per consumed message | bare confluent-kafka consumer | "
                      f"{low:.1f} | {high:.1f} |")
+        low, high = spread(bares, "broker_us")
+        lines.append(f"| the broker's CPU µs per message read | bare confluent-kafka consumer | "
+                     f"{low:.1f} | {high:.1f} |")
     lines += ["", "Every run, in order:", ""]
     lines += [f"- {bench}: {run}" for bench, by_tree in results.items()
               for runs in zip(*by_tree.values(), strict=False) for run in runs]
     lines += [f"- f: {run}" for run in bares]
+    lines += ceiling(results.get("p1", {}).get("this tree", []), bares)
     lines += ["", "Machine: " + "; ".join(f"{k} {v}" for k, v in machine().items()) + "."]
     return "\n".join(lines)
+
+
+def ceiling(p1: Sequence[Run], bares: Sequence[Run], *, share: float = 0.9) -> list[str]:
+    """What F at ``share`` of the bare consumer's best rate asks of this machine's cores, each
+    figure taken at its best and filtering taken as free: the CPU left for each passing event
+    once its stretch of messages is read at the bare consumer's cost (its process and the
+    broker), beside what delivering one cost in P1 (the daemon and the fake)."""
+    if not p1 or not bares:
+        return []
+    cores = os.cpu_count() or 1
+    messages = F_MESSAGES - F_PASS_EVERY  # between F's first and last passing message
+    events = F_MESSAGES // F_PASS_EVERY - 1  # delivered after the first
+    window_ms = messages / (share * max(run.per_second for run in bares)) * 1e3
+    reading_ms = messages * (min(run.cpu_us for run in bares)
+                             + min(run.broker_us or 0.0 for run in bares)) / 1e3
+    daemon_us = min(run.cpu_us for run in p1)
+    fake_us = min(run.fake_us or 0.0 for run in p1)
+    room_us = (cores * window_ms - reading_ms) / events * 1e3
+    return [
+        "", f"F at {share * 100:.0f} % of the bare consumer's best rate, from the figures above "
+        f"at their best, with filtering taken as free and every core busy: {messages:,} "
+        f"messages in {window_ms:.0f} ms, {cores * window_ms:.0f} ms of CPU on {cores} cores. "
+        f"Reading them at the bare consumer's cost (its process and the broker) takes "
+        f"{reading_ms:.0f} ms of that, which leaves {room_us:.0f} µs of CPU for each of the "
+        f"{events:,} events delivered meanwhile, the daemon's and ilert's together; in P1 one "
+        f"cost the daemon {daemon_us:.1f} µs and the fake {fake_us:.1f} µs.",
+    ]
 
 
 RUNS = (("p1", p1_run), ("f", f_run), ("f0", f0_run))
@@ -354,10 +408,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="also sample one run of each of --only, this tree, with py-spy")
     parser.add_argument("--no-record", action="store_true")
-    parser.add_argument("--bare", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--bare", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare:
-        bare(args.bare[0], args.bare[1], int(args.bare[2]))
+        bare(args.bare[0], args.bare[1], int(args.bare[2]), int(args.bare[3]))
         return 0
     only = args.only.split(",")
     trees: list[tuple[str, str | None]] = [("this tree", None)]
@@ -370,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.callback(broker.destroy)
         fake = FakeIlertProcess(workdir).start()
         stack.callback(fake.stop)
-        env = Env(broker.bootstrap, fake, workdir)
+        env = Env(broker.bootstrap, broker.pid(), fake, workdir)
         if "p1" in only:
             env.p1_topic = create_topic(env.bootstrap, f"p1-{uuid.uuid4().hex[:8]}", partitions=1)
             produce_all(env.bootstrap, env.p1_topic,

@@ -5,8 +5,10 @@ it serves; on a two-core machine that would measure the sandbox as much as the d
 server only answers: every ``POST`` is 202 with ilert's small JSON answer, on HTTP/1.1
 keep-alive connections, and its body is kept in memory. The bench reads back:
 
-* ``GET /fake/count`` — ``{"count": N, "first": t, "last": t}``: POSTs answered, and the
-  monotonic times (``time.monotonic()`` of this process, seconds) of the first and the last;
+* ``GET /fake/count`` — ``{"count": N, "first": t, "last": t, "cpu": s}``: POSTs answered,
+  the monotonic times (``time.monotonic()`` of this process, seconds) of the first and the
+  last, and the CPU seconds this process used between them (answering the bench's own
+  ``/fake/count`` polls included);
 * ``GET /fake/bodies`` — every POST body so far, one per line, in arrival order;
 * ``DELETE /fake`` — forget them.
 
@@ -28,7 +30,7 @@ class FakeIlert(asyncio.Protocol):
     """One connection: parse requests by Content-Length, answer each at once."""
 
     bodies: ClassVar[list[bytes]] = []
-    first = last = 0.0
+    first = last = cpu_first = cpu_last = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.WriteTransport = transport  # type: ignore[assignment]
@@ -58,11 +60,11 @@ class FakeIlert(asyncio.Protocol):
         if path.startswith(b"/fake"):
             status, payload = b"200 OK", self.control(method, path)
         elif method == b"POST":
-            now = time.monotonic()
+            now, cpu = time.monotonic(), time.process_time()
             cls = type(self)
             if not cls.bodies:
-                cls.first = now
-            cls.last = now
+                cls.first, cls.cpu_first = now, cpu
+            cls.last, cls.cpu_last = now, cpu
             cls.bodies.append(body)
         self.transport.write(
             b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
@@ -72,12 +74,12 @@ class FakeIlert(asyncio.Protocol):
     @classmethod
     def control(cls, method: bytes, path: bytes) -> bytes:
         if method == b"DELETE":
-            cls.bodies, cls.first, cls.last = [], 0.0, 0.0
+            cls.bodies, cls.first, cls.last, cls.cpu_first, cls.cpu_last = [], 0.0, 0.0, 0.0, 0.0
             return b"{}"
         if path.startswith(b"/fake/bodies"):
             return b"\n".join(cls.bodies)
-        return json.dumps({"count": len(cls.bodies), "first": cls.first,
-                           "last": cls.last}).encode()
+        return json.dumps({"count": len(cls.bodies), "first": cls.first, "last": cls.last,
+                           "cpu": cls.cpu_last - cls.cpu_first}).encode()
 
 
 async def serve(port: int) -> None:
