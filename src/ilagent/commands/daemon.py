@@ -132,7 +132,8 @@ def add_options(daemon: Parser) -> None:
                         help="the journal's size: beyond it the oldest events are dropped "
                              "(default %(default)s)")
     daemon.add_argument("-b", "--heartbeat", metavar="KEY",
-                        help="ping this heartbeat every 30 s while the daemon is ready")
+                        help="ping this heartbeat once the daemon is ready, then every 30 s "
+                             "while it stays ready")
     topic = daemon.add_argument_group("topics (Kafka and MQTT)")
     topic.add_argument("-e", "--event_topic", action="append", default=[], metavar="TOPIC",
                        help="topic of event messages: repeatable, comma-separated; Kafka: a "

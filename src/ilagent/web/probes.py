@@ -21,6 +21,7 @@ from ilagent.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 Check = Callable[[], dict[str, Any] | None]
+READY_RECHECK = 1.0  # s between looks at readiness while the daemon waits to ping
 
 
 @dataclass
@@ -49,23 +50,41 @@ class Probes:
 
 
 async def ping_while_ready(key: str, *, client: IlertClient, probes: Probes, metrics: Metrics,
-                           interval: float, stop: asyncio.Event) -> None:
-    """Ping the daemon's own heartbeat now and then every ``interval`` s, but only while every
-    part is ready, until ``stop`` is set."""
-    while True:
+                           interval: float, stop: asyncio.Event,
+                           recheck: float = READY_RECHECK) -> None:
+    """Ping the daemon's own heartbeat while every part is ready, until ``stop`` is set: the
+    first ping as soon as the daemon is ready, then one every ``interval`` s.
+
+    While a part is not ready, readiness is looked at every ``recheck`` s and the ping follows
+    within that once it is, but never sooner than ``interval`` after the one before: a part
+    that flaps cannot make the pings more frequent (ilert takes 5 a minute per heartbeat).
+    That parts are not ready is logged when it starts and when the parts change, not at every
+    look."""
+    loop = asyncio.get_running_loop()
+    last: float | None = None  # the loop's time of the last ping
+    logged: str | None = None  # the parts not ready, as last logged
+    while not stop.is_set():
         failures = probes.failures()
         if failures:
-            logger.info("not pinging heartbeat %s: not ready (%s)", mask_key(key),
-                        ", ".join(str(f.get("component")) for f in failures))
+            parts = ", ".join(str(f.get("component")) for f in failures)
+            if parts != logged:
+                logger.info("not pinging heartbeat %s: not ready (%s)", mask_key(key), parts)
+                logged = parts
         else:
-            result = await client.ping_heartbeat(key)
-            metrics.responses.labels(result.status_label).inc()
-            if result.outcome is Outcome.DELIVERED:
-                metrics.heartbeats.labels("daemon").inc()
-            else:
-                logger.warning("heartbeat ping %s failed: %s %s", mask_key(key),
-                               result.status_label, result.detail)
+            logged = None
+            if last is None or loop.time() >= last + interval:
+                last = loop.time()
+                await _ping(key, client, metrics)
+        due = 0.0 if last is None else last + interval - loop.time()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
-        if stop.is_set():
-            return
+            await asyncio.wait_for(stop.wait(), max(due, recheck) if failures else due)
+
+
+async def _ping(key: str, client: IlertClient, metrics: Metrics) -> None:
+    result = await client.ping_heartbeat(key)
+    metrics.responses.labels(result.status_label).inc()
+    if result.outcome is Outcome.DELIVERED:
+        metrics.heartbeats.labels("daemon").inc()
+    else:
+        logger.warning("heartbeat ping %s failed: %s %s", mask_key(key), result.status_label,
+                       result.detail)
