@@ -124,7 +124,8 @@ def test_outage_loses_nothing_keeps_order_and_survives_sigkill(
     group = unique("g")
     key = unique("il1api")
     args = ["daemon", "-v", "-v", "--kafka_brokers", kafka_bootstrap, "--kafka_group_id", group,
-            "-e", topic, "--retry_initial_delay", "0.2", "--retry_max_delay", "1"]
+            "-e", topic, "--retry_initial_delay", "0.2", "--retry_max_delay", "1",
+            "--rate_limit_per_key", "0", "--rate_limit_total", "0"]  # the outage, not the pacing
     daemon = run_ilagent(*args)
     wait_until(lambda: assigned(daemon, topic), timeout=60, what="partition assignment")
     wait_until(lambda: committed(kafka_bootstrap, group, topic) == [0],

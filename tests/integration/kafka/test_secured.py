@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from helpers import (
+    FAST,
     SECRETS,
     Sandbox,
     committed,
@@ -163,7 +164,7 @@ def test_a_broker_outage_after_a_good_start_is_waited_out(
         daemon = run_ilagent("-vv", "daemon", "-p", str(port), "--http_host", "127.0.0.1",
                              "-f", str(tmp_path / "q.db3"), *as_flags(
                                  listener_settings(own, "sasl_ssl")), "--kafka_group_id", group,
-                             "-e", topic, "--kafka_offset_reset", "earliest")
+                             "-e", topic, "--kafka_offset_reset", "earliest", *FAST)
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: status_or_none("GET", f"{base}/ready/kafka") == 204, timeout=60,
                    what="ready through SASL_SSL")
