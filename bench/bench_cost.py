@@ -62,6 +62,7 @@ from bench.common import (
     load_broker_module,
     machine,
     own_cpu_seconds,
+    pid_cpu_seconds,
     produce_all,
     replace_block,
     scratch,
@@ -266,9 +267,6 @@ def bare(bootstrap: str, topic: str, count: int, broker_pid: int) -> None:
     its own and the broker's (process ``broker_pid``) over the same stretch."""
     from confluent_kafka import Consumer
 
-    def broker_cpu() -> float:
-        return stat_cpu_seconds(Path(f"/proc/{broker_pid}/stat").read_text())
-
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
@@ -276,10 +274,10 @@ def bare(bootstrap: str, topic: str, count: int, broker_pid: int) -> None:
     while seen < count:
         messages = consumer.consume(num_messages=500, timeout=1.0)
         if messages and not seen:
-            start, cpu0, broker0 = time.monotonic(), own_cpu_seconds(), broker_cpu()
+            start, cpu0, broker0 = time.monotonic(), own_cpu_seconds(), pid_cpu_seconds(broker_pid)
         seen += sum(1 for message in messages if message.error() is None and message.value())
     elapsed, cpu = time.monotonic() - start, own_cpu_seconds() - cpu0
-    broker = broker_cpu() - broker0
+    broker = pid_cpu_seconds(broker_pid) - broker0
     consumer.close()
     print(json.dumps({"per_second": seen / elapsed, "cpu_us": cpu / seen * 1e6,
                       "broker_us": broker / seen * 1e6}))

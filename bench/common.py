@@ -144,7 +144,7 @@ class Process:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the child has used so far (all its threads)."""
-        return stat_cpu_seconds(Path(f"/proc/{self.pid}/stat").read_text())
+        return pid_cpu_seconds(self.pid)
 
     def peak_rss_mb(self) -> float:
         """The child's peak resident set size so far (``VmHWM``), in MiB."""
@@ -173,6 +173,11 @@ def stat_cpu_seconds(stat: str) -> float:
     fields = stat.rsplit(")", 1)[1].split()
     # fields[11] and [12] are utime and stime (fields 14 and 15 of proc(5)), in clock ticks
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds process ``pid`` has used so far (all its threads)."""
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
 
 def own_cpu_seconds() -> float:
