@@ -38,6 +38,7 @@ from ilagent.errors import ConfigError
 from ilagent.logs import register_secret
 from ilagent.metrics import Metrics
 from ilagent.web.ratelimit import AddressLimiter
+from ilagent.web.refusals import refuse
 from ilagent.web.tokens import POLL_INTERVAL, TokenFile
 
 logger = logging.getLogger(__name__)
@@ -96,18 +97,18 @@ class Access:
                 return await handler(request)
             client = _client(request)
             if self._allow is not None and not _within(client, self._allow):
-                return self._refuse(403, "FORBIDDEN", self._forbidden(client))
+                return self._refuse(request, 403, "FORBIDDEN", self._forbidden(client))
             if self._limiter is not None and client is not None:
                 wait = self._limiter.check(client)
                 if wait > 0:
                     seconds = max(1, math.ceil(wait))
                     return self._refuse(
-                        429, "TOO_MANY_REQUESTS",
+                        request, 429, "TOO_MANY_REQUESTS",
                         f"more than {self._limiter.per_minute} requests a minute from "
                         f"{client}: retry after {seconds} s", {"Retry-After": str(seconds)})
             if self._token_required and not self._authorized(
                     request.headers.get("Authorization", "")):
-                return self._refuse(401, "UNAUTHORIZED", "missing or wrong bearer token",
+                return self._refuse(request, 401, "UNAUTHORIZED", "missing or wrong bearer token",
                                     {"WWW-Authenticate": "Bearer"})
             return await handler(request)
 
@@ -150,11 +151,10 @@ class Access:
                     "(see --http_allow)")
         return f"{who} may not use this API: it is not in --http_allow"
 
-    def _refuse(self, status: int, code: str, message: str,
+    def _refuse(self, request: web.Request, status: int, code: str, message: str,
                 headers: dict[str, str] | None = None) -> web.Response:
         self._metrics.intake.labels(str(status)).inc()
-        return web.json_response({"status": status, "message": message, "code": code},
-                                 status=status, headers=headers)
+        return refuse(request, status, code, message, headers)
 
     async def _poll(self) -> None:
         while True:

@@ -31,6 +31,7 @@ from ilagent.delivery.sender import Sender
 from ilagent.ilert import Outcome, Result
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
+from ilagent.web.refusals import refusal, refuse
 
 logger = logging.getLogger(__name__)
 
@@ -68,25 +69,26 @@ class HeartbeatProxy:
                   origin="the heartbeat proxy")
         pinging = self._pinging.get(key)
         if pinging is None:
-            refusal = self._refusal(job)
-            if refusal is not None:
-                return refusal
+            refused = self._refusal(request, job)
+            if refused is not None:
+                return refused
             pinging = self._pinging[key] = asyncio.ensure_future(self._send(job))
             pinging.add_done_callback(lambda _done: self._pinging.pop(key, None))
         # shielded: a client that hangs up does not take the others' ping with it
-        return self._answer(job, await asyncio.shield(pinging))
+        return self._answer(request, job, await asyncio.shield(pinging))
 
-    def _refusal(self, job: Job) -> web.Response | None:
+    def _refusal(self, request: web.Request, job: Job) -> web.Response | None:
         """The answer without a request: the circuit is open, or the heartbeat's turn is
         too far off; None when the ping may go."""
         if self._gate.open:
-            return _refuse(503, "CIRCUIT_OPEN", "ilert fails for every key right now, so the "
-                           "ping was not sent; retry later", self._gate.probe_in())
+            return _refuse(request, 503, "CIRCUIT_OPEN", "ilert fails for every key right now, "
+                           "so the ping was not sent; retry later", self._gate.probe_in())
         blocked = self._gate.blocked_until(Sender.gate_key(job)) - time.monotonic()
         wait = max(blocked, self._pacer.wait(job.integration_key, kind="heartbeat"))
         if wait > MAX_WAIT:
-            return _refuse(429, "RATE_LIMITED", "this heartbeat was pinged too often (ilert "
-                           "takes 5 pings a minute) or ilert asked to wait; retry later", wait)
+            return _refuse(request, 429, "RATE_LIMITED", "this heartbeat was pinged too often "
+                           "(ilert takes 5 pings a minute) or ilert asked to wait; retry later",
+                           wait)
         return None
 
     async def _send(self, job: Job) -> Result | None:
@@ -102,30 +104,31 @@ class HeartbeatProxy:
             self._succeeded = {k: t for k, t in self._succeeded.items() if now - t < RECENT}
         self._succeeded[key] = now
 
-    def _answer(self, job: Job, result: Result | None) -> web.Response:
+    def _answer(self, request: web.Request, job: Job, result: Result | None) -> web.Response:
         if result is None:
-            return _refuse(503, "SHUTTING_DOWN", "the daemon is shutting down, so the ping "
-                           "was not sent; retry later", 1.0)
+            return _refuse(request, 503, "SHUTTING_DOWN", "the daemon is shutting down, so the "
+                           "ping was not sent; retry later", 1.0)
         if result.outcome is Outcome.DELIVERED:
             return web.json_response({}, status=202)
         logger.warning("heartbeat ping %s failed: %s %s", mask_key(job.integration_key),
                        result.status_label, result.detail)
         if result.outcome is Outcome.RATE_LIMITED:
             wait = self._gate.blocked_until(Sender.gate_key(job)) - time.monotonic()
-            return _refuse(429, "RATE_LIMITED", "ilert answered 429 to this heartbeat; retry "
-                           "later", max(wait, result.retry_after or 0.0))
+            return _refuse(None, 429, "RATE_LIMITED", "ilert answered 429 to this heartbeat; "
+                           "retry later", max(wait, result.retry_after or 0.0))
         detail = f": {result.detail}" if result.detail else ""
         said = (f"ilert answered {result.status}" if result.status is not None
                 else "ilert could not be reached")
-        return web.json_response(
-            {"status": 502, "code": "HEARTBEAT_NOT_DELIVERED", "message": f"{said}{detail}"},
-            status=502)
+        return refusal(502, "HEARTBEAT_NOT_DELIVERED", f"{said}{detail}")
 
 
-def _refuse(status: int, code: str, message: str, retry_after: float) -> web.Response:
-    return web.json_response({"status": status, "message": message, "code": code},
-                             status=status,
-                             headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+def _refuse(request: web.Request | None, status: int, code: str, message: str,
+            retry_after: float) -> web.Response:
+    """The refusal with ``Retry-After``; logged unless ``request`` is None (said already)."""
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
+    if request is None:
+        return refusal(status, code, message, headers)
+    return refuse(request, status, code, message, headers)
 
 
 class _Nobody:

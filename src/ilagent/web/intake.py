@@ -44,6 +44,7 @@ from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.records import RecordKind
 from ilagent.spool.worker import SOURCE
+from ilagent.web.refusals import refusal, refuse
 from ilagent.web.spooling import SpoolSink
 
 logger = logging.getLogger(__name__)
@@ -73,32 +74,32 @@ class Intake:
         """Validate an event, store it durably, answer 202 with its queue id."""
         if hdrs.CONTENT_TYPE in request.headers and not _is_json(request.content_type):
             return self._refuse(
-                415, "UNSUPPORTED_MEDIA_TYPE", "the Content-Type must be application/json"
+                request, 415, "UNSUPPORTED_MEDIA_TYPE", "the Content-Type must be application/json"
             )
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return self._refuse(
-                413, "PAYLOAD_TOO_LARGE", f"the body is larger than {self._max_body} bytes"
-            )
+            return self._refuse(request, 413, "PAYLOAD_TOO_LARGE",
+                                f"the body is larger than {self._max_body} bytes")
         source = request.match_info.get("source")
         if source is not None and not SOURCE_NAME.fullmatch(source):
-            return self._refuse(400, "INVALID_FIELD",
+            return self._refuse(request, 400, "INVALID_FIELD",
                                 "the source in /api/v1/events/{source}/{key} must be lower-case "
                                 "letters, digits, - and _ (at most 64)")
         try:
             body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
         except _OutOfRange:  # 1e999 reads as infinity, which JSON cannot carry on to ilert
-            return self._refuse(400, "INVALID_JSON", "the body holds a number out of range")
+            return self._refuse(request, 400, "INVALID_JSON",
+                                "the body holds a number out of range")
         except (ValueError, RecursionError):  # RecursionError: nested past the parser's limit
-            return self._refuse(400, "INVALID_JSON", "the body is not valid JSON")
+            return self._refuse(request, 400, "INVALID_JSON", "the body is not valid JSON")
         try:
             event = validate_event(with_path_key(body, request.match_info.get("key")))
             _check_depth(event)
             # serialised once, here: what cannot be sent is refused now, not found out later
             text = encode_event(event).decode()
         except EventError as error:
-            return self._answer(400, error.as_body(400))
+            return self._refuse(request, 400, error.code, error.message)
         key, path = event["integrationKey"], _forward_path(request)
         kind = RecordKind.DRILL if INTAKE_HEADER in request.headers else RecordKind.EVENT
         try:
@@ -106,27 +107,27 @@ class Intake:
         except SpoolFull as full:
             return self._full(full)
         except SpoolUnavailable as exc:
-            answer = self._refuse(503, "QUEUE_UNAVAILABLE", str(exc))
-            if exc.retry_after is not None:
-                answer.headers["Retry-After"] = str(exc.retry_after)
-            return answer
+            # the sink logged why; the client is told to come back
+            return self._count(refusal(
+                503, "QUEUE_UNAVAILABLE", str(exc),
+                None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}))
         self._consumed.inc()
         logger.debug("queued %s for %s", row_id, mask_key(key))
-        return self._answer(202, {"id": row_id, "status": "queued"})
+        return self._count(web.json_response({"id": row_id, "status": "queued"}, status=202))
 
     def _full(self, full: SpoolFull) -> web.Response:
         logger.warning("the spool is full (%d of %d bytes, --spool_max_bytes): events are "
                        "refused with 503 until deliveries make room", full.used, full.limit)
-        answer = self._refuse(503, "QUEUE_FULL", str(full))
-        answer.headers["Retry-After"] = str(FULL_RETRY_AFTER)
+        return self._count(refusal(503, "QUEUE_FULL", str(full),
+                                   {"Retry-After": str(FULL_RETRY_AFTER)}))
+
+    def _refuse(self, request: web.Request, status: int, code: str,
+                message: str) -> web.Response:
+        return self._count(refuse(request, status, code, message))
+
+    def _count(self, answer: web.Response) -> web.Response:
+        self._metrics.intake.labels(str(answer.status)).inc()
         return answer
-
-    def _refuse(self, status: int, code: str, message: str) -> web.Response:
-        return self._answer(status, {"status": status, "message": message, "code": code})
-
-    def _answer(self, status: int, body: dict[str, Any]) -> web.Response:
-        self._metrics.intake.labels(str(status)).inc()
-        return web.json_response(body, status=status)
 
 
 def _forward_path(request: web.Request) -> str:

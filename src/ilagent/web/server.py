@@ -25,15 +25,16 @@ from aiohttp.abc import AbstractAccessLogger
 from ilagent import USER_AGENT, __version__
 from ilagent.config import HttpSettings
 from ilagent.errors import EXIT_USAGE, ResourceError
-from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
 from ilagent.web.access import Access
 from ilagent.web.probes import Probes
+from ilagent.web.refusals import refusal, refuse, shown_path
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+QUIET_METHODS = frozenset({"GET", "HEAD"})  # a wrong URL of theirs is answered, not logged
 ACCESS = web.AppKey("access", Access)  # the app's guard, to re-read its token file on SIGHUP
 
 
@@ -91,24 +92,20 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return web.json_response(
-            {"status": exc.status, "code": exc.reason.upper().replace(" ", "_"),
-             "message": f"{request.method} {request.path}: {exc.reason}"},
-            status=exc.status, headers={k: v for k, v in exc.headers.items()
-                                        if k.lower() == "allow"})
+        status, code = exc.status, exc.reason.upper().replace(" ", "_")
+        message = f"{request.method} {request.path}: {exc.reason}"
+        allow = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        if request.method in QUIET_METHODS:  # a browser's or a scanner's look
+            return refusal(status, code, message, allow)
+        return refuse(request, status, code, message, allow)  # an event sent to a wrong URL
 
 
 class AccessLogger(AbstractAccessLogger):
     """One line per request at INFO, with the ``{key}`` segment of a path masked."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        path = request.path
-        # a BaseRequest answered before routing has no match_info
-        key = request.match_info.get("key") if isinstance(request, web.Request) else None
-        if key:
-            path = path.replace(key, mask_key(key))
-        self.logger.info('%s "%s %s" %d %.1f ms', request.remote, request.method, path,
-                         response.status, time * 1000)
+        self.logger.info('%s "%s %s" %d %.1f ms', request.remote, request.method,
+                         shown_path(request), response.status, time * 1000)
 
     @property
     def enabled(self) -> bool:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ilagent.journal.entries import iso, parse_since
 from ilagent.journal.writer import Journal
+from ilagent.web.refusals import refusal
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -33,29 +34,24 @@ class TraceRoute:
     async def trace(self, request: web.Request) -> web.Response:
         """Answer one trace request."""
         if self._journal is None:
-            return _error(404, "NO_JOURNAL", "this daemon keeps no journal: it runs with "
+            return refusal(404, "NO_JOURNAL", "this daemon keeps no journal: it runs with "
                           "--journal off, or without a spool file (see --journal)")
         alert_key = request.query.get("alert_key") or None
         since_text = request.query.get("since") or None
         if alert_key is None and since_text is None:
-            return _error(400, "MISSING_PARAMETER", "give alert_key=KEY, since=1h, or both")
+            return refusal(400, "MISSING_PARAMETER", "give alert_key=KEY, since=1h, or both")
         since = None
         if since_text is not None:
             try:
                 since = time.time() - parse_since(since_text)
             except ValueError as exc:
-                return _error(400, "INVALID_PARAMETER", f"since: {exc}")
+                return refusal(400, "INVALID_PARAMETER", f"since: {exc}")
         limit_text = request.query.get("limit", str(DEFAULT_LIMIT))
         if not limit_text.isdigit() or not 0 < int(limit_text) <= MAX_LIMIT:
-            return _error(400, "INVALID_PARAMETER",
+            return refusal(400, "INVALID_PARAMETER",
                           f"limit: {limit_text!r} must be a whole number from 1 to {MAX_LIMIT}")
         events = await self._journal.story(alert_key=alert_key, since=since,
                                            limit=int(limit_text))
         return web.json_response({"alertKey": alert_key,
                                   "since": iso(since) if since is not None else None,
                                   "events": events})
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"status": status, "message": message, "code": code},
-                             status=status)

@@ -135,7 +135,7 @@ def test_refusals_are_json_in_ilerts_shape(
     sandbox: Sandbox, run_ilagent: Any, tmp_path: Path
 ) -> None:
     """Bad bodies get 400 naming the field, a non-JSON type 415 and a too large body 413."""
-    _daemon, base = start_daemon(run_ilagent, tmp_path / "q.db3", "--http_max_body", "4096")
+    daemon, base = start_daemon(run_ilagent, tmp_path / "q.db3", "--http_max_body", "4096")
     url = f"{base}/api/events"
     ok = {"integrationKey": "k", "eventType": "ALERT", "summary": "s"}
     nested: Any = "leaf"
@@ -209,6 +209,20 @@ def test_refusals_are_json_in_ilerts_shape(
         assert named in body["message"], body
     assert raw_post(url, json.dumps(ok).encode(), None)[0] == 202, "no Content-Type: read as JSON"
     assert raw_post(url, json.dumps(ok).encode(), "application/vnd.x+json; charset=utf-8")[0] == 202
+    # a POST to a wrong URL is an event lost too; a GET of one (a browser, a scanner) is not
+    assert raw_post(f"{base}/api/event", json.dumps(ok).encode(), "application/json")[0] == 404
+    assert status_or_none("GET", f"{base}/favicon.ico") == 404
+    kinds = {f"{status} {code}" for _, _, status, code, _ in table} | {"404 NOT_FOUND"}
+    # each kind at once, at the default level; its repeats held back for the summary
+    wait_until(lambda: all(f"refused POST /api/events from 127.0.0.1: {kind}: " in
+                           daemon.output() for kind in kinds - {"404 NOT_FOUND"}),
+               what="a line for each kind of refusal")
+    wait_until(lambda: "refused POST /api/event from 127.0.0.1: 404 NOT_FOUND: " in
+               daemon.output(), what="a line for the POST to a wrong URL")
+    lines = [line for line in daemon.output().splitlines() if "refused " in line]
+    assert len(lines) == len(kinds), lines
+    assert all(" WARNING " in line for line in lines), lines
+    assert "favicon" not in daemon.output()
 
 
 def test_token_guards_every_route_but_health_and_ready(
@@ -216,7 +230,7 @@ def test_token_guards_every_route_but_health_and_ready(
 ) -> None:
     """With ILAGENT_HTTP_TOKEN set, the API and /metrics need the bearer token; probes do not."""
     token = secret("tok")
-    _daemon, base = start_daemon(run_ilagent, tmp_path / "q.db3", env={"ILAGENT_HTTP_TOKEN": token})
+    daemon, base = start_daemon(run_ilagent, tmp_path / "q.db3", env={"ILAGENT_HTTP_TOKEN": token})
     bearer = {"Authorization": f"Bearer {token}"}
     key = unique("il1api")
     for method, path, body in [
@@ -232,6 +246,10 @@ def test_token_guards_every_route_but_health_and_ready(
         assert request(method, f"{base}{path}", body, headers=bearer)[0] in (200, 202)
     assert request("GET", f"{base}/health")[0] == 204
     wait_until(lambda: request("GET", f"{base}/ready")[0] == 204, what="/ready without a token")
+    # the first refusal is said, its path's key masked; the token and the key are never shown
+    wait_until(lambda: "refused POST /api/events from 127.0.0.1: 401 UNAUTHORIZED: missing or "
+               "wrong bearer token" in daemon.output(), what="the refusal's line")
+    assert token not in daemon.output() and key not in daemon.output()
 
 
 def test_http_host_binds_only_that_address(
