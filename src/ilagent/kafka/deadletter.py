@@ -4,6 +4,10 @@ Without ``--dlq_topic`` a dead letter is logged at ERROR. With it, the message i
 (idempotent, ``acks=all``) with ``ilagent.*`` headers naming the reason, ilert's answer and
 the source position, and only then is its offset finished; a failing produce is retried with
 backoff until it lands or the partition is revoked (then the next owner reads it again).
+
+Each dead letter is one line with its reason, ilert's status and the detail: the delivery
+engine's, when ilert refused the event, else this module's (a WARNING naming the DLQ topic, or
+the ERROR above).
 """
 
 from __future__ import annotations
@@ -60,10 +64,10 @@ class DeadLetterWriter:
         ``route``: the ``[[route]]`` whose event failed (an ``ilagent.route`` header: each failed
         event of a message fanned out to several routes is a dead letter of its own)."""
         where = origin(message) + (f" (route {route})" if route else "")
+        why = " ".join(filter(None, (reason, status))) + (f": {detail}" if detail else "")
         if self._producer is None:
             (logger.debug if logged else logger.error)(
-                "dead letter %s: %s %s %s (no --dlq_topic; message dropped)", where, reason,
-                status, detail, extra=EACH)
+                "dead letter %s: %s (no --dlq_topic; message dropped)", where, why, extra=EACH)
             return True
         headers: Headers = [
             ("ilagent.reason", reason.encode()),
@@ -80,8 +84,8 @@ class DeadLetterWriter:
             attempt += 1
             error = await asyncio.to_thread(self._produce, message, headers)
             if error is None:
-                logger.warning("dead-lettered %s to %s: %s %s", where, self._topic, reason,
-                               status, extra=EACH)
+                (logger.debug if logged else logger.warning)(
+                    "dead-lettered %s to %s: %s", where, self._topic, why, extra=EACH)
                 return True
             delay = backoff.delay(self._policy, attempt)
             logger.error("could not write %s to the DLQ topic (%s); retrying in %.1f s",

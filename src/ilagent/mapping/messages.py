@@ -245,10 +245,21 @@ def parse_object(payload: bytes | None) -> dict[str, Any] | Dropped:
     try:
         document = parse_json(payload or b"")
     except ValueError as exc:
-        return Dropped(DropReason.INVALID_JSON, f"not valid JSON: {exc}")
+        return Dropped(DropReason.INVALID_JSON, f"not valid JSON: {_not_json(payload, exc)}")
     if not isinstance(document, dict):
         return Dropped(DropReason.INVALID_MESSAGE, "the message is not a JSON object")
     return document
+
+
+def _not_json(payload: bytes | None, error: ValueError) -> str:
+    """The parser's words, but for bytes that are not UTF-8, where they name lone surrogates
+    and line 1 column 1 whatever the bytes: there, the first bad byte and where it is."""
+    try:
+        (payload or b"").decode()
+    except UnicodeDecodeError as bad:
+        return (f"the bytes are not UTF-8 (byte {bad.start} is "
+                f"{(payload or b'')[bad.start:bad.end].hex(' ')})")
+    return str(error)
 
 
 def parse_json(data: bytes | str) -> Any:

@@ -182,6 +182,14 @@ def test_rejected_message_goes_to_the_dlq_with_reasons(
     second = by_offset[b"1"]
     assert second.value() == b"{broken json"
     assert dict(second.headers())["ilagent.reason"] == b"invalid_json"
+    # each dead letter is one line, saying why: the engine's for ilert's 400, the writer's
+    # (with the topic it went to) for the message that could not be mapped
+    said = [line for line in daemon.output().splitlines() if "dead" in line]
+    rejected = [line for line in said if f"{topic}[0]@0 " in line]
+    assert len(rejected) == 1 and "ilert rejected" in rejected[0], said
+    broken = [line for line in said if f"{topic}[0]@1 " in line]
+    assert len(broken) == 1, said
+    assert f"dead-lettered {topic}[0]@1 to {dlq}: invalid_json: not valid JSON: " in broken[0]
     assert daemon.stop() == 0
 
 

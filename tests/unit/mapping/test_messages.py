@@ -97,6 +97,21 @@ def test_unparseable_payload_is_dropped_as_invalid_json(payload: bytes | None) -
 
 
 @pytest.mark.parametrize(
+    ("payload", "named"),
+    [
+        pytest.param(b"\xff\xfe{}", "byte 0 is ff", id="first-byte"),
+        pytest.param(b'{"summary": "Kessel \xfcberhitzt"}', "byte 20 is fc", id="latin-1"),
+        pytest.param(b'{"summary": "\xed\xa0\x80"}', "byte 13 is ed", id="encoded-surrogate"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_named_in_the_reason(payload: bytes, named: str) -> None:
+    """The reason names the first byte that is not UTF-8 and where it is, not the parser's
+    'surrogates not allowed' at line 1 column 1, which it says for any bad byte."""
+    result = dropped(payload, MappingRules(event_key=KEY))
+    assert result.detail == f"not valid JSON: the bytes are not UTF-8 ({named})", result.detail
+
+
+@pytest.mark.parametrize(
     "payload",
     [
         pytest.param(b"[]", id="empty-array"),
