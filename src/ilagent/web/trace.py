@@ -35,7 +35,7 @@ class TraceRoute:
         """Answer one trace request."""
         if self._journal is None:
             return refusal(404, "NO_JOURNAL", "this daemon keeps no journal: it runs with "
-                          "--journal off, or without a spool file (see --journal)")
+                           "--journal off, or without a spool file (see --journal)")
         alert_key = request.query.get("alert_key") or None
         since_text = request.query.get("since") or None
         if alert_key is None and since_text is None:
@@ -49,7 +49,7 @@ class TraceRoute:
         limit_text = request.query.get("limit", str(DEFAULT_LIMIT))
         if not limit_text.isdigit() or not 0 < int(limit_text) <= MAX_LIMIT:
             return refusal(400, "INVALID_PARAMETER",
-                          f"limit: {limit_text!r} must be a whole number from 1 to {MAX_LIMIT}")
+                           f"limit: {limit_text!r} must be a whole number from 1 to {MAX_LIMIT}")
         events = await self._journal.story(alert_key=alert_key, since=since,
                                            limit=int(limit_text))
         return web.json_response({"alertKey": alert_key,
