@@ -295,11 +295,11 @@ class MqttBridge:
         text = message.payload.decode("utf-8", "replace")
         where = message.topic + (f" (route {route})" if route else "")
         if self._store is None:
-            logger.error("dead letter MQTT %s: %s %s: %s", where, reason, mask(detail),
-                         mask(text[:EXCERPT]), extra=EACH)
+            logger.error("dead letter MQTT %s: %s: %s; the message: %s", where, reason,
+                         mask(detail), mask(text[:EXCERPT]), extra=EACH)
             self._ended(unacked, parts, finished=True)
             return
-        logger.warning("dead letter MQTT %s: %s %s (kept in the queue file)", where,
+        logger.warning("dead letter MQTT %s: %s: %s (kept in the queue file)", where,
                        reason, mask(detail), extra=EACH)
         store, path = self._store, mqtt_path(message.topic)
 

@@ -384,5 +384,7 @@ def test_each_dead_letter_is_one_error_line_without_raw_control_bytes(
     time.sleep(1)  # a second line of the same dead letter would come at once
     errors = [line for line in daemon.output().splitlines() if " ERROR " in line]
     assert len(errors) == 2, errors
+    assert any(f"dead letter MQTT {topic}: invalid_json: not valid JSON: " in line
+               for line in errors), errors
     assert "\x00" not in daemon.output() and "\x07" not in daemon.output()
     assert "\\x00\\x07" in daemon.output()
