@@ -393,3 +393,12 @@ def test_the_alerts_cover_lag_dead_letters_ilert_and_readiness() -> None:
     assert "deriv(ilagent_kafka_consumer_lag" in next(
         r["expr"] for r in rules() if r["alert"] == by_metric["ilagent_kafka_consumer_lag"]
     )
+
+
+def test_the_operations_page_lists_every_alert() -> None:
+    """Each rule of alerts.yml has its row in docs/operations.md's table of alerts, and the
+    table names no rule the file does not have."""
+    page = (DEPLOY.parent / "docs" / "operations.md").read_text()
+    section = page.split("\n## Alerts\n", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `(Ilagent\w+)` \|", section, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(rule["alert"] for rule in rules())
