@@ -97,7 +97,16 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         allow = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         if request.method in QUIET_METHODS:  # a browser's or a scanner's look
             return refusal(status, code, message, allow)
-        return refuse(request, status, code, message, allow)  # an event sent to a wrong URL
+        if status == 404:  # an event sent to a wrong URL: say where they go
+            message += _posts_taken(request.app)
+        return refuse(request, status, code, message, allow)
+
+
+def _posts_taken(app: web.Application) -> str:
+    """`` (this daemon takes POST /api/events, …)``, or nothing when it takes no POST."""
+    paths = sorted({route.resource.canonical for route in app.router.routes()
+                    if route.method == "POST" and route.resource is not None})
+    return f" (this daemon takes POST {', '.join(paths)})" if paths else ""
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -210,7 +210,8 @@ def test_refusals_are_json_in_ilerts_shape(
     assert raw_post(url, json.dumps(ok).encode(), None)[0] == 202, "no Content-Type: read as JSON"
     assert raw_post(url, json.dumps(ok).encode(), "application/vnd.x+json; charset=utf-8")[0] == 202
     # a POST to a wrong URL is an event lost too; a GET of one (a browser, a scanner) is not
-    assert raw_post(f"{base}/api/event", json.dumps(ok).encode(), "application/json")[0] == 404
+    wrong = raw_post(f"{base}/api/event", json.dumps(ok).encode(), "application/json")
+    assert wrong[0] == 404 and "this daemon takes POST /api/events, " in wrong[1]["message"], wrong
     assert status_or_none("GET", f"{base}/favicon.ico") == 404
     kinds = {f"{status} {code}" for _, _, status, code, _ in table} | {"404 NOT_FOUND"}
     # each kind at once, at the default level; its repeats held back for the summary
