@@ -40,6 +40,7 @@ from ilagent import offsetmap
 from ilagent.config import KafkaSettings
 from ilagent.errors import ConfigError
 from ilagent.kafka.commits import COMMIT_RETRY_DELAY, Committer
+from ilagent.kafka.misconfig import PLAINTEXT_ON_TLS, explained, misconfiguration
 from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, names
 from ilagent.kafka.runs import one_partition
 from ilagent.kafka.settings import consumer_config, incremental
@@ -59,7 +60,6 @@ BUSY_POLL_TIMEOUT = 0.005  # while messages are in delivery, the longest wait be
 # instead of following a "brokers are down" warning; a slow cluster is only then reported
 STARTUP_QUIET = 5.0
 APIVERSION_HANGUPS = 3  # the broker hung up this often on the first request: not plain Kafka
-PLAINTEXT_ON_TLS = "Kafka TLS mismatch (a plaintext client on a TLS port? check security.protocol)"
 REVOKE_COMMIT_TIMEOUT = 10.0  # how long a revoke keeps trying to commit
 FINAL_COMMIT_TIMEOUT = 10.0  # how long the shutdown keeps trying (and polling) to commit
 
@@ -160,7 +160,7 @@ class PollThread:
                                     group_state=self.group.group_state)
         problem = misconfiguration(error)
         if problem and not self.ever_ready:
-            self.fatal = f"{problem}: {error.str()}"
+            self.fatal = explained(error)
             return  # the daemon exits with it as its one line
         if not self.ever_ready and time.monotonic() - self._started < STARTUP_QUIET:
             return
@@ -369,22 +369,3 @@ def _reason(exc: Exception) -> str:
     error = exc.args[0] if exc.args else exc
     text = error.str() if isinstance(error, KafkaError) else str(error)
     return text.strip()
-
-
-# librdkafka reports these as transport errors whose text names the cause
-_TLS_HINTS = ("ssl handshake failed", "certificate verify failed", "certificate verification",
-              "ssl_ctx", "tls handshake")
-_PLAINTEXT_ON_TLS = ("connecting to a ssl listener", "incorrect security.protocol")
-
-
-def misconfiguration(error: KafkaError) -> str:
-    """What a librdkafka error says is wrong with the settings ("" when it is not that)."""
-    text = error.str().lower()
-    if error.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) \
-            or "authentication failed" in text:
-        return "Kafka authentication failed (check the SASL mechanism, user and password)"
-    if any(hint in text for hint in _PLAINTEXT_ON_TLS):
-        return PLAINTEXT_ON_TLS
-    if error.code() == KafkaError._SSL or any(hint in text for hint in _TLS_HINTS):
-        return "Kafka TLS handshake failed (check the CA, the certificates and the host name)"
-    return ""

@@ -24,7 +24,7 @@ import confluent_kafka as kafka
 from confluent_kafka import KafkaError, KafkaException
 
 from ilagent.errors import ConfigError, IlagentError, NotFoundError, UsageError
-from ilagent.kafka.consumer import misconfiguration
+from ilagent.kafka.misconfig import explained, misconfiguration
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def _unreachable(errors: list[KafkaError], words: str, timeout: float) -> Config
     """The one line for a cluster that did not answer: a misconfiguration if one was seen."""
     bad = next((error for error in reversed(errors) if misconfiguration(error)), None)
     if bad is not None:
-        return ConfigError(f"{misconfiguration(bad)}: {bad.str()}")
+        return ConfigError(explained(bad))
     return ConfigError(f"no Kafka broker answered within {timeout:g} s: "
                        f"{errors[-1].str() if errors else words}")
 

@@ -141,6 +141,20 @@ def _port() -> int:
     return int(broker.free_port())
 
 
+def test_a_broker_address_that_answers_http_is_one_line_and_exit_2(sandbox: Sandbox) -> None:
+    """--kafka_brokers naming an HTTP server's port (the sandbox's): one line saying so and
+    naming the option, exit 2, at once; not librdkafka's advice to raise a size limit."""
+    address = sandbox.url.removeprefix("http://")
+    done, took = ilagent("daemon", "--kafka_brokers", address, "-e", unique("t"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and took < 30, done.stderr[-2000:]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ilagent daemon: error: not a Kafka listener: the broker address "
+                               "answered like an HTTP server (check the host and port in "
+                               "--kafka_brokers)"), lines
+    assert "receive.message.max.bytes" not in lines[0]
+
+
 def test_no_broker_within_the_connect_timeout_is_exit_2(tmp_path: Path) -> None:
     """--kafka_connect_timeout 3 with nothing listening: one line naming the option, exit 2."""
     done, took = ilagent("daemon", "--kafka_brokers", f"127.0.0.1:{_port()}", "-e", "t",
