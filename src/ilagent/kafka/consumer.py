@@ -40,7 +40,7 @@ from ilagent import offsetmap
 from ilagent.config import KafkaSettings
 from ilagent.errors import ConfigError
 from ilagent.kafka.commits import COMMIT_RETRY_DELAY, Committer
-from ilagent.kafka.misconfig import PLAINTEXT_ON_TLS, explained, misconfiguration
+from ilagent.kafka.misconfig import HUNG_UP, explained, misconfiguration
 from ilagent.kafka.partitions import Handoff, PartitionState, Snapshot, TPKey, names
 from ilagent.kafka.runs import one_partition
 from ilagent.kafka.settings import consumer_config, incremental
@@ -131,8 +131,9 @@ class PollThread:
             self._thread.join()
 
     def _inspect_native(self, record: logging.LogRecord) -> bool:
-        """librdkafka's own log lines: spot a plaintext client on a TLS port (the broker hangs
-        up during the first request, which librdkafka reports only here); until the first good
+        """librdkafka's own log lines: spot a plaintext client on a TLS port, or a port that is
+        no Kafka listener (the peer hangs up during the first request, which librdkafka reports
+        only here); until the first good
         start, keep its warnings back (they repeat what error_cb reports, or what becomes the
         one-line exit)."""
         if not self.ever_ready:
@@ -140,7 +141,7 @@ class PollThread:
             if "Disconnected" in text and "APIVERSION_QUERY" in text:
                 self._hangups += 1
                 if self._hangups >= APIVERSION_HANGUPS and not self.fatal:
-                    self.fatal = f"{PLAINTEXT_ON_TLS}: {text.split(']: ', 1)[-1]}"
+                    self.fatal = f"{HUNG_UP}: {text.split(']: ', 1)[-1]}"
             if record.levelno >= logging.WARNING:
                 return False
         return record.levelno >= logging.getLogger().getEffectiveLevel()

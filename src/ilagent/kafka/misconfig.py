@@ -16,6 +16,9 @@ import re
 from confluent_kafka import KafkaError
 
 PLAINTEXT_ON_TLS = "Kafka TLS mismatch (a plaintext client on a TLS port? check security.protocol)"
+# a peer that hangs up on the first request says no more: a TLS listener, or no Kafka at all
+HUNG_UP = ("Kafka's first request was hung up on (a TLS port? check security.protocol; or no "
+           "Kafka listener at all? check the host and port in --kafka_brokers)")
 
 # librdkafka reports these as transport errors whose text names the cause
 _TLS_HINTS = ("ssl handshake failed", "certificate verify failed", "certificate verification",

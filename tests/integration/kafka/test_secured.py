@@ -155,6 +155,17 @@ def test_a_broker_address_that_answers_http_is_one_line_and_exit_2(sandbox: Sand
     assert "receive.message.max.bytes" not in lines[0]
 
 
+def test_a_broker_address_that_hangs_up_is_one_line_naming_both_causes(mosquitto: Any) -> None:
+    """--kafka_brokers naming an MQTT broker's port, which hangs up on Kafka's first request as
+    a TLS listener does: one line naming both causes and their options, exit 2."""
+    done, took = ilagent("daemon", "--kafka_brokers", f"127.0.0.1:{mosquitto.ports['plain']}",
+                         "-e", unique("t"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and took < 30, done.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("ilagent daemon: error: Kafka"), lines
+    assert "security.protocol" in lines[0] and "--kafka_brokers" in lines[0], lines
+
+
 def test_no_broker_within_the_connect_timeout_is_exit_2(tmp_path: Path) -> None:
     """--kafka_connect_timeout 3 with nothing listening: one line naming the option, exit 2."""
     done, took = ilagent("daemon", "--kafka_brokers", f"127.0.0.1:{_port()}", "-e", "t",
