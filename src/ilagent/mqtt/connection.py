@@ -260,7 +260,8 @@ class MqttConnection:
                 return
             if not self._connack:  # closed before answering: a TLS listener, or a refusal
                 self._closed_early += 1
-                hint = ("is it a TLS listener (add --mqtt_tls)?" if not self.settings.tls
+                hint = ("is it a TLS listener (add --mqtt_tls), or no MQTT broker at all "
+                        "(check -m and -q)?" if not self.settings.tls
                         else "does it accept this client certificate?")
                 self._failed(f"the broker closed the connection before answering; {hint}",
                              fatal=self._closed_early >= EARLY_CLOSES_AT_START)

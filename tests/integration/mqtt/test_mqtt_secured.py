@@ -103,3 +103,16 @@ def test_tls_and_plain_listeners_mixed_up_exit_2_with_one_line(mosquitto: Any,
                   if line.startswith("ilagent daemon: error:")]
         assert len(errors) == 1 and words in errors[0], daemon.output()
         assert "Traceback" not in daemon.output() and "ERROR" not in daemon.output()
+
+
+def test_a_port_that_is_no_mqtt_broker_exits_2_naming_host_and_port(
+        sandbox: Sandbox, run_ilagent: Any) -> None:
+    """-q naming an HTTP server's port (the sandbox's), which closes the connection as a TLS
+    listener would: the one line names both causes, --mqtt_tls and -m/-q, exit 2."""
+    port = int(sandbox.url.rsplit(":", 1)[1])
+    daemon = run_ilagent(*mqtt_args(port, unique("events"), "--mqtt_qos", "1"))
+    assert daemon.proc.wait(30) == 2
+    errors = [line for line in daemon.output().splitlines()
+              if line.startswith("ilagent daemon: error:")]
+    assert len(errors) == 1, daemon.output()
+    assert "add --mqtt_tls" in errors[0] and "check -m and -q" in errors[0], errors
