@@ -133,9 +133,8 @@ class PollThread:
     def _inspect_native(self, record: logging.LogRecord) -> bool:
         """librdkafka's own log lines: spot a plaintext client on a TLS port, or a port that is
         no Kafka listener (the peer hangs up during the first request, which librdkafka reports
-        only here); until the first good
-        start, keep its warnings back (they repeat what error_cb reports, or what becomes the
-        one-line exit)."""
+        only here); until the first good start, keep its warnings back (they repeat what
+        error_cb reports, or what becomes the one-line exit)."""
         if not self.ever_ready:
             text = record.getMessage()
             if "Disconnected" in text and "APIVERSION_QUERY" in text:
