@@ -28,7 +28,7 @@ _RESPONSE_SIZE = re.compile(r"invalid response size (\d+)")
 _ADVICE = re.compile(r": increase receive\.message\.max\.bytes")
 _FIRST_REQUEST = "apiversion_query"  # the state of a connection's first request
 _SERVERS = {b"HTTP": "an HTTP server", b"SSH-": "an SSH server"}
-_TLS_ALERT = 0x15  # the content type of a TLS alert record, followed by its version 3.x
+_TLS_ALERT = b"\x15\x03"  # a TLS alert record's content type, then its major version 3
 
 
 def misconfiguration(error: KafkaError) -> str:
@@ -59,7 +59,7 @@ def _not_kafka(size: int, *, first_request: bool) -> str:
     protocol and it was not the connection's first request (a real broker's answer can be
     larger than the limit)."""
     head = size.to_bytes(4, "big") if 0 <= size < 1 << 32 else b""
-    if head[:1] == bytes([_TLS_ALERT]) and head[1:2] == b"\x03":
+    if head[:2] == _TLS_ALERT:
         return PLAINTEXT_ON_TLS
     server = next((name for prefix, name in _SERVERS.items() if head.startswith(prefix)), None)
     if server is None and not first_request:

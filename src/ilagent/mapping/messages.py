@@ -254,11 +254,11 @@ def parse_object(payload: bytes | None) -> dict[str, Any] | Dropped:
 def _not_json(payload: bytes | None, error: ValueError) -> str:
     """The parser's words, but for bytes that are not UTF-8, where they name lone surrogates
     and line 1 column 1 whatever the bytes: there, the first bad byte and where it is."""
+    data = payload or b""
     try:
-        (payload or b"").decode()
+        data.decode()
     except UnicodeDecodeError as bad:
-        return (f"the bytes are not UTF-8 (byte {bad.start} is "
-                f"{(payload or b'')[bad.start:bad.end].hex(' ')})")
+        return f"the bytes are not UTF-8 (byte {bad.start} is {data[bad.start:bad.end].hex(' ')})"
     return str(error)
 
 

@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import math
 from collections.abc import AsyncIterator
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
@@ -38,7 +37,7 @@ from ilagent.errors import ConfigError
 from ilagent.logs import register_secret
 from ilagent.metrics import Metrics
 from ilagent.web.ratelimit import AddressLimiter
-from ilagent.web.refusals import refuse
+from ilagent.web.refusals import refuse, retry_after
 from ilagent.web.tokens import POLL_INTERVAL, TokenFile
 
 logger = logging.getLogger(__name__)
@@ -101,11 +100,11 @@ class Access:
             if self._limiter is not None and client is not None:
                 wait = self._limiter.check(client)
                 if wait > 0:
-                    seconds = max(1, math.ceil(wait))
+                    headers = retry_after(wait)
                     return self._refuse(
                         request, 429, "TOO_MANY_REQUESTS",
                         f"more than {self._limiter.per_minute} requests a minute from "
-                        f"{client}: retry after {seconds} s", {"Retry-After": str(seconds)})
+                        f"{client}: retry after {headers['Retry-After']} s", headers)
             if self._token_required and not self._authorized(
                     request.headers.get("Authorization", "")):
                 return self._refuse(request, 401, "UNAUTHORIZED", "missing or wrong bearer token",

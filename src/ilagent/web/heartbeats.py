@@ -31,7 +31,7 @@ from ilagent.delivery.sender import Sender
 from ilagent.ilert import Outcome, Result
 from ilagent.logs import mask_key
 from ilagent.metrics import Metrics
-from ilagent.web.refusals import refusal, refuse
+from ilagent.web.refusals import refusal, refuse, retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +81,15 @@ class HeartbeatProxy:
         """The answer without a request: the circuit is open, or the heartbeat's turn is
         too far off; None when the ping may go."""
         if self._gate.open:
-            return _refuse(request, 503, "CIRCUIT_OPEN", "ilert fails for every key right now, "
-                           "so the ping was not sent; retry later", self._gate.probe_in())
+            return refuse(request, 503, "CIRCUIT_OPEN", "ilert fails for every key right now, "
+                          "so the ping was not sent; retry later",
+                          retry_after(self._gate.probe_in()))
         blocked = self._gate.blocked_until(Sender.gate_key(job)) - time.monotonic()
         wait = max(blocked, self._pacer.wait(job.integration_key, kind="heartbeat"))
         if wait > MAX_WAIT:
-            return _refuse(request, 429, "RATE_LIMITED", "this heartbeat was pinged too often "
-                           "(ilert takes 5 pings a minute) or ilert asked to wait; retry later",
-                           wait)
+            return refuse(request, 429, "RATE_LIMITED", "this heartbeat was pinged too often "
+                          "(ilert takes 5 pings a minute) or ilert asked to wait; retry later",
+                          retry_after(wait))
         return None
 
     async def _send(self, job: Job) -> Result | None:
@@ -106,29 +107,22 @@ class HeartbeatProxy:
 
     def _answer(self, request: web.Request, job: Job, result: Result | None) -> web.Response:
         if result is None:
-            return _refuse(request, 503, "SHUTTING_DOWN", "the daemon is shutting down, so the "
-                           "ping was not sent; retry later", 1.0)
+            return refuse(request, 503, "SHUTTING_DOWN", "the daemon is shutting down, so the "
+                          "ping was not sent; retry later", retry_after(1.0))
         if result.outcome is Outcome.DELIVERED:
             return web.json_response({}, status=202)
         logger.warning("heartbeat ping %s failed: %s %s", mask_key(job.integration_key),
                        result.status_label, result.detail)
         if result.outcome is Outcome.RATE_LIMITED:
             wait = self._gate.blocked_until(Sender.gate_key(job)) - time.monotonic()
-            return _refuse(None, 429, "RATE_LIMITED", "ilert answered 429 to this heartbeat; "
-                           "retry later", max(wait, result.retry_after or 0.0))
+            # said in the warning above: answered, not logged again
+            return refusal(429, "RATE_LIMITED", "ilert answered 429 to this heartbeat; retry "
+                           "later", retry_after(max(wait, result.retry_after or 0.0)))
         detail = f": {result.detail}" if result.detail else ""
         said = (f"ilert answered {result.status}" if result.status is not None
                 else "ilert could not be reached")
         return refusal(502, "HEARTBEAT_NOT_DELIVERED", f"{said}{detail}")
 
-
-def _refuse(request: web.Request | None, status: int, code: str, message: str,
-            retry_after: float) -> web.Response:
-    """The refusal with ``Retry-After``; logged unless ``request`` is None (said already)."""
-    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
-    if request is None:
-        return refusal(status, code, message, headers)
-    return refuse(request, status, code, message, headers)
 
 
 class _Nobody:

@@ -21,6 +21,7 @@ never a body or a header, so neither an event's contents nor a bearer token is l
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -44,6 +45,11 @@ def refuse(request: web.BaseRequest, status: int, code: str, message: str,
     logger.warning(f"refused %s %s from %s: {status} {code}: %s", request.method,
                    shown_path(request), request.remote or "?", message)
     return refusal(status, code, message, headers)
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    """The ``Retry-After`` header for a wait of ``seconds``: whole seconds, at least 1."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 def shown_path(request: web.BaseRequest) -> str:
